@@ -1,0 +1,525 @@
+//! The command line of `licctl`, as clap derive types. Parsing only; the commands live in
+//! `licenses`, `cluster`, `import`, `gen` and `verify_items`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use licstore_model::{HolderKind, StatusOp};
+
+use crate::dataset::Format;
+use crate::output::OutputFormat;
+
+/// Default endpoints: the three-node loopback cluster.
+pub const DEFAULT_ENDPOINTS: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+
+/// licctl: issue, change, read and verify electronic licenses in a licstore cluster, load
+/// datasets, and administer the cluster.
+#[derive(Debug, Parser)]
+#[command(name = "licctl", version, propagate_version = true)]
+pub struct Cli {
+    /// Comma-separated host:port list of licstore nodes.
+    #[arg(long, global = true, env = "LICSTORE_ENDPOINTS", value_delimiter = ',',
+          default_value = DEFAULT_ENDPOINTS)]
+    pub endpoints: Vec<String>,
+    /// Output format.
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value_t
+    )]
+    pub output: OutputFormat,
+    /// Per-request timeout in milliseconds [default: 10000; import: 600000;
+    /// blocking add-learner: 120000].
+    #[arg(long, global = true)]
+    pub timeout_ms: Option<u64>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Issue a new license (Licenses.Issue).
+    Issue(IssueArgs),
+    /// Issue the next version of a license (Licenses.Amend). Without --file the current
+    /// version is fetched and the given flags are applied to it.
+    Amend(AmendArgs),
+    /// Change a license's status (Licenses.ChangeStatus).
+    Status(StatusArgs),
+    /// Get a holder's license of one type (Licenses.Get).
+    Get(GetArgs),
+    /// Get a license by its identifier (Licenses.GetByIdentifier).
+    GetId(GetIdArgs),
+    /// List a holder's licenses (Licenses.ListByHolder).
+    List(ListArgs),
+    /// Check that a holder has a valid license of a type, for a service item (Licenses.Verify).
+    Verify(VerifyArgs),
+    /// Verify a holder against every service item of a service-items CSV.
+    VerifyItems(VerifyItemsArgs),
+    /// Bulk-load a dataset file (Licenses.Import, in chunks).
+    Import(ImportArgs),
+    /// Write a synthetic dataset (no server needed).
+    Gen(GenArgs),
+    /// List the built-in license types (no server needed).
+    Types,
+    /// Per-endpoint cluster status.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// Cluster membership.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// State-machine digest of every endpoint (Cluster.StateDigest); equal digests at equal
+    /// applied indexes mean equal replicas.
+    Digest,
+}
+
+/// A holder kind on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// Citizen ID number (GB 11643).
+    #[value(name = "citizen_id", alias = "citizen-id", alias = "111")]
+    CitizenId,
+    /// Unified social credit code (GB 32100).
+    #[value(name = "uscc", alias = "001")]
+    Uscc,
+}
+
+impl From<KindArg> for HolderKind {
+    fn from(k: KindArg) -> HolderKind {
+        match k {
+            KindArg::CitizenId => HolderKind::CitizenId,
+            KindArg::Uscc => HolderKind::Uscc,
+        }
+    }
+}
+
+/// A status operation on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OpArg {
+    /// 暂扣: valid → suspended.
+    Suspend,
+    /// 发还: suspended → valid.
+    LiftSuspension,
+    /// 撤销 → revoked.
+    Revoke,
+    /// 注销 → cancelled.
+    Cancel,
+    /// 失效 → expired.
+    Expire,
+    /// 办理转出 → transferred-out.
+    TransferOut,
+    /// 吊销 → revoked-as-penalty.
+    RevokeAsPenalty,
+    /// 其他 → other (needs --reason).
+    Other,
+}
+
+impl From<OpArg> for StatusOp {
+    fn from(op: OpArg) -> StatusOp {
+        match op {
+            OpArg::Suspend => StatusOp::Suspend,
+            OpArg::LiftSuspension => StatusOp::LiftSuspension,
+            OpArg::Revoke => StatusOp::Revoke,
+            OpArg::Cancel => StatusOp::Cancel,
+            OpArg::Expire => StatusOp::Expire,
+            OpArg::TransferOut => StatusOp::TransferOut,
+            OpArg::RevokeAsPenalty => StatusOp::RevokeAsPenalty,
+            OpArg::Other => StatusOp::Other,
+        }
+    }
+}
+
+/// Which holder a read is about.
+#[derive(Debug, Args)]
+pub struct HolderArgs {
+    /// Holder kind [default: the type's holder kind, else guessed from the id's check
+    /// character].
+    #[arg(long, short = 'k', value_enum)]
+    pub holder_kind: Option<KindArg>,
+    /// Citizen ID number or USCC.
+    #[arg(long)]
+    pub holder: String,
+}
+
+/// The content of a license, as flags. Each flag overrides the --file (or, for amend, the
+/// current version's) value.
+#[derive(Debug, Default, Args)]
+pub struct LicenseFlags {
+    /// A NewLicense as JSON (the `license` object of the dataset format); `-` for stdin.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Type code, template key (resident-id-card) or Chinese name (居民身份证).
+    #[arg(long = "type", short = 't')]
+    pub type_code: Option<String>,
+    /// Holder kind [default: the type's holder kind].
+    #[arg(long, value_enum)]
+    pub holder_kind: Option<KindArg>,
+    /// Holder id: citizen ID number or USCC.
+    #[arg(long = "holder")]
+    pub holder_id: Option<String>,
+    /// Holder name.
+    #[arg(long)]
+    pub holder_name: Option<String>,
+    /// The number printed on the license.
+    #[arg(long = "number")]
+    pub license_number: Option<String>,
+    /// Issuing office code (USCC or region code).
+    #[arg(long)]
+    pub issuer_code: Option<String>,
+    /// Issuing office name.
+    #[arg(long)]
+    pub issuer_name: Option<String>,
+    /// Issue date, YYYY-MM-DD [issue default: today].
+    #[arg(long)]
+    pub issue_date: Option<String>,
+    /// Start of validity [issue default: the issue date].
+    #[arg(long)]
+    pub valid_from: Option<String>,
+    /// End of validity; `long-term` or empty for none [issue default: valid-from plus the
+    /// type's default validity, or long-term].
+    #[arg(long)]
+    pub valid_until: Option<String>,
+    /// GB/T 2260 region code of the issuing jurisdiction.
+    #[arg(long = "region")]
+    pub region_code: Option<String>,
+    /// Face field, repeatable: --face name=王芳 --face sex=女. `key=` removes a field.
+    #[arg(long = "face", value_name = "KEY=VALUE", value_parser = parse_face)]
+    pub face: Vec<(String, String)>,
+    /// Identifier serial (assigned by the store when absent).
+    #[arg(long)]
+    pub serial: Option<String>,
+}
+
+/// `licctl issue`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    #[command(flatten)]
+    pub license: LicenseFlags,
+    /// Accept a holder id whose check character does not match (flagged on the record).
+    #[arg(long)]
+    pub lenient: bool,
+    /// Request id [default: a fresh random one].
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+/// `licctl amend`.
+#[derive(Debug, Args)]
+pub struct AmendArgs {
+    /// Identifier of the current version.
+    pub identifier: String,
+    #[command(flatten)]
+    pub license: LicenseFlags,
+    /// Request id [default: a fresh random one].
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+/// `licctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Identifier of the license.
+    pub identifier: String,
+    /// The operation.
+    #[arg(value_enum)]
+    pub op: OpArg,
+    /// Reason (required with `other`).
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Request id [default: a fresh random one].
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+/// `licctl get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub holder: HolderArgs,
+    /// Type code, template key or Chinese name.
+    #[arg(long = "type", short = 't')]
+    pub type_code: String,
+    /// Serve from the local replica, possibly stale.
+    #[arg(long)]
+    pub serializable: bool,
+}
+
+/// `licctl get-id`.
+#[derive(Debug, Args)]
+pub struct GetIdArgs {
+    /// GB/T 36904 identifier.
+    pub identifier: String,
+    /// Serve from the local replica, possibly stale.
+    #[arg(long)]
+    pub serializable: bool,
+}
+
+/// `licctl list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub holder: HolderArgs,
+    /// Serve from the local replica, possibly stale.
+    #[arg(long)]
+    pub serializable: bool,
+}
+
+/// `licctl verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub holder: HolderArgs,
+    /// Type code, template key or Chinese name.
+    #[arg(long = "type", short = 't')]
+    pub type_code: String,
+    /// The service item that accepts the license instead of paper.
+    #[arg(long)]
+    pub service_item: String,
+    /// Serve from the local replica, possibly stale.
+    #[arg(long)]
+    pub serializable: bool,
+}
+
+/// `licctl verify-items`.
+#[derive(Debug, Args)]
+pub struct VerifyItemsArgs {
+    /// CSV with columns license_type,department,department_item_count,service_item.
+    #[arg(long)]
+    pub service_items: PathBuf,
+    #[command(flatten)]
+    pub holder: HolderArgs,
+    /// Serve from the local replica, possibly stale.
+    #[arg(long)]
+    pub serializable: bool,
+}
+
+/// A dataset encoding, or detection by file extension.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// `.csv` → csv, anything else → jsonl.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Jsonl,
+    /// Flat columns, face as a JSON string.
+    Csv,
+}
+
+impl FormatArg {
+    /// The concrete format for `path`.
+    pub fn resolve(self, path: &std::path::Path) -> Format {
+        match self {
+            FormatArg::Auto => Format::from_path(path),
+            FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Csv => Format::Csv,
+        }
+    }
+}
+
+/// `licctl import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Dataset file (JSONL or CSV; see `licctl gen`).
+    pub file: PathBuf,
+    /// Records per Import call; a failed call repeats only its chunk.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Write rejected records here, one JSON object per line.
+    #[arg(long)]
+    pub reject_file: Option<PathBuf>,
+    /// File encoding.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: FormatArg,
+    /// Treat every record as lenient_holder_check = true.
+    #[arg(long)]
+    pub lenient: bool,
+}
+
+/// `licctl gen`.
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Number of records.
+    #[arg(long)]
+    pub count: u64,
+    /// Random seed; equal seeds and as-of dates give equal files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// File encoding.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: FormatArg,
+    /// The date the dataset is generated "as of", YYYY-MM-DD [default: today, UTC]. Valid
+    /// records are valid on it, expired ones ended before it.
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+/// `licctl endpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Cluster.Status of every endpoint: id, addr, role, term, leader, last log, applied.
+    Status,
+}
+
+/// `licctl member ...`.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// List members and the leader.
+    List,
+    /// Add a non-voting member; waits until it has caught up unless --no-wait.
+    AddLearner {
+        /// Node id.
+        id: u64,
+        /// Its Raft/gRPC address, host:port.
+        addr: String,
+        /// Return once the learner is added, without waiting for it to catch up.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// Node id.
+        id: u64,
+    },
+    /// Remove a member.
+    Remove {
+        /// Node id.
+        id: u64,
+    },
+}
+
+/// Parses `KEY=VALUE`; the value may contain `=` and may be empty.
+pub fn parse_face(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("empty key in {s:?}"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn face_flags() {
+        let cases: [(&str, Option<(&str, &str)>); 6] = [
+            ("name=王芳", Some(("name", "王芳"))),
+            ("scope=a=b", Some(("scope", "a=b"))),
+            ("address=", Some(("address", ""))),
+            (" sex =女", Some(("sex", "女"))),
+            ("noequals", None),
+            ("=value", None),
+        ];
+        for (input, want) in cases {
+            let got = parse_face(input);
+            match want {
+                Some((k, v)) => assert_eq!(got, Ok((k.to_owned(), v.to_owned())), "{input}"),
+                None => assert!(got.is_err(), "{input}"),
+            }
+        }
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("licctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn repeated_face_flags_keep_order() {
+        let cli = parse(&[
+            "issue",
+            "--type",
+            "resident-id-card",
+            "--face",
+            "a=1",
+            "--face",
+            "b=2",
+        ])
+        .expect("parses");
+        let Command::Issue(issue) = cli.command else {
+            panic!("not issue")
+        };
+        let want = vec![
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ];
+        assert_eq!(issue.license.face, want);
+    }
+
+    #[test]
+    fn command_lines() {
+        // (arguments, parses)
+        let cases: [(&[&str], bool); 14] = [
+            (&["endpoint", "status"], true),
+            (
+                &["member", "add-learner", "4", "127.0.0.1:7004", "--no-wait"],
+                true,
+            ),
+            (&["member", "promote", "4"], true),
+            (&["status", "ID", "lift-suspension"], true),
+            (
+                &["status", "ID", "revoke-as-penalty", "--reason", "x"],
+                true,
+            ),
+            (&["status", "ID", "resume"], false),
+            (
+                &[
+                    "get",
+                    "--holder-kind",
+                    "citizen_id",
+                    "--holder",
+                    "X",
+                    "--type",
+                    "t",
+                ],
+                true,
+            ),
+            (
+                &[
+                    "get",
+                    "-k",
+                    "001",
+                    "--holder",
+                    "X",
+                    "--type",
+                    "t",
+                    "--serializable",
+                ],
+                true,
+            ),
+            (
+                &["list", "--holder-kind", "passport", "--holder", "X"],
+                false,
+            ),
+            (&["import", "f.jsonl", "--batch", "0"], false),
+            (
+                &["import", "f.csv", "--format", "csv", "--reject-file", "r"],
+                true,
+            ),
+            (
+                &["gen", "--count", "10", "--seed", "7", "--out", "x.jsonl"],
+                true,
+            ),
+            (&["-o", "json", "digest"], true),
+            (&["--face", "a=b", "issue"], false),
+        ];
+        for (args, ok) in cases {
+            assert_eq!(parse(args).is_ok(), ok, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn endpoints_split_on_commas() {
+        let cli = parse(&["--endpoints", "127.0.0.1:1,127.0.0.1:2", "digest"]).expect("parses");
+        assert_eq!(cli.endpoints, ["127.0.0.1:1", "127.0.0.1:2"]);
+        let cli = parse(&["digest", "-o", "json"]).expect("parses");
+        assert_eq!(cli.output, OutputFormat::Json);
+    }
+}

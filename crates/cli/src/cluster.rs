@@ -1,0 +1,147 @@
+//! The cluster commands: `endpoint status`, `member list|add-learner|promote|remove`, `digest`.
+//!
+//! `endpoint status` and `digest` ask every endpoint directly (no retries, no leader
+//! following: the point is to see each node), concurrently, and exit 3 when any endpoint did
+//! not answer. Membership calls go through [`licstore_client::Client::retrying`], which follows
+//! the leader hint; membership changes are idempotent on the server side (adding a learner that
+//! is already there, removing one that is gone), so repeating them is safe.
+
+use licstore_proto::v1 as pb;
+use licstore_proto::v1::cluster_client::ClusterClient;
+
+use crate::args::MemberCommand;
+use crate::exit::{describe_status, reported, UNAVAILABLE};
+use crate::output::emit;
+use crate::view::{DigestView, DigestsView, EndpointsView, MembersView, NodeView};
+use crate::Ctx;
+
+/// Timeout for a blocking add-learner when `--timeout-ms` is not given.
+const ADD_LEARNER_TIMEOUT_MS: u64 = 120_000;
+
+/// `licctl endpoint status`.
+pub async fn endpoint_status(ctx: &Ctx) -> anyhow::Result<()> {
+    let client = ctx.client()?;
+    let calls = ctx.endpoints.iter().enumerate().map(|(i, endpoint)| {
+        let cluster = client.cluster_at(i);
+        async move {
+            let Some(mut cluster) = cluster else {
+                return failed_node(endpoint, "no channel");
+            };
+            match cluster.status(pb::StatusRequest {}).await {
+                Ok(r) => NodeView::new(endpoint, r.get_ref()),
+                Err(status) => failed_node(endpoint, &describe_status(&status)),
+            }
+        }
+    });
+    let nodes = futures::future::join_all(calls).await;
+    let failed = nodes.iter().filter(|n| n.error.is_some()).count();
+    emit(ctx.output, &EndpointsView(nodes))?;
+    all_answered(failed, ctx.endpoints.len())
+}
+
+fn failed_node(endpoint: &str, error: &str) -> NodeView {
+    NodeView {
+        endpoint: endpoint.to_owned(),
+        error: Some(error.to_owned()),
+        ..NodeView::default()
+    }
+}
+
+/// `licctl digest`.
+pub async fn digest(ctx: &Ctx) -> anyhow::Result<()> {
+    let client = ctx.client()?;
+    let calls = ctx.endpoints.iter().enumerate().map(|(i, endpoint)| {
+        let cluster = client.cluster_at(i);
+        async move {
+            let mut view = DigestView {
+                endpoint: endpoint.clone(),
+                ..DigestView::default()
+            };
+            let Some(mut cluster) = cluster else {
+                view.error = Some("no channel".to_owned());
+                return view;
+            };
+            match cluster.state_digest(pb::StateDigestRequest {}).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    (view.applied_index, view.digest, view.records) =
+                        (r.applied_index, r.digest, r.records);
+                }
+                Err(status) => view.error = Some(describe_status(&status)),
+            }
+            view
+        }
+    });
+    let digests = futures::future::join_all(calls).await;
+    let failed = digests.iter().filter(|d| d.error.is_some()).count();
+    emit(ctx.output, &DigestsView(digests))?;
+    all_answered(failed, ctx.endpoints.len())
+}
+
+fn all_answered(failed: usize, total: usize) -> anyhow::Result<()> {
+    match failed {
+        0 => Ok(()),
+        n => Err(reported(
+            UNAVAILABLE,
+            format!("{n} of {total} endpoints did not answer"),
+        )),
+    }
+}
+
+/// `licctl member ...`.
+pub async fn member(ctx: &Ctx, command: MemberCommand) -> anyhow::Result<()> {
+    let response = match command {
+        MemberCommand::List => member_list(ctx).await?,
+        MemberCommand::AddLearner { id, addr, no_wait } => {
+            let request = pb::AddLearnerRequest {
+                node_id: id,
+                addr,
+                blocking: !no_wait,
+            };
+            let timeout = if no_wait {
+                None
+            } else {
+                Some(ADD_LEARNER_TIMEOUT_MS)
+            };
+            let mut client = ctx.client_with_default(timeout)?;
+            client
+                .retrying(|ch| {
+                    let request = request.clone();
+                    async move { ClusterClient::new(ch).add_learner(request).await }
+                })
+                .await?
+        }
+        MemberCommand::Promote { id } => {
+            let mut client = ctx.client()?;
+            client
+                .retrying(|ch| async move {
+                    ClusterClient::new(ch)
+                        .promote(pb::PromoteRequest { node_id: id })
+                        .await
+                })
+                .await?
+        }
+        MemberCommand::Remove { id } => {
+            let mut client = ctx.client()?;
+            client
+                .retrying(|ch| async move {
+                    let request = pb::RemoveMemberRequest { node_id: id };
+                    ClusterClient::new(ch).remove_member(request).await
+                })
+                .await?
+        }
+    };
+    emit(ctx.output, &MembersView::from(&response))
+}
+
+async fn member_list(ctx: &Ctx) -> anyhow::Result<pb::MemberListResponse> {
+    let mut client = ctx.client()?;
+    let response = client
+        .retrying(|ch| async move {
+            ClusterClient::new(ch)
+                .member_list(pb::MemberListRequest {})
+                .await
+        })
+        .await?;
+    Ok(response)
+}

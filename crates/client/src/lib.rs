@@ -1,0 +1,262 @@
+//! Rust client for licstore.
+//!
+//! It holds one gRPC channel per endpoint, starts with the first, and on a transport failure or
+//! `UNAVAILABLE` moves to the endpoint the server named as leader (metadata `licstore-leader`)
+//! or to the next one, with a bounded number of attempts and a growing pause. Every write
+//! carries a request id, so repeating a write whose outcome was lost is safe: the store applies
+//! it once and answers the retry with the stored result.
+
+use std::future::Future;
+use std::time::Duration;
+
+use licstore_proto::v1::cluster_client::ClusterClient;
+use licstore_proto::v1::licenses_client::LicensesClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// Metadata key in which a node names the current leader's address.
+pub const LEADER_METADATA_KEY: &str = "licstore-leader";
+
+/// Errors of the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No endpoint was given.
+    #[error("no endpoints given")]
+    NoEndpoints,
+    /// An endpoint address could not be parsed.
+    #[error("bad endpoint {endpoint}: {reason}")]
+    BadEndpoint {
+        /// The address.
+        endpoint: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The server answered with an error that retrying cannot fix, or retries ran out.
+    #[error("{0}")]
+    Status(#[from] Status),
+}
+
+/// Retry policy.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Pause before the second attempt; doubled after each failure.
+    pub initial_backoff: Duration,
+    /// Longest pause.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A connection to a licstore cluster.
+#[derive(Clone)]
+pub struct Client {
+    endpoints: Vec<String>,
+    channels: Vec<Channel>,
+    current: usize,
+    retry: RetryPolicy,
+    timeout: Duration,
+}
+
+fn normalise(endpoint: &str) -> String {
+    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
+impl Client {
+    /// Creates a client for the given endpoints (`host:port`). Connections are made lazily.
+    pub fn new(endpoints: &[String]) -> Result<Self, ClientError> {
+        Self::with_timeout(endpoints, Duration::from_secs(10))
+    }
+
+    /// Like [`Client::new`] with a per-request timeout.
+    pub fn with_timeout(endpoints: &[String], timeout: Duration) -> Result<Self, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::NoEndpoints);
+        }
+        let mut channels = Vec::with_capacity(endpoints.len());
+        let mut names = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            let url = normalise(e);
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|err| ClientError::BadEndpoint {
+                    endpoint: e.clone(),
+                    reason: err.to_string(),
+                })?
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(timeout)
+                .tcp_nodelay(true);
+            channels.push(endpoint.connect_lazy());
+            names.push(url);
+        }
+        Ok(Client {
+            endpoints: names,
+            channels,
+            current: 0,
+            retry: RetryPolicy::default(),
+            timeout,
+        })
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The endpoint calls currently go to.
+    pub fn current_endpoint(&self) -> &str {
+        &self.endpoints[self.current]
+    }
+
+    /// A license-service stub on the current endpoint (no retries).
+    pub fn licenses(&self) -> LicensesClient<Channel> {
+        LicensesClient::new(self.channels[self.current].clone()).max_decoding_message_size(64 << 20)
+    }
+
+    /// A cluster-service stub on the current endpoint (no retries).
+    pub fn cluster(&self) -> ClusterClient<Channel> {
+        ClusterClient::new(self.channels[self.current].clone())
+    }
+
+    /// A cluster-service stub on endpoint `i` of the list given at creation.
+    pub fn cluster_at(&self, i: usize) -> Option<ClusterClient<Channel>> {
+        self.channels.get(i).map(|c| ClusterClient::new(c.clone()))
+    }
+
+    /// Number of endpoints.
+    pub fn endpoint_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Runs `call` on the current endpoint, moving to another one and retrying when the error
+    /// is one that another node (or a later attempt) may not have.
+    pub async fn retrying<T, F, Fut>(&mut self, mut call: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut backoff = self.retry.initial_backoff;
+        let mut attempt = 1;
+        loop {
+            let result = call(self.channels[self.current].clone()).await;
+            let status = match result {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(status) => status,
+            };
+            if attempt >= self.retry.max_attempts || !retryable(&status) {
+                return Err(status.into());
+            }
+            let hinted = self.follow_leader_hint(&status);
+            tracing::debug!(endpoint = %self.current_endpoint(), code = ?status.code(),
+                attempt, hinted, "retrying");
+            if !hinted {
+                self.current = (self.current + 1) % self.channels.len();
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.retry.max_backoff);
+            attempt += 1;
+        }
+    }
+
+    /// Switches to the leader named in the error's metadata when it is one of our endpoints.
+    fn follow_leader_hint(&mut self, status: &Status) -> bool {
+        let Some(leader) = status
+            .metadata()
+            .get(LEADER_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let wanted = normalise(leader);
+        match self.endpoints.iter().position(|e| *e == wanted) {
+            Some(i) if i != self.current => {
+                self.current = i;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// Whether another attempt may succeed. `UNKNOWN` and `DEADLINE_EXCEEDED` are retried because
+/// writes carry request ids; every other code is final.
+pub fn retryable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Aborted
+    )
+}
+
+/// A fresh request id for a write.
+pub fn new_request_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    format!("{:016x}{:016x}", rng.random::<u64>(), rng.random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_codes() {
+        let table = [
+            (Code::Unavailable, true),
+            (Code::Unknown, true),
+            (Code::DeadlineExceeded, true),
+            (Code::Aborted, true),
+            (Code::InvalidArgument, false),
+            (Code::FailedPrecondition, false),
+            (Code::NotFound, false),
+            (Code::AlreadyExists, false),
+            (Code::PermissionDenied, false),
+        ];
+        for (code, want) in table {
+            assert_eq!(retryable(&Status::new(code, "x")), want, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn endpoints_are_normalised_and_required() {
+        assert!(matches!(Client::new(&[]), Err(ClientError::NoEndpoints)));
+        assert_eq!(normalise("127.0.0.1:1"), "http://127.0.0.1:1");
+        assert_eq!(normalise("http://h:1"), "http://h:1");
+    }
+
+    #[tokio::test]
+    async fn leader_hint_selects_that_endpoint() {
+        let eps = vec!["127.0.0.1:1".to_string(), "127.0.0.1:2".to_string()];
+        let mut c = Client::new(&eps).expect("client");
+        let mut status = Status::unavailable("not leader");
+        status
+            .metadata_mut()
+            .insert(LEADER_METADATA_KEY, "127.0.0.1:2".parse().expect("ascii"));
+        assert!(c.follow_leader_hint(&status));
+        assert_eq!(c.current_endpoint(), "http://127.0.0.1:2");
+        assert!(!c.follow_leader_hint(&Status::unavailable("no hint")));
+    }
+
+    #[test]
+    fn request_ids_differ() {
+        assert_ne!(new_request_id(), new_request_id());
+        assert_eq!(new_request_id().len(), 32);
+    }
+}

@@ -1,0 +1,442 @@
+//! Deterministic binary encoding of a [`License`], used for storage and for the content digest.
+//!
+//! # Format, version 1
+//!
+//! All integers are little-endian. A record is the format-version byte followed by the fields
+//! in this fixed order:
+//!
+//! | # | field                  | encoding                                             |
+//! |---|------------------------|------------------------------------------------------|
+//! | 0 | format version         | `u8` = 1                                             |
+//! | 1 | identifier             | string                                               |
+//! | 2 | type_code              | string                                               |
+//! | 3 | holder.kind            | `u8`: 0 citizen ID, 1 USCC                           |
+//! | 4 | holder.id              | string                                               |
+//! | 5 | holder.name            | string                                               |
+//! | 6 | holder.legacy_checksum | bool                                                 |
+//! | 7 | license_number         | string                                               |
+//! | 8 | issuer.code            | string                                               |
+//! | 9 | issuer.name            | string                                               |
+//! | 10 | issue_date            | date                                                 |
+//! | 11 | valid_from            | date                                                 |
+//! | 12 | valid_until           | option of date                                       |
+//! | 13 | region_code           | string                                               |
+//! | 14 | face                  | `u32` count, then (key string, value string) pairs   |
+//! | 15 | status                | `u8`: the national code as a number (1..=7, 99)      |
+//! | 16 | status_reason         | option of string                                     |
+//! | 17 | version               | `u16`                                                |
+//! | 18 | replaces              | option of string                                     |
+//! | 19 | superseded_by         | option of string                                     |
+//! | 20 | revision              | `u64`                                                |
+//! | 21 | digest                | 32 raw bytes                                         |
+//!
+//! * string: `u32` byte length, then that many bytes of UTF-8.
+//! * bool: one byte, 0 or 1.
+//! * date: `u16` year, `u8` month, `u8` day (a valid [`Date`]).
+//! * option: a presence byte (0 absent, 1 present), then the value if present.
+//! * face pairs are in strictly ascending byte order of the keys (the `BTreeMap` order), so one
+//!   map has exactly one encoding.
+//!
+//! Fields 0-19 are the *content*; [`content_digest`] is BLAKE3 (in derive-key mode, with a
+//! context string naming this format) over the content bytes, so revision and digest never
+//! feed the digest. [`decode`] accepts exactly the bytes [`encode`] produces: every length is
+//! bounds-checked before use, flags must be 0 or 1, dates must be real, face keys must ascend
+//! and no bytes may trail. It never panics.
+
+use std::collections::BTreeMap;
+
+use crate::date::Date;
+use crate::error::ModelError;
+use crate::holder::{Holder, HolderKind};
+use crate::license::{Issuer, License};
+use crate::status::LicenseStatus;
+
+/// The format version byte written first.
+pub const FORMAT_VERSION: u8 = 1;
+
+const DIGEST_CONTEXT: &str = "licstore license content digest, canonical format v1";
+
+/// The full record, content followed by revision and digest.
+pub fn encode(license: &License) -> Vec<u8> {
+    let mut out = encode_content(license);
+    out.extend_from_slice(&license.revision.to_le_bytes());
+    out.extend_from_slice(&license.digest);
+    out
+}
+
+/// Decodes a record produced by [`encode`]; any other input is an error, never a panic.
+///
+/// The digest is read, not checked: use [`decode_verified`] or [`License::digest_matches`].
+pub fn decode(bytes: &[u8]) -> Result<License, ModelError> {
+    let mut reader = Reader { bytes, offset: 0 };
+    let version = reader.u8("format_version")?;
+    if version != FORMAT_VERSION {
+        return Err(reader.error("format_version", format!("unknown version {version}")));
+    }
+    let license = read_license(&mut reader)?;
+    if reader.offset != bytes.len() {
+        let trailing = bytes.len() - reader.offset;
+        return Err(reader.error("record", format!("{trailing} trailing bytes")));
+    }
+    Ok(license)
+}
+
+/// [`decode`], then checks that the stored digest matches the content.
+pub fn decode_verified(bytes: &[u8]) -> Result<License, ModelError> {
+    let license = decode(bytes)?;
+    if !license.digest_matches() {
+        let reason = "does not match the record content".to_owned();
+        return Err(ModelError::Decode {
+            field: "digest".into(),
+            reason,
+        });
+    }
+    Ok(license)
+}
+
+/// BLAKE3 over the canonical encoding of every field except `revision` and `digest`.
+pub fn content_digest(license: &License) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(DIGEST_CONTEXT);
+    hasher.update(&encode_content(license));
+    *hasher.finalize().as_bytes()
+}
+
+fn encode_content(license: &License) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(512));
+    w.u8(FORMAT_VERSION);
+    w.string(&license.identifier);
+    w.string(&license.type_code);
+    w.holder(&license.holder);
+    w.string(&license.license_number);
+    w.string(&license.issuer.code);
+    w.string(&license.issuer.name);
+    w.date(license.issue_date);
+    w.date(license.valid_from);
+    w.option(license.valid_until.as_ref(), |w, d| w.date(*d));
+    w.string(&license.region_code);
+    w.face(&license.face);
+    w.u8(status_tag(license.status));
+    w.option(license.status_reason.as_ref(), |w, s| w.string(s));
+    w.0.extend_from_slice(&license.version.to_le_bytes());
+    w.option(license.replaces.as_ref(), |w, s| w.string(s));
+    w.option(license.superseded_by.as_ref(), |w, s| w.string(s));
+    w.0
+}
+
+fn read_license(r: &mut Reader<'_>) -> Result<License, ModelError> {
+    Ok(License {
+        identifier: r.string("identifier")?,
+        type_code: r.string("type_code")?,
+        holder: read_holder(r)?,
+        license_number: r.string("license_number")?,
+        issuer: Issuer {
+            code: r.string("issuer.code")?,
+            name: r.string("issuer.name")?,
+        },
+        issue_date: r.date("issue_date")?,
+        valid_from: r.date("valid_from")?,
+        valid_until: r.option("valid_until", |r| r.date("valid_until"))?,
+        region_code: r.string("region_code")?,
+        face: r.face()?,
+        status: read_status(r)?,
+        status_reason: r.option("status_reason", |r| r.string("status_reason"))?,
+        version: u16::from_le_bytes(r.array("version")?),
+        replaces: r.option("replaces", |r| r.string("replaces"))?,
+        superseded_by: r.option("superseded_by", |r| r.string("superseded_by"))?,
+        revision: u64::from_le_bytes(r.array("revision")?),
+        digest: r.array("digest")?,
+    })
+}
+
+fn read_holder(r: &mut Reader<'_>) -> Result<Holder, ModelError> {
+    let kind = match r.u8("holder.kind")? {
+        0 => HolderKind::CitizenId,
+        1 => HolderKind::Uscc,
+        tag => return Err(r.error("holder.kind", format!("unknown tag {tag}"))),
+    };
+    Ok(Holder {
+        kind,
+        id: r.string("holder.id")?,
+        name: r.string("holder.name")?,
+        legacy_checksum: r.bool("holder.legacy_checksum")?,
+    })
+}
+
+fn read_status(r: &mut Reader<'_>) -> Result<LicenseStatus, ModelError> {
+    let tag = r.u8("status")?;
+    LicenseStatus::ALL
+        .into_iter()
+        .find(|s| status_tag(*s) == tag)
+        .ok_or_else(|| r.error("status", format!("unknown tag {tag}")))
+}
+
+fn holder_tag(kind: HolderKind) -> u8 {
+    match kind {
+        HolderKind::CitizenId => 0,
+        HolderKind::Uscc => 1,
+    }
+}
+
+fn status_tag(status: LicenseStatus) -> u8 {
+    match status {
+        LicenseStatus::Valid => 1,
+        LicenseStatus::Suspended => 2,
+        LicenseStatus::Revoked => 3,
+        LicenseStatus::Cancelled => 4,
+        LicenseStatus::Expired => 5,
+        LicenseStatus::TransferredOut => 6,
+        LicenseStatus::RevokedAsPenalty => 7,
+        LicenseStatus::Other => 99,
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, value: u8) {
+        self.0.push(value);
+    }
+
+    fn string(&mut self, value: &str) {
+        // A string longer than 4 GiB cannot reach here: request limits are far smaller.
+        debug_assert!(u32::try_from(value.len()).is_ok());
+        let length = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        self.0.extend_from_slice(&length.to_le_bytes());
+        self.0.extend_from_slice(value.as_bytes());
+    }
+
+    fn date(&mut self, date: Date) {
+        self.0.extend_from_slice(&date.year().to_le_bytes());
+        self.0.push(date.month());
+        self.0.push(date.day());
+    }
+
+    fn holder(&mut self, holder: &Holder) {
+        self.u8(holder_tag(holder.kind));
+        self.string(&holder.id);
+        self.string(&holder.name);
+        self.u8(u8::from(holder.legacy_checksum));
+    }
+
+    fn face(&mut self, face: &BTreeMap<String, String>) {
+        let count = u32::try_from(face.len()).unwrap_or(u32::MAX);
+        self.0.extend_from_slice(&count.to_le_bytes());
+        for (key, value) in face {
+            self.string(key);
+            self.string(value);
+        }
+    }
+
+    fn option<T>(&mut self, value: Option<&T>, write: impl FnOnce(&mut Writer, &T)) {
+        match value {
+            Some(inner) => {
+                self.u8(1);
+                write(self, inner);
+            }
+            None => self.u8(0),
+        }
+    }
+}
+
+/// A bounds-checked cursor; every read names the field it is reading.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn error(&self, field: &str, reason: String) -> ModelError {
+        ModelError::Decode {
+            field: field.to_owned(),
+            reason: format!("{reason} (at byte {})", self.offset),
+        }
+    }
+
+    fn take(&mut self, length: usize, field: &str) -> Result<&'a [u8], ModelError> {
+        let end = self
+            .offset
+            .checked_add(length)
+            .filter(|end| *end <= self.bytes.len());
+        let Some(end) = end else {
+            let reason = format!(
+                "needs {length} bytes, {} left",
+                self.bytes.len() - self.offset
+            );
+            return Err(self.error(field, reason));
+        };
+        let slice = &self.bytes[self.offset..end];
+        self.offset = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N], ModelError> {
+        let slice = self.take(N, field)?;
+        let mut out = [0; N];
+        out.copy_from_slice(slice);
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &str) -> Result<u8, ModelError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    fn bool(&mut self, field: &str) -> Result<bool, ModelError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(self.error(field, format!("flag byte {other} is not 0 or 1"))),
+        }
+    }
+
+    fn string(&mut self, field: &str) -> Result<String, ModelError> {
+        let length = u32::from_le_bytes(self.array(field)?);
+        let length = usize::try_from(length).unwrap_or(usize::MAX);
+        let bytes = self.take(length, field)?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| self.error(field, "is not valid UTF-8".to_owned()))
+    }
+
+    fn date(&mut self, field: &str) -> Result<Date, ModelError> {
+        let year = u16::from_le_bytes(self.array(field)?);
+        let [month, day] = self.array(field)?;
+        Date::new(year, month, day).map_err(|e| self.error(field, e.to_string()))
+    }
+
+    fn option<T>(
+        &mut self,
+        field: &str,
+        read: impl FnOnce(&mut Reader<'a>) -> Result<T, ModelError>,
+    ) -> Result<Option<T>, ModelError> {
+        if self.bool(field)? {
+            read(self).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn face(&mut self) -> Result<BTreeMap<String, String>, ModelError> {
+        let count = u32::from_le_bytes(self.array("face")?);
+        let mut face = BTreeMap::new();
+        let mut previous: Option<String> = None;
+        for _ in 0..count {
+            let key = self.string("face")?;
+            if previous.as_ref().is_some_and(|p| *p >= key) {
+                return Err(self.error("face", "keys are not strictly ascending".to_owned()));
+            }
+            let value = self.string("face")?;
+            previous = Some(key.clone());
+            face.insert(key, value);
+        }
+        Ok(face)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> License {
+        let face: BTreeMap<String, String> = [("name", "张三"), ("sex", "男")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
+        let mut license = License {
+            identifier: "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F"
+                .into(),
+            type_code: "11100000000013338W032".into(),
+            holder: Holder {
+                kind: HolderKind::CitizenId,
+                id: "11010519491231002X".into(),
+                name: "张三".into(),
+                legacy_checksum: false,
+            },
+            license_number: "No.1".into(),
+            issuer: Issuer {
+                code: "11220000013544541J".into(),
+                name: "某局".into(),
+            },
+            issue_date: Date::new(2024, 1, 2).unwrap(),
+            valid_from: Date::new(2024, 1, 2).unwrap(),
+            valid_until: Some(Date::new(2034, 1, 1).unwrap()),
+            region_code: "310115".into(),
+            face,
+            status: LicenseStatus::Valid,
+            status_reason: None,
+            version: 1,
+            replaces: None,
+            superseded_by: Some("x".into()),
+            revision: 7,
+            digest: [0; 32],
+        };
+        license.refresh_digest();
+        license
+    }
+
+    #[test]
+    fn roundtrip_and_verified_decode() {
+        let license = sample();
+        let bytes = encode(&license);
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(decode(&bytes), Ok(license.clone()));
+        assert_eq!(decode_verified(&bytes), Ok(license.clone()));
+        let mut tampered = license;
+        tampered.license_number.push('!');
+        assert!(decode(&encode(&tampered)).is_ok());
+        let error = decode_verified(&encode(&tampered)).expect_err("digest mismatch");
+        assert_eq!(error.field(), Some("digest"));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = encode(&sample());
+        for length in 0..bytes.len() {
+            assert!(decode(&bytes[..length]).is_err(), "length {length}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let error = decode(&longer).expect_err("trailing byte");
+        assert_eq!(error.field(), Some("record"));
+    }
+
+    #[test]
+    fn corrupt_bytes_are_named() {
+        let bytes = encode(&sample());
+        let holder_kind_at = 1 + 4 + sample().identifier.len() + 4 + sample().type_code.len();
+        let cases: [(usize, u8, &str); 3] = [
+            (0, 2, "format_version"),
+            (holder_kind_at, 9, "holder.kind"),
+            (5, 0xff, "identifier"),
+        ];
+        for (offset, value, field) in cases {
+            let mut corrupt = bytes.clone();
+            corrupt[offset] = value;
+            let error = decode(&corrupt).expect_err(field);
+            assert_eq!(error.field(), Some(field), "{error}");
+        }
+    }
+
+    #[test]
+    fn unsorted_face_keys_are_rejected() {
+        let mut license = sample();
+        license.face.clear();
+        license.face.insert("a".into(), "1".into());
+        license.face.insert("b".into(), "2".into());
+        let bytes = encode(&license);
+        let swapped = {
+            let text = bytes.clone();
+            let a = text
+                .windows(5)
+                .position(|w| w == [1, 0, 0, 0, b'a'])
+                .unwrap();
+            let b = text
+                .windows(5)
+                .position(|w| w == [1, 0, 0, 0, b'b'])
+                .unwrap();
+            let mut out = text;
+            out[a + 4] = b'b';
+            out[b + 4] = b'a';
+            out
+        };
+        let error = decode(&swapped).expect_err("unsorted");
+        assert_eq!(error.field(), Some("face"));
+    }
+}

@@ -1,0 +1,630 @@
+//! The public gRPC services: `Licenses` (issue, change, read, verify, import) and `Cluster`
+//! (status and membership).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use licstore_model::{
+    validate_new_license, validate_status_reason, CheckMode, Date, HolderKind, Identifier, License,
+    LicenseStatus, Limits,
+};
+use licstore_proto::v1 as pb;
+use licstore_proto::v1::cluster_server::Cluster;
+use licstore_proto::v1::licenses_server::Licenses;
+use licstore_store::{Command, CommandResult, ImportItem, WriteOutcome};
+use openraft::type_config::async_runtime::WatchReceiver;
+use openraft::{ChangeMembers, ServerState};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::convert::{self, field_status, model_status, rejection_status, required};
+use crate::node::{Consistency, Node};
+
+/// Records per Raft proposal during an import.
+pub const IMPORT_BATCH: usize = 500;
+/// Offset of the plan's time zone (Asia/Shanghai, UTC+8, no daylight saving), in seconds.
+const LOCAL_OFFSET_SECS: u64 = 8 * 3600;
+
+/// Today's date in the plan's time zone.
+pub fn today() -> Date {
+    let now_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Date::from_unix_secs(now_secs + LOCAL_OFFSET_SECS)
+}
+
+/// The license service.
+pub struct LicenseApi {
+    node: Arc<Node>,
+}
+
+impl LicenseApi {
+    /// Serves `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        LicenseApi { node }
+    }
+
+    /// The 21-character type code for a code or template key.
+    fn type_code(&self, field: &str, code_or_key: &str) -> Result<String, Status> {
+        let t = self
+            .node
+            .templates
+            .get(required(field, code_or_key)?.trim())
+            .map_err(|_| {
+                field_status(
+                    Code::InvalidArgument,
+                    field,
+                    format!("unknown license type {code_or_key:?}"),
+                )
+            })?;
+        Ok(t.type_code.clone())
+    }
+
+    /// Converts and validates a new license; `prefix` is its path in the request.
+    fn checked_license(
+        &self,
+        p: Option<&pb::NewLicense>,
+        prefix: &str,
+        mode: CheckMode,
+    ) -> Result<(licstore_model::NewLicense, bool), Status> {
+        let mut new = convert::new_license(p, prefix)?;
+        new.type_code = self.type_code(&format!("{prefix}type_code"), &new.type_code)?;
+        new.holder.id = new.holder.id.trim().to_uppercase();
+        let checked = validate_new_license(&new, &self.node.templates, mode, today())
+            .map_err(|e| model_status(&e, prefix))?;
+        Ok((new, checked.holder_check.legacy_checksum))
+    }
+
+    fn holder(&self, kind: i32, id: &str) -> Result<(HolderKind, String), Status> {
+        let kind = convert::holder_kind("holder_kind", kind)?;
+        let id = required("holder_id", id)?.trim().to_uppercase();
+        licstore_model::validate_holder_id(kind, &id, CheckMode::Lenient, today())
+            .map_err(|e| field_status(Code::InvalidArgument, "holder_id", strip_field(&e)))?;
+        Ok((kind, id))
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        consistency: i32,
+        f: impl FnOnce(&licstore_store::Reader) -> Result<T, licstore_store::StoreError>
+            + Send
+            + 'static,
+    ) -> Result<(T, u64), Status> {
+        self.node.read_barrier(consistency_of(consistency)?).await?;
+        let reader = self.node.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let revision = reader.applied_index()?;
+            Ok::<_, licstore_store::StoreError>((f(&reader)?, revision))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))
+    }
+
+    async fn write_one(&self, cmd: Command) -> Result<Response<pb::WriteResponse>, Status> {
+        let (result, _) = self.node.write(cmd).await?;
+        match result {
+            CommandResult::Write(Ok(outcome)) => Ok(Response::new(write_response(&outcome))),
+            CommandResult::Write(Err(r)) => Err(rejection_status(&r)),
+            other => Err(Status::internal(format!("unexpected result {other:?}"))),
+        }
+    }
+}
+
+fn strip_field(e: &licstore_model::ModelError) -> String {
+    match e {
+        licstore_model::ModelError::InvalidField { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn consistency_of(c: i32) -> Result<Consistency, Status> {
+    match pb::Consistency::try_from(c) {
+        Ok(pb::Consistency::Unspecified | pb::Consistency::Linearizable) => {
+            Ok(Consistency::Linearizable)
+        }
+        Ok(pb::Consistency::Serializable) => Ok(Consistency::Serializable),
+        Err(_) => Err(field_status(
+            Code::InvalidArgument,
+            "consistency",
+            format!("unknown value {c}"),
+        )),
+    }
+}
+
+fn write_response(o: &WriteOutcome) -> pb::WriteResponse {
+    pb::WriteResponse {
+        license: Some(convert::license_to_pb(&o.license)),
+        revision: o.revision,
+        duplicate: o.duplicate,
+    }
+}
+
+fn request_id(given: &str) -> Result<String, Status> {
+    if given.len() > 128 {
+        return Err(field_status(
+            Code::InvalidArgument,
+            "request_id",
+            "longer than 128 bytes",
+        ));
+    }
+    Ok(if given.is_empty() {
+        licstore_client::new_request_id()
+    } else {
+        given.to_string()
+    })
+}
+
+fn identifier(field: &str, s: &str) -> Result<Identifier, Status> {
+    Identifier::parse(required(field, s)?.trim())
+        .map_err(|e| field_status(Code::InvalidArgument, field, strip_field(&e)))
+}
+
+/// Verdict of a verification from the effective status.
+fn verdict(status: LicenseStatus) -> pb::Verdict {
+    match status {
+        LicenseStatus::Valid => pb::Verdict::Valid,
+        LicenseStatus::Suspended => pb::Verdict::Suspended,
+        LicenseStatus::Revoked | LicenseStatus::RevokedAsPenalty => pb::Verdict::Revoked,
+        LicenseStatus::Expired => pb::Verdict::Expired,
+        _ => pb::Verdict::NotValid,
+    }
+}
+
+/// Among several instances, the one that decides the verdict: a valid one first.
+fn best_instance(licenses: Vec<License>, today: Date) -> Option<License> {
+    let rank = |l: &License| match l.effective_status(today) {
+        LicenseStatus::Valid => 0,
+        LicenseStatus::Suspended => 1,
+        _ => 2,
+    };
+    licenses.into_iter().min_by_key(rank)
+}
+
+#[tonic::async_trait]
+impl Licenses for LicenseApi {
+    async fn issue(
+        &self,
+        req: Request<pb::IssueRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let req = req.into_inner();
+        let mode = if req.lenient_holder_check {
+            CheckMode::Lenient
+        } else {
+            CheckMode::Strict
+        };
+        let (license, legacy) = self.checked_license(req.license.as_ref(), "license.", mode)?;
+        let item = ImportItem {
+            request_id: request_id(&req.request_id)?,
+            identifier: None,
+            license,
+            legacy_checksum: legacy,
+            status: LicenseStatus::Valid,
+            status_reason: None,
+        };
+        self.write_one(Command::Issue(item)).await
+    }
+
+    async fn amend(
+        &self,
+        req: Request<pb::AmendRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let req = req.into_inner();
+        let id = identifier("identifier", &req.identifier)?;
+        let (license, _) =
+            self.checked_license(req.license.as_ref(), "license.", CheckMode::Lenient)?;
+        let cmd = Command::Amend {
+            request_id: request_id(&req.request_id)?,
+            identifier: id.to_string(),
+            license,
+        };
+        self.write_one(cmd).await
+    }
+
+    async fn change_status(
+        &self,
+        req: Request<pb::ChangeStatusRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let req = req.into_inner();
+        let id = identifier("identifier", &req.identifier)?;
+        let op = convert::status_op(req.op)?;
+        let reason = (!req.reason.trim().is_empty()).then(|| req.reason.trim().to_string());
+        validate_status_reason(reason.as_deref(), &Limits::default())
+            .map_err(|e| model_status(&e, ""))?;
+        if op == licstore_model::StatusOp::Other && reason.is_none() {
+            return Err(field_status(
+                Code::InvalidArgument,
+                "reason",
+                "required with STATUS_OP_OTHER",
+            ));
+        }
+        let cmd = Command::ChangeStatus {
+            request_id: request_id(&req.request_id)?,
+            identifier: id.to_string(),
+            op,
+            reason,
+        };
+        self.write_one(cmd).await
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let req = req.into_inner();
+        let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
+        let type_code = self.type_code("type_code", &req.type_code)?;
+        let (found, revision) = self
+            .read(req.consistency, move |r| r.get(kind, &id, &type_code))
+            .await?;
+        let license =
+            best_instance(found, today()).ok_or_else(|| Status::not_found("no such license"))?;
+        Ok(Response::new(pb::GetResponse {
+            license: Some(convert::license_to_pb(&license)),
+            read_revision: revision,
+        }))
+    }
+
+    async fn get_by_identifier(
+        &self,
+        req: Request<pb::GetByIdentifierRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let req = req.into_inner();
+        let id = identifier("identifier", &req.identifier)?.to_string();
+        let (found, revision) = self
+            .read(req.consistency, move |r| r.get_by_identifier(&id))
+            .await?;
+        let license =
+            found.ok_or_else(|| field_status(Code::NotFound, "identifier", "no such license"))?;
+        Ok(Response::new(pb::GetResponse {
+            license: Some(convert::license_to_pb(&license)),
+            read_revision: revision,
+        }))
+    }
+
+    async fn list_by_holder(
+        &self,
+        req: Request<pb::ListByHolderRequest>,
+    ) -> Result<Response<pb::ListByHolderResponse>, Status> {
+        let req = req.into_inner();
+        let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
+        let (found, revision) = self
+            .read(req.consistency, move |r| r.list_by_holder(kind, &id))
+            .await?;
+        let licenses = found.iter().map(convert::license_to_pb).collect();
+        Ok(Response::new(pb::ListByHolderResponse {
+            licenses,
+            read_revision: revision,
+        }))
+    }
+
+    async fn verify(
+        &self,
+        req: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let req = req.into_inner();
+        let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
+        let type_code = self.type_code("type_code", &req.type_code)?;
+        required("service_item", &req.service_item)?;
+        // TODO(authz): check that the service item accepts this license type (issue 8).
+        let (found, revision) = self
+            .read(req.consistency, move |r| r.get(kind, &id, &type_code))
+            .await?;
+        let today = today();
+        let Some(license) = best_instance(found, today) else {
+            let resp = pb::VerifyResponse {
+                verdict: pb::Verdict::NotFound as i32,
+                read_revision: revision,
+                ..Default::default()
+            };
+            return Ok(Response::new(resp));
+        };
+        let status = license.effective_status(today);
+        Ok(Response::new(pb::VerifyResponse {
+            valid: status == LicenseStatus::Valid,
+            verdict: verdict(status) as i32,
+            status: convert::status_to_pb(status) as i32,
+            identifier: license.identifier.clone(),
+            revision: license.revision,
+            digest: convert::hex(&license.digest),
+            read_revision: revision,
+        }))
+    }
+
+    async fn import(
+        &self,
+        req: Request<Streaming<pb::ImportRecord>>,
+    ) -> Result<Response<pb::ImportSummary>, Status> {
+        let mut stream = req.into_inner();
+        let mut summary = pb::ImportSummary::default();
+        let mut batch: Vec<(u64, ImportItem)> = Vec::with_capacity(IMPORT_BATCH);
+        while let Some(record) = stream.next().await {
+            let record = record?;
+            let index = summary.received;
+            summary.received += 1;
+            match self.import_item(&record) {
+                Ok(item) => batch.push((index, item)),
+                Err(status) => reject(&mut summary, index, &record.request_id, &status),
+            }
+            if batch.len() >= IMPORT_BATCH {
+                self.flush_import(&mut batch, &mut summary).await?;
+            }
+        }
+        self.flush_import(&mut batch, &mut summary).await?;
+        Ok(Response::new(summary))
+    }
+}
+
+fn reject(summary: &mut pb::ImportSummary, index: u64, request_id: &str, status: &Status) {
+    let field = status
+        .metadata()
+        .get(convert::FIELD_METADATA_KEY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    summary.rejected += 1;
+    summary.rejections.push(pb::ImportRejection {
+        index,
+        request_id: request_id.to_string(),
+        field,
+        reason: status.message().to_string(),
+    });
+}
+
+impl LicenseApi {
+    fn import_item(&self, record: &pb::ImportRecord) -> Result<ImportItem, Status> {
+        let mode = if record.lenient_holder_check {
+            CheckMode::Lenient
+        } else {
+            CheckMode::Strict
+        };
+        let (license, legacy) = self.checked_license(record.license.as_ref(), "license.", mode)?;
+        let given = if record.identifier.trim().is_empty() {
+            None
+        } else {
+            let id = identifier("identifier", &record.identifier)?;
+            if id.type_code() != license.type_code {
+                return Err(field_status(
+                    Code::InvalidArgument,
+                    "identifier",
+                    "type segment differs from license.type_code",
+                ));
+            }
+            Some(id.to_string())
+        };
+        let status = convert::status_from_pb("status", record.status)?;
+        let reason = (!record.status_reason.is_empty()).then(|| record.status_reason.clone());
+        validate_status_reason(reason.as_deref(), &Limits::default())
+            .map_err(|e| model_status(&e, ""))?;
+        let request_id = match (&given, record.request_id.is_empty()) {
+            (_, false) => request_id(&record.request_id)?,
+            (Some(id), true) => format!("import:{id}"),
+            (None, true) => content_key(&license),
+        };
+        Ok(ImportItem {
+            request_id,
+            identifier: given,
+            license,
+            legacy_checksum: legacy,
+            status,
+            status_reason: reason,
+        })
+    }
+
+    async fn flush_import(
+        &self,
+        batch: &mut Vec<(u64, ImportItem)>,
+        summary: &mut pb::ImportSummary,
+    ) -> Result<(), Status> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (indexes, items): (Vec<u64>, Vec<ImportItem>) =
+            std::mem::take(batch).into_iter().unzip();
+        let ids: Vec<String> = items.iter().map(|i| i.request_id.clone()).collect();
+        let (result, revision) = self.node.write(Command::Import(items)).await?;
+        let CommandResult::Import(results) = result else {
+            return Err(Status::internal("import produced no per-item results"));
+        };
+        summary.last_revision = revision;
+        for ((index, id), result) in indexes.into_iter().zip(ids).zip(results) {
+            match result {
+                Ok(o) if o.duplicate => summary.duplicates += 1,
+                Ok(_) => summary.imported += 1,
+                Err(r) if r.code == licstore_store::RejectCode::AlreadyExists => {
+                    summary.duplicates += 1
+                }
+                Err(r) => reject(summary, index, &id, &rejection_status(&r)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An idempotency key for an import record that has neither request id nor identifier.
+fn content_key(l: &licstore_model::NewLicense) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [
+        l.type_code.as_str(),
+        l.holder.kind.as_code(),
+        &l.holder.id,
+        &l.license_number,
+        &l.issuer.code,
+    ] {
+        h.update(part.as_bytes());
+        h.update(&[0]);
+    }
+    format!("import:{}", &h.finalize().to_hex()[..32])
+}
+
+/// The cluster service.
+pub struct ClusterApi {
+    node: Arc<Node>,
+}
+
+impl ClusterApi {
+    /// Serves `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        ClusterApi { node }
+    }
+
+    fn members(&self) -> pb::MemberListResponse {
+        let m = self.node.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, n)| pb::Member {
+                node_id: *id,
+                addr: n.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        pb::MemberListResponse {
+            members,
+            leader_id: m.current_leader.unwrap_or(0),
+        }
+    }
+
+    fn membership_error(
+        &self,
+        e: impl std::fmt::Display + std::fmt::Debug,
+        forward: bool,
+    ) -> Status {
+        if forward {
+            self.node.unavailable("not the leader")
+        } else {
+            Status::failed_precondition(e.to_string())
+        }
+    }
+}
+
+fn role(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterApi {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let m = self.node.raft.metrics().borrow_watched().clone();
+        let node = pb::NodeStatus {
+            node_id: self.node.id,
+            addr: self.node.addr.clone(),
+            role: role(m.state).to_string(),
+            term: m.current_term,
+            leader_id: m.current_leader.unwrap_or(0),
+            has_leader: m.current_leader.is_some(),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0),
+            snapshot_index: m.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
+            purged_index: m.purged.as_ref().map(|l| l.index()).unwrap_or(0),
+        };
+        let replication: BTreeMap<u64, u64> = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .map(|(id, l)| (*id, l.as_ref().map(|l| l.index()).unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Response::new(pb::StatusResponse {
+            node: Some(node),
+            replication: replication.into_iter().collect(),
+        }))
+    }
+
+    async fn member_list(
+        &self,
+        _req: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        Ok(Response::new(self.members()))
+    }
+
+    async fn add_learner(
+        &self,
+        req: Request<pb::AddLearnerRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let req = req.into_inner();
+        if req.node_id == 0 {
+            return Err(field_status(
+                Code::InvalidArgument,
+                "node_id",
+                "must be positive",
+            ));
+        }
+        let addr = required("addr", &req.addr)?;
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(field_status(
+                Code::InvalidArgument,
+                "addr",
+                "must be host:port with an IP host",
+            ));
+        }
+        let node = licstore_store::Node {
+            addr: addr.to_string(),
+        };
+        if let Err(e) = self
+            .node
+            .raft
+            .add_learner(req.node_id, node, req.blocking)
+            .await
+        {
+            return Err(self.membership_error(&e, e.forward_to_leader().is_some()));
+        }
+        Ok(Response::new(self.members()))
+    }
+
+    async fn promote(
+        &self,
+        req: Request<pb::PromoteRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let id = req.into_inner().node_id;
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        if let Err(e) = self.node.raft.change_membership(change, false).await {
+            return Err(self.membership_error(&e, e.forward_to_leader().is_some()));
+        }
+        Ok(Response::new(self.members()))
+    }
+
+    async fn remove_member(
+        &self,
+        req: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let id = req.into_inner().node_id;
+        let is_voter = self.node.raft.voter_ids().any(|v| v == id);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        if let Err(e) = self.node.raft.change_membership(change, false).await {
+            return Err(self.membership_error(&e, e.forward_to_leader().is_some()));
+        }
+        Ok(Response::new(self.members()))
+    }
+
+    async fn state_digest(
+        &self,
+        _req: Request<pb::StateDigestRequest>,
+    ) -> Result<Response<pb::StateDigestResponse>, Status> {
+        let reader = self.node.reader.clone();
+        let d = tokio::task::spawn_blocking(move || reader.state_digest())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::StateDigestResponse {
+            applied_index: d.applied_index,
+            digest: convert::hex(&d.digest),
+            records: d.records,
+        }))
+    }
+}

@@ -1,0 +1,273 @@
+//! Outgoing Raft traffic: openraft's network traits over the internal tonic `Raft` service.
+//!
+//! Each message is one openraft value encoded with bincode inside a `RaftPayload`; snapshots
+//! are streamed from the open snapshot file in chunks.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom};
+
+use futures::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use licstore_proto::v1::raft::raft_client::RaftClient;
+use licstore_proto::v1::raft::{RaftPayload, SnapshotChunk};
+use licstore_store::{codec, NodeId, SnapshotFile, TypeConfig};
+use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{Backoff, RPCOption};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, OptionalSend, RaftNetworkFactory, RaftNetworkV2};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::ServerError;
+
+type Rpc = RPCError<TypeConfig>;
+
+/// Snapshot data is sent in chunks of this many bytes.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Channels to peers, shared by Raft replication, forwarding and read barriers.
+#[derive(Clone, Default)]
+pub struct Peers {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Peers {
+    /// A lazily connected channel to `addr` (`host:port`), reused across calls.
+    pub fn channel(&self, addr: &str) -> Result<Channel, ServerError> {
+        let mut map = self
+            .channels
+            .lock()
+            .map_err(|_| ServerError::Internal("peer map poisoned".into()))?;
+        if let Some(ch) = map.get(addr) {
+            return Ok(ch.clone());
+        }
+        let ch = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ServerError::Config(format!("peer address {addr}: {e}")))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .connect_lazy();
+        map.insert(addr.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    /// A Raft-service stub for `addr`.
+    pub fn raft_client(&self, addr: &str) -> Result<RaftClient<Channel>, ServerError> {
+        Ok(RaftClient::new(self.channel(addr)?).max_decoding_message_size(256 << 20))
+    }
+}
+
+/// Creates connections for openraft.
+#[derive(Clone)]
+pub struct Network {
+    peers: Peers,
+}
+
+impl Network {
+    /// A network using the shared peer channels.
+    pub fn new(peers: Peers) -> Self {
+        Network { peers }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &licstore_store::Node) -> Connection {
+        Connection {
+            target,
+            addr: node.addr.clone(),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+/// One peer as seen by openraft.
+pub struct Connection {
+    target: NodeId,
+    addr: String,
+    peers: Peers,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<RaftPayload, Rpc> {
+    let data =
+        codec::encode("raft message", value).map_err(|e| Rpc::Network(NetworkError::new(&e)))?;
+    Ok(RaftPayload { data })
+}
+
+fn decode<T: DeserializeOwned>(payload: RaftPayload) -> Result<T, Rpc> {
+    codec::decode("raft message", &payload.data).map_err(|e| Rpc::Network(NetworkError::new(&e)))
+}
+
+fn status_to_rpc(status: tonic::Status) -> Rpc {
+    if status.code() == tonic::Code::Unavailable {
+        Rpc::Unreachable(Unreachable::new(&status))
+    } else {
+        Rpc::Network(NetworkError::new(&status))
+    }
+}
+
+impl Connection {
+    fn client(&self) -> Result<RaftClient<Channel>, Rpc> {
+        self.peers
+            .raft_client(&self.addr)
+            .map_err(|e| Rpc::Unreachable(Unreachable::new(&e)))
+    }
+
+    /// Sends one request with a deadline and decodes the answer.
+    async fn unary<Req, Resp, F, Fut>(&self, req: &Req, ttl: Duration, call: F) -> Result<Resp, Rpc>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        F: FnOnce(RaftClient<Channel>, RaftPayload) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
+    {
+        let payload = encode(req)?;
+        let fut = call(self.client()?, payload);
+        match tokio::time::timeout(ttl, fut).await {
+            Ok(Ok(resp)) => decode(resp.into_inner()),
+            Ok(Err(status)) => Err(status_to_rpc(status)),
+            Err(elapsed) => Err(Rpc::Unreachable(Unreachable::new(&elapsed))),
+        }
+    }
+
+    /// The snapshot as a lazy stream of chunks: the meta first, then the file read from its
+    /// open handle, one chunk at a time. A read error ends the stream early, which the receiver
+    /// detects through the file digest.
+    fn snapshot_stream(
+        vote: &VoteOf<TypeConfig>,
+        snapshot: &SnapshotOf<TypeConfig, SnapshotFile>,
+    ) -> Result<impl futures::Stream<Item = SnapshotChunk> + Send + 'static, std::io::Error> {
+        let meta = codec::encode("snapshot meta", &(vote, &snapshot.meta))?;
+        let mut file = snapshot.snapshot.file.try_clone()?;
+        file.seek(SeekFrom::Start(0))?;
+        let head = futures::stream::once(async move {
+            SnapshotChunk {
+                meta,
+                data: Vec::new(),
+            }
+        });
+        let body = futures::stream::unfold(Some(file), |state| async move {
+            let mut file = state?;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+                read_full(&mut file, &mut buf).map(|n| {
+                    buf.truncate(n);
+                    (file, buf)
+                })
+            });
+            match read.await {
+                Ok(Ok((file, buf))) if !buf.is_empty() => Some((
+                    SnapshotChunk {
+                        meta: Vec::new(),
+                        data: buf,
+                    },
+                    Some(file),
+                )),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reading snapshot file");
+                    None
+                }
+                _ => None,
+            }
+        });
+        Ok(head.chain(body))
+    }
+}
+
+fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+impl RaftNetworkV2<TypeConfig> for Connection {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, Rpc> {
+        self.unary(&rpc, option.hard_ttl(), |mut c, p| async move {
+            c.append_entries(p).await
+        })
+        .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, Rpc> {
+        self.unary(&rpc, option.hard_ttl(), |mut c, p| async move {
+            c.vote(p).await
+        })
+        .await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, Rpc> {
+        self.unary(&rpc, option.hard_ttl(), |mut c, p| async move {
+            c.pre_vote(p).await
+        })
+        .await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, Rpc> {
+        self.unary(&req, option.hard_ttl(), |mut c, p| async move {
+            c.transfer_leader(p).await
+        })
+        .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let stream = Self::snapshot_stream(&vote, &snapshot)
+            .map_err(|e| NetworkError::<TypeConfig>::new(&e))?;
+        tracing::info!(target = self.target, meta = %snapshot.meta, "sending snapshot");
+        let mut client = self.client()?;
+        let send = client.install_snapshot(stream);
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            resp = send => {
+                let resp = resp.map_err(status_to_rpc)?;
+                Ok(decode(resp.into_inner())?)
+            }
+        }
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        Some(Backoff::new(std::iter::repeat(Duration::from_millis(200))))
+    }
+}
+
+/// Builds an `AnyError` for a status, for openraft error types that need one.
+pub fn any_error(message: impl ToString) -> AnyError {
+    AnyError::error(message)
+}

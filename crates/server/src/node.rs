@@ -1,0 +1,169 @@
+//! A running node: the openraft handle plus what the services share — the reader, the
+//! templates, peer channels — and the two paths every request takes: writes through Raft
+//! (forwarded to the leader from a follower) and read barriers for linearizable reads.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use licstore_client::LEADER_METADATA_KEY;
+use licstore_model::TemplateRegistry;
+use licstore_proto::v1::raft::{RaftPayload, ReadIndexRequest};
+use licstore_store::{codec, Command, CommandResult, NodeId, Raft, Reader, TypeConfig};
+use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::type_config::async_runtime::WatchReceiver;
+use openraft::ReadPolicy;
+use tonic::Status;
+
+/// How long a follower waits to apply up to a leader's read index.
+pub const READ_WAIT: Duration = Duration::from_secs(5);
+
+/// Read consistency requested by a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read started.
+    Linearizable,
+    /// Served from the local replica as it is.
+    Serializable,
+}
+
+/// Shared state of a node.
+pub struct Node {
+    /// This node's id.
+    pub id: NodeId,
+    /// This node's gRPC address (`host:port`), as recorded in the membership.
+    pub addr: String,
+    /// The Raft handle.
+    pub raft: Raft,
+    /// Local reads.
+    pub reader: Reader,
+    /// License templates.
+    pub templates: Arc<TemplateRegistry>,
+    /// Channels to other nodes.
+    pub peers: crate::network::Peers,
+    /// Where received snapshots are written.
+    pub snapshot_dir: PathBuf,
+}
+
+/// Whether a write was proposed here or forwarded.
+type WriteResult = Result<(CommandResult, u64), Status>;
+
+impl Node {
+    /// The leader's id and address as this node knows them.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let id = metrics.current_leader?;
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)?
+            .addr
+            .clone();
+        Some((id, addr))
+    }
+
+    /// `UNAVAILABLE`, naming the leader in metadata when one is known.
+    pub fn unavailable(&self, message: &str) -> Status {
+        let mut status = Status::unavailable(message.to_string());
+        if let Some((_, addr)) = self.leader() {
+            if let Ok(v) = addr.parse() {
+                status.metadata_mut().insert(LEADER_METADATA_KEY, v);
+            }
+        }
+        status
+    }
+
+    /// Proposes a command; on a follower, hands it to the leader.
+    pub async fn write(&self, cmd: Command) -> WriteResult {
+        match self.raft.client_write(cmd.clone()).await {
+            Ok(resp) => Ok((resp.data, resp.log_id.index())),
+            Err(e) => match self.forward_target(&e) {
+                Some(addr) => self.forward(&addr, &cmd).await,
+                None => Err(self.write_error(e)),
+            },
+        }
+    }
+
+    /// Proposes a command here only; used for writes forwarded by a follower.
+    pub async fn write_local(&self, cmd: Command) -> WriteResult {
+        self.raft
+            .client_write(cmd)
+            .await
+            .map(|resp| (resp.data, resp.log_id.index()))
+            .map_err(|e| self.write_error(e))
+    }
+
+    fn forward_target(
+        &self,
+        e: &RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+    ) -> Option<String> {
+        let f: &ForwardToLeader<TypeConfig> = e.forward_to_leader()?;
+        let node = f.leader_node.as_ref()?;
+        (f.leader_id != Some(self.id)).then(|| node.addr.clone())
+    }
+
+    fn write_error(&self, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Status {
+        match e.api_error() {
+            Some(ClientWriteError::ForwardToLeader(_)) => self.unavailable("no leader; retry"),
+            Some(ClientWriteError::LogEntryDiscarded(_)) => self.unavailable(
+                "leader changed before the write committed; retry with the same request id",
+            ),
+            Some(other) => Status::failed_precondition(other.to_string()),
+            None => Status::unavailable(format!("raft stopped: {e}")),
+        }
+    }
+
+    async fn forward(&self, addr: &str, cmd: &Command) -> WriteResult {
+        let data = codec::encode("command", cmd).map_err(|e| Status::internal(e.to_string()))?;
+        let mut client = self
+            .peers
+            .raft_client(addr)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let resp = client.forward(RaftPayload { data }).await?;
+        codec::decode("forwarded result", &resp.into_inner().data)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+
+    /// Blocks until a read at `consistency` may be served from the local replica.
+    pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), Status> {
+        if consistency == Consistency::Serializable {
+            return Ok(());
+        }
+        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(_) => return Ok(()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {}
+            Err(e) => return Err(self.unavailable(&format!("cannot confirm leadership: {e}"))),
+        }
+        let (leader_id, addr) = self.leader().ok_or_else(|| self.unavailable("no leader"))?;
+        if leader_id == self.id {
+            return Err(self.unavailable("leadership changing"));
+        }
+        let mut client = self
+            .peers
+            .raft_client(&addr)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let read_index = client
+            .read_index(ReadIndexRequest {})
+            .await?
+            .into_inner()
+            .read_index;
+        self.raft
+            .wait(Some(READ_WAIT))
+            .applied_index_at_least(Some(read_index), "linearizable read")
+            .await
+            .map_err(|e| {
+                self.unavailable(&format!("replica did not catch up to {read_index}: {e}"))
+            })?;
+        Ok(())
+    }
+
+    /// The leader's read index, for a follower's linearizable read.
+    pub async fn read_index(&self) -> Result<u64, Status> {
+        let (read_log_id, _) = self
+            .raft
+            .get_read_log_id(ReadPolicy::ReadIndex)
+            .await
+            .map_err(|e| self.unavailable(&format!("not leader: {e}")))?;
+        Ok(read_log_id.index())
+    }
+}

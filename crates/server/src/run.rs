@@ -1,0 +1,169 @@
+//! Start-up and shutdown: open storage, build the Raft node, serve gRPC until a signal.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use licstore_model::TemplateRegistry;
+use licstore_proto::v1::cluster_server::ClusterServer;
+use licstore_proto::v1::licenses_server::LicensesServer;
+use licstore_proto::v1::raft::raft_server::RaftServer;
+use licstore_store::{NodeId, Raft, Reader};
+use openraft::{Config, SnapshotPolicy};
+
+use crate::api::{ClusterApi, LicenseApi};
+use crate::network::{Network, Peers};
+use crate::node::Node;
+use crate::raft_service::RaftService;
+use crate::ServerError;
+
+/// Largest gRPC message accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This node's id (positive).
+    pub id: NodeId,
+    /// Address to listen on and to publish to peers (`ip:port`).
+    pub addr: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Members to initialise a new cluster with; empty to wait to be added.
+    pub init_members: BTreeMap<NodeId, String>,
+    /// Raft heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the election timeout.
+    pub election_min_ms: u64,
+    /// Upper bound of the election timeout.
+    pub election_max_ms: u64,
+    /// Log entries between snapshots.
+    pub snapshot_logs: u64,
+    /// Entries kept in the log behind a snapshot, for followers that lag a little.
+    pub logs_to_keep: u64,
+}
+
+fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
+    let config = Config {
+        cluster_name: "licstore".to_string(),
+        heartbeat_interval: s.heartbeat_ms,
+        election_timeout_min: s.election_min_ms,
+        election_timeout_max: s.election_max_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(s.snapshot_logs),
+        max_in_snapshot_log_to_keep: s.logs_to_keep,
+        install_snapshot_timeout: 60_000,
+        ..Default::default()
+    };
+    Ok(Arc::new(
+        config
+            .validate()
+            .map_err(|e| ServerError::Config(e.to_string()))?,
+    ))
+}
+
+/// Opens the data directory and starts Raft; returns the shared node.
+pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
+    if s.id == 0 {
+        return Err(ServerError::Config("node id must be positive".into()));
+    }
+    let storage = licstore_store::open(&s.data_dir)?;
+    let snapshot_dir = storage.state_machine.snapshot_dir().to_path_buf();
+    let peers = Peers::default();
+    let raft = Raft::new(
+        s.id,
+        raft_config(s)?,
+        Network::new(peers.clone()),
+        storage.log_store,
+        storage.state_machine,
+    )
+    .await
+    .map_err(|e| ServerError::Raft(e.to_string()))?;
+    let node = Arc::new(Node {
+        id: s.id,
+        addr: s.addr.to_string(),
+        raft,
+        reader: Reader::new(storage.db),
+        templates: Arc::new(TemplateRegistry::builtin()),
+        peers,
+        snapshot_dir,
+    });
+    Ok(node)
+}
+
+async fn maybe_initialize(
+    node: &Node,
+    members: &BTreeMap<NodeId, String>,
+) -> Result<(), ServerError> {
+    if members.is_empty()
+        || node
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ServerError::Raft(e.to_string()))?
+    {
+        return Ok(());
+    }
+    let nodes: BTreeMap<NodeId, licstore_store::Node> = members
+        .iter()
+        .map(|(id, addr)| (*id, licstore_store::Node { addr: addr.clone() }))
+        .collect();
+    match node.raft.initialize(nodes).await {
+        Ok(()) => tracing::info!(members = ?members, "initialised a new cluster"),
+        Err(e) => tracing::warn!(error = %e, "initialise refused; joining the existing cluster"),
+    }
+    Ok(())
+}
+
+/// Runs a node until SIGTERM or Ctrl-C, then shuts Raft down cleanly.
+pub async fn serve(s: Settings) -> Result<(), ServerError> {
+    let node = start(&s).await?;
+    let listener = tokio::net::TcpListener::bind(s.addr).await?;
+    tracing::info!(id = s.id, addr = %s.addr, data_dir = %s.data_dir.display(), "licstored listening");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .add_service(
+            LicensesServer::new(LicenseApi::new(node.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(ClusterServer::new(ClusterApi::new(node.clone())))
+        .add_service(
+            RaftServer::new(RaftService::new(node.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown_signal());
+    let init_node = node.clone();
+    let members = s.init_members.clone();
+    tokio::spawn(async move {
+        if let Err(e) = maybe_initialize(&init_node, &members).await {
+            tracing::error!(error = %e, "initialise failed");
+        }
+    });
+    server.await?;
+    tracing::info!("shutting down raft");
+    node.raft
+        .shutdown()
+        .await
+        .map_err(|e| ServerError::Raft(e.to_string()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    }
+}

@@ -1,0 +1,427 @@
+//! Bad input on every RPC gets a clear error that names the field, and stores nothing.
+
+mod common;
+
+use common::{citizen_id, digest, licenses_at, resident_card, Cluster};
+use licstore_proto::v1 as pb;
+use tonic::Code;
+
+fn issue(f: impl FnOnce(&mut pb::NewLicense)) -> pb::IssueRequest {
+    let mut license = resident_card(7);
+    f(&mut license);
+    pb::IssueRequest {
+        request_id: String::new(),
+        license: Some(license),
+        lenient_holder_check: false,
+    }
+}
+
+fn holder_mut(l: &mut pb::NewLicense) -> &mut pb::Holder {
+    l.holder.as_mut().expect("holder")
+}
+
+/// (case name, request, expected code, expected field)
+fn bad_issues() -> Vec<(&'static str, pb::IssueRequest, Code, &'static str)> {
+    let wrong_check = {
+        let good = citizen_id("310115", "19900101", 123);
+        let last = good.chars().last().expect("check char");
+        let bad = if last == '1' { '2' } else { '1' };
+        format!("{}{}", &good[..17], bad)
+    };
+    vec![
+        (
+            "missing license",
+            pb::IssueRequest::default(),
+            Code::InvalidArgument,
+            "license",
+        ),
+        (
+            "unknown type",
+            issue(|l| l.type_code = "no-such-type".into()),
+            Code::InvalidArgument,
+            "license.type_code",
+        ),
+        (
+            "wrong check char",
+            issue(|l| holder_mut(l).id = wrong_check.clone()),
+            Code::InvalidArgument,
+            "license.holder.id",
+        ),
+        (
+            "short holder id",
+            issue(|l| holder_mut(l).id = "31011519".into()),
+            Code::InvalidArgument,
+            "license.holder.id",
+        ),
+        (
+            "birth date that does not exist",
+            issue(|l| holder_mut(l).id = citizen_id("310115", "19900230", 1)),
+            Code::InvalidArgument,
+            "license.holder.id",
+        ),
+        (
+            "unspecified holder kind",
+            issue(|l| holder_mut(l).kind = 0),
+            Code::InvalidArgument,
+            "license.holder.kind",
+        ),
+        (
+            "uscc holder on a citizen type",
+            issue(|l| holder_mut(l).kind = pb::HolderKind::Uscc as i32),
+            Code::InvalidArgument,
+            "license.holder.kind",
+        ),
+        (
+            "empty holder name",
+            issue(|l| holder_mut(l).name = String::new()),
+            Code::InvalidArgument,
+            "license.holder.name",
+        ),
+        (
+            "oversize holder name",
+            issue(|l| holder_mut(l).name = "名".repeat(500)),
+            Code::InvalidArgument,
+            "license.holder.name",
+        ),
+        (
+            "issue date that does not exist",
+            issue(|l| l.issue_date = "2021-02-29".into()),
+            Code::InvalidArgument,
+            "license.issue_date",
+        ),
+        (
+            "issue date in the future",
+            issue(|l| l.issue_date = "2999-01-01".into()),
+            Code::InvalidArgument,
+            "license.issue_date",
+        ),
+        (
+            "validity ends before it starts",
+            issue(|l| l.valid_until = "2019-01-01".into()),
+            Code::InvalidArgument,
+            "license.valid_until",
+        ),
+        (
+            "unknown region",
+            issue(|l| l.region_code = "999999".into()),
+            Code::InvalidArgument,
+            "license.region_code",
+        ),
+        (
+            "bad issuer code",
+            issue(|l| l.issuer.as_mut().expect("issuer").code = "12345".into()),
+            Code::InvalidArgument,
+            "license.issuer.code",
+        ),
+        (
+            "missing required face field",
+            issue(|l| {
+                l.face.remove("name");
+            }),
+            Code::InvalidArgument,
+            "license.face.name",
+        ),
+        (
+            "unknown face field",
+            issue(|l| {
+                l.face.insert("shoe_size".into(), "42".into());
+            }),
+            Code::InvalidArgument,
+            "license.face.shoe_size",
+        ),
+        (
+            "oversize face field",
+            issue(|l| {
+                l.face.insert("address".into(), "路".repeat(1000));
+            }),
+            Code::InvalidArgument,
+            "license.face.address",
+        ),
+        (
+            "face enum value",
+            issue(|l| {
+                l.face.insert("sex".into(), "x".into());
+            }),
+            Code::InvalidArgument,
+            "license.face.sex",
+        ),
+        (
+            "bad serial",
+            issue(|l| l.serial = "no spaces!".into()),
+            Code::InvalidArgument,
+            "license.serial",
+        ),
+    ]
+}
+
+fn field_of(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get("licstore-field")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_names_the_bad_field_and_stores_nothing() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader().await;
+    let addr = cluster.node(leader).addr.clone();
+    let before = digest(&addr).await.expect("digest");
+    let mut api = licenses_at(&addr);
+
+    for (name, req, code, field) in bad_issues() {
+        let err = api.issue(req).await.expect_err(name);
+        assert_eq!(err.code(), code, "{name}: {}", err.message());
+        assert_eq!(field_of(&err), field, "{name}: {}", err.message());
+        assert!(
+            err.message().starts_with(field),
+            "{name}: message {:?} should name {field}",
+            err.message()
+        );
+    }
+
+    let bad_ids = [
+        ("not an identifier", "hello"),
+        (
+            "wrong check character",
+            "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.G",
+        ),
+        (
+            "wrong root",
+            "1.2.840.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F",
+        ),
+    ];
+    for (name, id) in bad_ids {
+        let req = pb::ChangeStatusRequest {
+            identifier: id.into(),
+            op: pb::StatusOp::Suspend as i32,
+            ..Default::default()
+        };
+        let err = api.change_status(req).await.expect_err(name);
+        assert_eq!(
+            (err.code(), field_of(&err).as_str()),
+            (Code::InvalidArgument, "identifier"),
+            "{name}"
+        );
+        let req = pb::GetByIdentifierRequest {
+            identifier: id.into(),
+            consistency: 0,
+        };
+        let err = api.get_by_identifier(req).await.expect_err(name);
+        assert_eq!(
+            (err.code(), field_of(&err).as_str()),
+            (Code::InvalidArgument, "identifier"),
+            "{name}"
+        );
+        let req = pb::AmendRequest {
+            identifier: id.into(),
+            license: Some(resident_card(7)),
+            ..Default::default()
+        };
+        let err = api.amend(req).await.expect_err(name);
+        assert_eq!(
+            (err.code(), field_of(&err).as_str()),
+            (Code::InvalidArgument, "identifier"),
+            "{name}"
+        );
+    }
+
+    // A well-formed identifier that is not stored.
+    let absent = "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F";
+    let req = pb::ChangeStatusRequest {
+        identifier: absent.into(),
+        op: pb::StatusOp::Suspend as i32,
+        ..Default::default()
+    };
+    assert_eq!(
+        api.change_status(req).await.expect_err("absent").code(),
+        Code::NotFound
+    );
+    let req = pb::ChangeStatusRequest {
+        identifier: absent.into(),
+        op: 0,
+        ..Default::default()
+    };
+    assert_eq!(
+        field_of(&api.change_status(req).await.expect_err("no op")),
+        "op"
+    );
+    let req = pb::ChangeStatusRequest {
+        identifier: absent.into(),
+        op: pb::StatusOp::Other as i32,
+        ..Default::default()
+    };
+    assert_eq!(
+        field_of(&api.change_status(req).await.expect_err("no reason")),
+        "reason"
+    );
+
+    let holder = citizen_id("310115", "19850612", 7);
+    let reads: Vec<(&str, pb::GetRequest, &str)> = vec![
+        (
+            "no holder",
+            pb::GetRequest {
+                holder_kind: 1,
+                type_code: "resident-id-card".into(),
+                ..Default::default()
+            },
+            "holder_id",
+        ),
+        (
+            "no kind",
+            pb::GetRequest {
+                holder_id: holder.clone(),
+                type_code: "resident-id-card".into(),
+                ..Default::default()
+            },
+            "holder_kind",
+        ),
+        (
+            "bad type",
+            pb::GetRequest {
+                holder_kind: 1,
+                holder_id: holder.clone(),
+                type_code: "x".into(),
+                ..Default::default()
+            },
+            "type_code",
+        ),
+        (
+            "bad consistency",
+            pb::GetRequest {
+                holder_kind: 1,
+                holder_id: holder.clone(),
+                type_code: "resident-id-card".into(),
+                consistency: 9,
+            },
+            "consistency",
+        ),
+    ];
+    for (name, req, field) in reads {
+        let err = api.get(req).await.expect_err(name);
+        assert_eq!(
+            (err.code(), field_of(&err).as_str()),
+            (Code::InvalidArgument, field),
+            "{name}: {}",
+            err.message()
+        );
+    }
+    let req = pb::VerifyRequest {
+        holder_kind: 1,
+        holder_id: holder.clone(),
+        type_code: "resident-id-card".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        field_of(&api.verify(req).await.expect_err("no service item")),
+        "service_item"
+    );
+    let req = pb::ListByHolderRequest {
+        holder_kind: 2,
+        holder_id: holder.clone(),
+        consistency: 0,
+    };
+    assert_eq!(
+        field_of(
+            &api.list_by_holder(req)
+                .await
+                .expect_err("citizen id as uscc")
+        ),
+        "holder_id"
+    );
+
+    // Import reports each bad record and stores none of them.
+    let records = bad_issues()
+        .into_iter()
+        .map(|(_, req, _, _)| pb::ImportRecord {
+            license: req.license,
+            ..Default::default()
+        });
+    let summary = api
+        .import(tokio_stream::iter(records.collect::<Vec<_>>()))
+        .await
+        .expect("import")
+        .into_inner();
+    assert_eq!(summary.imported, 0);
+    assert_eq!(summary.rejected, summary.received);
+    assert!(
+        summary
+            .rejections
+            .iter()
+            .all(|r| !r.field.is_empty() && !r.reason.is_empty()),
+        "{summary:?}"
+    );
+
+    let after = digest(&addr).await.expect("digest");
+    assert_eq!(
+        before.digest, after.digest,
+        "bad input changed the stored state"
+    );
+    assert_eq!(after.records, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_machine_over_grpc() {
+    let cluster = Cluster::start(1, &[]);
+    let leader = cluster.wait_leader().await;
+    let mut api = licenses_at(&cluster.node(leader).addr);
+    let issued = api.issue(issue(|_| {})).await.expect("issue").into_inner();
+    let id = issued.license.expect("license").identifier;
+    let change = |op: pb::StatusOp| pb::ChangeStatusRequest {
+        identifier: id.clone(),
+        op: op as i32,
+        ..Default::default()
+    };
+    let verify = || pb::VerifyRequest {
+        holder_kind: 1,
+        holder_id: citizen_id("310115", "19850612", 7),
+        type_code: "resident-id-card".into(),
+        service_item: "婚姻登记档案查询".into(),
+        consistency: 0,
+    };
+    assert_eq!(
+        api.verify(verify())
+            .await
+            .expect("verify")
+            .into_inner()
+            .verdict,
+        pb::Verdict::Valid as i32
+    );
+    api.change_status(change(pb::StatusOp::Suspend))
+        .await
+        .expect("suspend");
+    assert_eq!(
+        api.verify(verify())
+            .await
+            .expect("verify")
+            .into_inner()
+            .verdict,
+        pb::Verdict::Suspended as i32
+    );
+    api.change_status(change(pb::StatusOp::LiftSuspension))
+        .await
+        .expect("lift");
+    api.change_status(change(pb::StatusOp::Revoke))
+        .await
+        .expect("revoke");
+    let err = api
+        .change_status(change(pb::StatusOp::LiftSuspension))
+        .await
+        .expect_err("final state");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("revoked") && err.message().contains("valid"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        api.verify(verify())
+            .await
+            .expect("verify")
+            .into_inner()
+            .verdict,
+        pb::Verdict::Revoked as i32
+    );
+}

@@ -1,0 +1,307 @@
+//! A cluster of real `licstored` processes on loopback for integration tests.
+//!
+//! Each node gets a free port on 127.0.0.1 and its own data directory under one temporary
+//! folder. Every wait is bounded in time; processes are killed by PID when the cluster drops.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use licstore_client::Client;
+use licstore_proto::v1 as pb;
+use licstore_proto::v1::cluster_client::ClusterClient;
+use licstore_proto::v1::licenses_client::LicensesClient;
+use tonic::transport::Channel;
+
+/// Upper bound for any wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// One node process.
+pub struct Proc {
+    pub id: u64,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+    pub extra_args: Vec<String>,
+}
+
+/// A set of node processes.
+pub struct Cluster {
+    pub root: tempfile::TempDir,
+    pub nodes: Vec<Proc>,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Cluster {
+    /// Starts `n` voters; node 1 initialises the cluster.
+    pub fn start(n: u64, extra_args: &[&str]) -> Cluster {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut nodes: Vec<Proc> = (1..=n)
+            .map(|id| Proc {
+                id,
+                addr: format!("127.0.0.1:{}", free_port()),
+                dir: root.path().join(format!("n{id}")),
+                child: None,
+                extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
+        let init: Vec<String> = nodes
+            .iter()
+            .map(|p| format!("{}={}", p.id, p.addr))
+            .collect();
+        let init = init.join(",");
+        for p in nodes.iter_mut() {
+            let init_arg = (p.id == 1).then_some(init.as_str());
+            spawn(p, init_arg);
+        }
+        Cluster { root, nodes }
+    }
+
+    /// Adds a process that is not yet a member (to be added as a learner).
+    pub fn spawn_extra(&mut self, id: u64, extra_args: &[&str]) -> String {
+        let mut p = Proc {
+            id,
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir: self.root.path().join(format!("n{id}")),
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        spawn(&mut p, None);
+        let addr = p.addr.clone();
+        self.nodes.push(p);
+        addr
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(|p| p.addr.clone()).collect()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.endpoints()).expect("client")
+    }
+
+    pub fn node(&self, id: u64) -> &Proc {
+        self.nodes.iter().find(|p| p.id == id).expect("node id")
+    }
+
+    /// SIGKILL, like a power cut for the process.
+    pub fn kill(&mut self, id: u64) {
+        let p = self.nodes.iter_mut().find(|p| p.id == id).expect("node id");
+        if let Some(mut child) = p.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed node again from its data directory.
+    pub fn restart(&mut self, id: u64) {
+        let p = self.nodes.iter_mut().find(|p| p.id == id).expect("node id");
+        assert!(p.child.is_none(), "node {id} is running");
+        spawn(p, None);
+    }
+
+    /// The id of the node that all running nodes agree is leader.
+    pub async fn wait_leader(&self) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(id) = self.agreed_leader().await {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no leader agreed within {WAIT:?}");
+    }
+
+    async fn agreed_leader(&self) -> Option<u64> {
+        let mut leader = None;
+        for p in self.nodes.iter().filter(|p| p.child.is_some()) {
+            let s = status(&p.addr).await?;
+            if !s.has_leader || leader.is_some_and(|l| l != s.leader_id) {
+                return None;
+            }
+            leader = Some(s.leader_id);
+        }
+        let l = leader?;
+        self.nodes
+            .iter()
+            .any(|p| p.id == l && p.child.is_some())
+            .then_some(l)
+    }
+
+    /// Waits until every running node reports the same applied index and state digest.
+    pub async fn wait_converged(&self) -> pb::StateDigestResponse {
+        let deadline = Instant::now() + WAIT;
+        let mut last = Vec::new();
+        while Instant::now() < deadline {
+            last.clear();
+            for p in self.nodes.iter().filter(|p| p.child.is_some()) {
+                if let Some(d) = digest(&p.addr).await {
+                    last.push(d);
+                }
+            }
+            let running = self.nodes.iter().filter(|p| p.child.is_some()).count();
+            if last.len() == running && last.windows(2).all(|w| w[0] == w[1]) {
+                return last[0].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("replicas did not converge within {WAIT:?}: {last:?}");
+    }
+}
+
+fn spawn(p: &mut Proc, init: Option<&str>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_licstored"));
+    cmd.arg("--id")
+        .arg(p.id.to_string())
+        .arg("--addr")
+        .arg(&p.addr)
+        .arg("--data-dir")
+        .arg(&p.dir)
+        .args([
+            "--heartbeat-ms",
+            "100",
+            "--election-min-ms",
+            "600",
+            "--election-max-ms",
+            "1200",
+        ])
+        .args(&p.extra_args)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(init) = init {
+        cmd.arg("--init").arg(init);
+    }
+    p.child = Some(cmd.spawn().expect("start licstored"));
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for p in &mut self.nodes {
+            if let Some(mut child) = p.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn channel(addr: &str) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(5))
+        .connect_lazy()
+}
+
+pub fn licenses_at(addr: &str) -> LicensesClient<Channel> {
+    LicensesClient::new(channel(addr))
+}
+
+pub fn cluster_at(addr: &str) -> ClusterClient<Channel> {
+    ClusterClient::new(channel(addr))
+}
+
+pub async fn status(addr: &str) -> Option<pb::NodeStatus> {
+    cluster_at(addr)
+        .status(pb::StatusRequest {})
+        .await
+        .ok()?
+        .into_inner()
+        .node
+}
+
+pub async fn digest(addr: &str) -> Option<pb::StateDigestResponse> {
+    Some(
+        cluster_at(addr)
+            .state_digest(pb::StateDigestRequest {})
+            .await
+            .ok()?
+            .into_inner(),
+    )
+}
+
+/// Citizen ID with a correct check character for birth date `yyyymmdd` and sequence `seq`.
+pub fn citizen_id(address: &str, yyyymmdd: &str, seq: u32) -> String {
+    let first17 = format!("{address}{yyyymmdd}{seq:03}");
+    let check = licstore_model::citizen_id_check_char(&first17).expect("17 digits");
+    format!("{first17}{check}")
+}
+
+/// A valid resident-ID-card issue request for holder number `n`.
+pub fn resident_card(n: u32) -> pb::NewLicense {
+    let holder = citizen_id("310115", "19850612", n % 1000);
+    let holder = if n >= 1000 {
+        citizen_id(
+            "310104",
+            &format!("19{:02}0101", 40 + n / 1000 % 50),
+            n % 1000,
+        )
+    } else {
+        holder
+    };
+    let template = licstore_model::TemplateRegistry::builtin();
+    let t = template.get("resident-id-card").expect("pilot template");
+    let face = sample_face(t, &holder);
+    pb::NewLicense {
+        type_code: t.type_code.clone(),
+        holder: Some(pb::Holder {
+            kind: pb::HolderKind::CitizenId as i32,
+            id: holder.clone(),
+            name: "张三".into(),
+            legacy_checksum: false,
+        }),
+        license_number: holder.clone(),
+        issuer: Some(pb::Issuer {
+            code: issuer_code(),
+            name: "上海市公安局浦东分局".into(),
+        }),
+        issue_date: "2020-01-15".into(),
+        valid_from: "2020-01-15".into(),
+        valid_until: "2040-01-15".into(),
+        region_code: "310115".into(),
+        face,
+        serial: String::new(),
+    }
+}
+
+/// A syntactically valid USCC for an issuing office.
+pub fn issuer_code() -> String {
+    let first17 = "11310000002421234";
+    let check = licstore_model::uscc_check_char(first17).expect("17 chars");
+    format!("{first17}{check}")
+}
+
+/// Face fields that satisfy a template: every required field filled per its kind.
+pub fn sample_face(
+    t: &licstore_model::LicenseTemplate,
+    holder: &str,
+) -> std::collections::HashMap<String, String> {
+    use licstore_model::FieldKind;
+    let mut face = std::collections::HashMap::new();
+    for f in t.fields.iter().filter(|f| f.required) {
+        let v = match &f.kind {
+            FieldKind::Date => "1985-06-12".to_string(),
+            FieldKind::Integer => "1".to_string(),
+            FieldKind::Enum(values) => values[0].clone(),
+            FieldKind::Text => text_for(&f.name, holder),
+        };
+        face.insert(f.name.clone(), v);
+    }
+    face
+}
+
+fn text_for(name: &str, holder: &str) -> String {
+    match name {
+        n if n.contains("number") || n.contains("id") => holder.to_string(),
+        _ => "上海市浦东新区".to_string(),
+    }
+}

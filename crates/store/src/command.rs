@@ -1,0 +1,135 @@
+//! Replicated commands and their results.
+//!
+//! A command is validated against the clock and the templates by the server before it is
+//! proposed; applying it only checks what depends on the replicated state (existence,
+//! uniqueness, status transitions), so every replica reaches the same result.
+
+use std::fmt;
+
+use licstore_model::{License, LicenseStatus, NewLicense, StatusOp};
+use serde::{Deserialize, Serialize};
+
+/// One license to create: a new issue or an imported historic record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportItem {
+    /// Idempotency key; empty disables deduplication by request.
+    pub request_id: String,
+    /// Identifier of historic stock; `None` lets the store generate one.
+    pub identifier: Option<String>,
+    /// The license content, already validated.
+    pub license: NewLicense,
+    /// The holder id passed only in lenient mode.
+    pub legacy_checksum: bool,
+    /// Initial status (historic stock may arrive suspended, revoked, ...).
+    pub status: LicenseStatus,
+    /// Reason recorded with the initial status.
+    pub status_reason: Option<String>,
+}
+
+/// A state-machine command, carried in one Raft log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Issue one license.
+    Issue(ImportItem),
+    /// Replace the current version of a license with the next version.
+    Amend {
+        /// Idempotency key.
+        request_id: String,
+        /// Identifier of the version being replaced.
+        identifier: String,
+        /// Content of the new version, already validated.
+        license: NewLicense,
+    },
+    /// Apply a status operation to the current version of a license.
+    ChangeStatus {
+        /// Idempotency key.
+        request_id: String,
+        /// Identifier of the license.
+        identifier: String,
+        /// The operation.
+        op: StatusOp,
+        /// Reason, required for [`StatusOp::Other`].
+        reason: Option<String>,
+    },
+    /// Create many licenses; each item succeeds or fails on its own.
+    Import(Vec<ImportItem>),
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Issue(item) => write!(f, "issue({})", item.license.type_code),
+            Command::Amend { identifier, .. } => write!(f, "amend({identifier})"),
+            Command::ChangeStatus { identifier, op, .. } => {
+                write!(f, "change-status({identifier}, {})", op.as_str())
+            }
+            Command::Import(items) => write!(f, "import({} items)", items.len()),
+        }
+    }
+}
+
+/// The gRPC-independent class of a refused command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectCode {
+    /// The input itself is wrong.
+    InvalidArgument,
+    /// The input is fine but the current state forbids it.
+    FailedPrecondition,
+    /// The license does not exist.
+    NotFound,
+    /// The license already exists.
+    AlreadyExists,
+}
+
+/// Why a command was refused, naming the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The class of the refusal.
+    pub code: RejectCode,
+    /// The request field at fault, e.g. `identifier` or `face.name`.
+    pub field: String,
+    /// A human-readable reason.
+    pub message: String,
+}
+
+impl Rejection {
+    /// Builds a rejection.
+    pub fn new(code: RejectCode, field: &str, message: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// A successful write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteOutcome {
+    /// The record as stored.
+    pub license: License,
+    /// Log index at which the write was applied.
+    pub revision: u64,
+    /// True when the request id had been applied before and this is the stored result.
+    pub duplicate: bool,
+}
+
+/// The result of one command.
+// Results live for one response; boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Blank and membership entries have no result.
+    #[default]
+    None,
+    /// Result of an issue, amend or status change.
+    Write(Result<WriteOutcome, Rejection>),
+    /// Per-item results of an import, in input order.
+    Import(Vec<Result<WriteOutcome, Rejection>>),
+}

@@ -1,0 +1,140 @@
+//! Column families and key layouts. Pure functions, no I/O.
+//!
+//! | CF          | key                                          | value                          |
+//! |-------------|----------------------------------------------|--------------------------------|
+//! | `raft_log`  | log index, u64 big-endian                    | bincode `Entry`                |
+//! | `raft_meta` | `vote`, `committed`, `last_purged`           | bincode                        |
+//! | `current`   | holder key ‖ type code ‖ `\0` ‖ instance     | canonical `License`            |
+//! | `ident`     | identifier of a current version              | `current` key                  |
+//! | `history`   | identifier of a superseded version           | canonical `License`            |
+//! | `serials`   | type code ‖ `\0` ‖ issuer code               | next serial, u64 big-endian    |
+//! | `requests`  | client request id                            | bincode `CommandResult`        |
+//! | `sm_meta`   | `last_applied`, `membership`, `installing`   | bincode                        |
+//!
+//! The holder key is the GB/T 36903 holder-kind code, `:`, the holder id and `\0`, so all
+//! licenses of a holder share one prefix and one holder never prefixes another.
+
+use licstore_model::HolderKind;
+
+/// Raft log entries.
+pub const CF_RAFT_LOG: &str = "raft_log";
+/// Vote, committed log id, last purged log id.
+pub const CF_RAFT_META: &str = "raft_meta";
+/// Current version of every license, keyed by holder and type.
+pub const CF_CURRENT: &str = "current";
+/// Identifier index of current versions.
+pub const CF_IDENT: &str = "ident";
+/// Superseded versions, keyed by identifier.
+pub const CF_HISTORY: &str = "history";
+/// Serial counters per (type, issuer).
+pub const CF_SERIALS: &str = "serials";
+/// Results of applied client requests, for exactly-once retries.
+pub const CF_REQUESTS: &str = "requests";
+/// State-machine metadata.
+pub const CF_SM_META: &str = "sm_meta";
+
+/// Column families of the replicated state machine, in snapshot order. Their position in this
+/// list is the column-family tag in snapshot files.
+pub const SM_DATA_CFS: [&str; 5] = [CF_CURRENT, CF_IDENT, CF_HISTORY, CF_SERIALS, CF_REQUESTS];
+
+/// Every column family of the database.
+pub const ALL_CFS: [&str; 8] = [
+    CF_RAFT_LOG,
+    CF_RAFT_META,
+    CF_CURRENT,
+    CF_IDENT,
+    CF_HISTORY,
+    CF_SERIALS,
+    CF_REQUESTS,
+    CF_SM_META,
+];
+
+/// `sm_meta` key of the last applied log id.
+pub const META_LAST_APPLIED: &[u8] = b"last_applied";
+/// `sm_meta` key of the last applied membership.
+pub const META_MEMBERSHIP: &[u8] = b"membership";
+/// `sm_meta` key present while a snapshot install is in progress.
+pub const META_INSTALLING: &[u8] = b"installing";
+/// `raft_meta` key of the vote.
+pub const META_VOTE: &[u8] = b"vote";
+/// `raft_meta` key of the committed log id.
+pub const META_COMMITTED: &[u8] = b"committed";
+/// `raft_meta` key of the last purged log id.
+pub const META_LAST_PURGED: &[u8] = b"last_purged";
+
+/// Key of a log entry.
+pub fn log_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// Decodes a log key; `None` when it is not 8 bytes.
+pub fn log_index(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// Prefix shared by every license of one holder.
+pub fn holder_prefix(kind: HolderKind, holder_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + holder_id.len() + 1);
+    key.extend_from_slice(kind.as_code().as_bytes());
+    key.push(b':');
+    key.extend_from_slice(holder_id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Prefix shared by every instance of one license type held by one holder.
+pub fn holder_type_prefix(kind: HolderKind, holder_id: &str, type_code: &str) -> Vec<u8> {
+    let mut key = holder_prefix(kind, holder_id);
+    key.extend_from_slice(type_code.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Key of the current version of a license. `instance` is empty for types a holder may hold
+/// only once, and the identifier's serial for types a holder may hold several times.
+pub fn current_key(kind: HolderKind, holder_id: &str, type_code: &str, instance: &str) -> Vec<u8> {
+    let mut key = holder_type_prefix(kind, holder_id, type_code);
+    key.extend_from_slice(instance.as_bytes());
+    key
+}
+
+/// Key of a serial counter.
+pub fn serial_key(type_code: &str, issuer_code: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(type_code.len() + 1 + issuer_code.len());
+    key.extend_from_slice(type_code.as_bytes());
+    key.push(0);
+    key.extend_from_slice(issuer_code.as_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keys_sort_numerically() {
+        let cases = [(0u64, 1u64), (9, 10), (255, 256), (u64::MAX - 1, u64::MAX)];
+        for (a, b) in cases {
+            assert!(log_key(a) < log_key(b), "{a} < {b}");
+            assert_eq!(log_index(&log_key(a)), Some(a));
+        }
+        assert_eq!(log_index(b"short"), None);
+    }
+
+    #[test]
+    fn holder_prefix_does_not_prefix_another_holder() {
+        let a = holder_prefix(HolderKind::CitizenId, "31011519850612004");
+        let b = current_key(HolderKind::CitizenId, "310115198506120042", "T", "");
+        assert!(!b.starts_with(&a));
+        let own = current_key(HolderKind::CitizenId, "31011519850612004", "T", "");
+        assert!(own.starts_with(&a));
+    }
+
+    #[test]
+    fn holder_kinds_do_not_share_prefixes() {
+        let a = holder_prefix(HolderKind::CitizenId, "X");
+        let b = holder_prefix(HolderKind::Uscc, "X");
+        assert_ne!(a, b);
+    }
+}

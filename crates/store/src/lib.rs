@@ -1,0 +1,44 @@
+//! RocksDB storage for licstore: the Raft log, the replicated state machine with its indexes,
+//! and snapshots.
+//!
+//! One RocksDB instance holds both the log and the state machine, in separate column families.
+//! They share one write-ahead log, so a log append that is synced also makes durable every
+//! state-machine write that came before it; see `ARCHITECTURE.md` for the invariants.
+//!
+//! This crate knows nothing about gRPC. It implements openraft's storage traits for
+//! [`TypeConfig`] and offers [`Reader`] for the read path.
+
+mod apply;
+pub mod codec;
+pub mod command;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod log_store;
+pub mod reader;
+pub mod snapshot;
+pub mod state_machine;
+mod txn;
+
+pub use command::{Command, CommandResult, ImportItem, RejectCode, Rejection, WriteOutcome};
+pub use db::{open, Storage};
+pub use error::StoreError;
+pub use log_store::LogStore;
+pub use reader::{Reader, StateDigest};
+pub use snapshot::SnapshotFile;
+pub use state_machine::StateMachine;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of licstore: commands in, results out, nodes addressed
+    /// by their Raft gRPC address.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+);
+
+/// A node id in the cluster.
+pub type NodeId = u64;
+/// The openraft handle specialised to licstore.
+pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
+/// A member's address record.
+pub type Node = openraft::impls::BasicNode;

@@ -1,0 +1,301 @@
+//! The replicated state machine in RocksDB: openraft's `RaftStateMachine` and snapshot builder.
+//!
+//! Each apply call writes the records, indexes, request results and the last-applied log id in
+//! one write batch, so a crash never leaves them out of step. The batch is not synced on its
+//! own: the entries it applies are already durable in the log, which shares the write-ahead log,
+//! and openraft re-applies them after a crash (see `save_committed`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::{Stream, TryStreamExt};
+use licstore_model::TemplateRegistry;
+use openraft::alias::{LogIdOf, SnapshotOf, StoredMembershipOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use rocksdb::{WriteBatch, WriteOptions, DB};
+
+use crate::apply::Applier;
+use crate::keys::{self, CF_SM_META, SM_DATA_CFS};
+use crate::snapshot::{self, SnapshotFile, SnapshotMeta};
+use crate::txn::{cf_handle, Txn};
+use crate::{codec, CommandResult, StoreError, TypeConfig};
+
+type Applied = (Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>);
+
+/// Bytes of records per write batch while installing a snapshot.
+const INSTALL_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The state machine. Cloning shares the database.
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<DB>,
+    snapshot_dir: PathBuf,
+    templates: Arc<TemplateRegistry>,
+}
+
+impl StateMachine {
+    /// Opens the state machine and finishes a snapshot install that a crash interrupted.
+    pub fn open(
+        db: Arc<DB>,
+        snapshot_dir: PathBuf,
+        templates: Arc<TemplateRegistry>,
+    ) -> Result<Self, StoreError> {
+        let sm = StateMachine {
+            db,
+            snapshot_dir,
+            templates,
+        };
+        let meta_cf = cf_handle(&sm.db, CF_SM_META)?;
+        if let Some(name) = sm.db.get_cf(meta_cf, keys::META_INSTALLING)? {
+            let name = String::from_utf8_lossy(&name).to_string();
+            tracing::warn!(snapshot = %name, "resuming an interrupted snapshot install");
+            let path = sm.snapshot_dir.join(&name);
+            let meta = snapshot::verify(&path)?;
+            sm.install_file(&path, &meta)?;
+        }
+        snapshot::prune(&sm.snapshot_dir, true)?;
+        Ok(sm)
+    }
+
+    /// The snapshot folder; received snapshots are written here before install.
+    pub fn snapshot_dir(&self) -> &Path {
+        &self.snapshot_dir
+    }
+
+    /// Last applied log id and membership as stored.
+    pub fn read_applied(&self) -> Result<Applied, StoreError> {
+        read_applied_from(&self.db, None)
+    }
+
+    fn apply_batch(
+        &self,
+        entries: Vec<openraft::alias::EntryOf<TypeConfig>>,
+    ) -> Result<Vec<CommandResult>, StoreError> {
+        let mut txn = Txn::new(&self.db);
+        let mut results = Vec::with_capacity(entries.len());
+        let mut last = None;
+        let mut membership = None;
+        for entry in entries {
+            let log_id = entry.log_id();
+            let result = match entry.payload {
+                EntryPayload::Blank => CommandResult::None,
+                EntryPayload::Normal(cmd) => {
+                    let mut applier = Applier {
+                        txn: &mut txn,
+                        templates: &self.templates,
+                        index: log_id.index(),
+                    };
+                    applier.apply(&cmd)?
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembershipOf::<TypeConfig>::new(Some(log_id), m));
+                    CommandResult::None
+                }
+            };
+            results.push(result);
+            last = Some(log_id);
+        }
+        if let Some(last) = &last {
+            txn.put(
+                CF_SM_META,
+                keys::META_LAST_APPLIED,
+                codec::encode("last applied", last)?,
+            )?;
+        }
+        if let Some(m) = &membership {
+            txn.put(
+                CF_SM_META,
+                keys::META_MEMBERSHIP,
+                codec::encode("membership", m)?,
+            )?;
+        }
+        // Not synced: see the module doc. Records, indexes and last-applied land together.
+        self.db.write(txn.into_batch())?;
+        Ok(results)
+    }
+
+    /// Replaces the whole state with the snapshot in `path`. Resumable: the name of the file
+    /// is recorded first, and a restart that finds it repeats the install.
+    fn install_file(&self, path: &Path, meta: &SnapshotMeta) -> Result<(), StoreError> {
+        let meta_cf = cf_handle(&self.db, CF_SM_META)?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        // Durability: the marker must be on disk before any record is replaced.
+        self.db
+            .put_cf_opt(meta_cf, keys::META_INSTALLING, name.as_bytes(), &sync)?;
+        for name in SM_DATA_CFS {
+            // Every key in these families is UTF-8, which never contains the byte 0xFF.
+            self.db.delete_range_cf(
+                cf_handle(&self.db, name)?,
+                b"".as_slice(),
+                b"\xff".as_slice(),
+            )?;
+        }
+        let file = std::fs::File::open(path)?;
+        let mut records = snapshot::Records::new(std::io::BufReader::new(file), path)?;
+        let mut batch = WriteBatch::default();
+        while let Some((cf, key, value)) = records.next_record()? {
+            batch.put_cf(cf_handle(&self.db, cf)?, key, value);
+            if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
+                self.db.write(std::mem::take(&mut batch))?;
+            }
+        }
+        match &meta.last_log_id {
+            Some(id) => batch.put_cf(
+                meta_cf,
+                keys::META_LAST_APPLIED,
+                codec::encode("last applied", id)?,
+            ),
+            None => batch.delete_cf(meta_cf, keys::META_LAST_APPLIED),
+        }
+        batch.put_cf(
+            meta_cf,
+            keys::META_MEMBERSHIP,
+            codec::encode("membership", &meta.last_membership)?,
+        );
+        batch.delete_cf(meta_cf, keys::META_INSTALLING);
+        // Durability: the install is complete only when this batch, and all before it, are synced.
+        self.db.write_opt(batch, &sync)?;
+        Ok(())
+    }
+
+    fn build(&self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, StoreError> {
+        // Durability: applied state is not synced per batch; sync it before it is snapshotted
+        // and the log behind it may be purged.
+        self.db.flush_wal(true)?;
+        let snap = self.db.snapshot();
+        let (last_log_id, last_membership) = read_applied_from(&self.db, Some(&snap))?;
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+        };
+        let path = snapshot::write(&self.db, &snap, &meta, &self.snapshot_dir)?;
+        let file = SnapshotFile::open(&path)?;
+        snapshot::prune(&self.snapshot_dir, false)?;
+        tracing::info!(path = %path.display(), index = ?meta.last_log_id, "built snapshot");
+        Ok(SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta,
+            snapshot: file,
+        })
+    }
+}
+
+/// Reads last-applied and membership, from a DB snapshot when given.
+fn read_applied_from(db: &DB, snap: Option<&rocksdb::Snapshot<'_>>) -> Result<Applied, StoreError> {
+    let cf = cf_handle(db, CF_SM_META)?;
+    let get = |key: &[u8]| match snap {
+        Some(s) => s.get_cf(cf, key),
+        None => db.get_cf(cf, key),
+    };
+    let last: Option<LogIdOf<TypeConfig>> = match get(keys::META_LAST_APPLIED)? {
+        Some(b) => Some(codec::decode("last applied", &b)?),
+        None => None,
+    };
+    let membership: StoredMembershipOf<TypeConfig> = match get(keys::META_MEMBERSHIP)? {
+        Some(b) => codec::decode("membership", &b)?,
+        None => StoredMembershipOf::<TypeConfig>::default(),
+    };
+    Ok((last, membership))
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
+        let sm = self.clone();
+        let built = tokio::task::spawn_blocking(move || sm.build())
+            .await
+            .map_err(io::Error::other)?;
+        Ok(built?)
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<Applied, io::Error> {
+        Ok(self.read_applied()?)
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut batch = Vec::new();
+        let mut responders = Vec::new();
+        while let Some((entry, responder)) = entries.try_next().await? {
+            batch.push(entry);
+            responders.push(responder);
+        }
+        let sm = self.clone();
+        let results = tokio::task::spawn_blocking(move || sm.apply_batch(batch))
+            .await
+            .map_err(io::Error::other)??;
+        for (responder, result) in responders.into_iter().zip(results) {
+            if let Some(r) = responder {
+                r.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        let sm = self.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let checked = snapshot::verify(&snapshot.path)?;
+            if checked.last_log_id != meta.last_log_id {
+                return Err(StoreError::BadSnapshot {
+                    path: snapshot.path.display().to_string(),
+                    reason: format!(
+                        "file covers {:?}, meta says {:?}",
+                        checked.last_log_id, meta.last_log_id
+                    ),
+                });
+            }
+            let index = meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0);
+            let dest = sm.snapshot_dir.join(snapshot::file_name(index));
+            if snapshot.path != dest {
+                std::fs::rename(&snapshot.path, &dest)?;
+                snapshot::sync_dir(&sm.snapshot_dir)?;
+            }
+            sm.install_file(&dest, &meta)?;
+            snapshot::prune(&sm.snapshot_dir, false)?;
+            tracing::info!(index, "installed snapshot");
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
+        let Some(path) = snapshot::list(&self.snapshot_dir)?.pop() else {
+            return Ok(None);
+        };
+        let meta = snapshot::read_meta(&path)?;
+        Ok(Some(SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta,
+            snapshot: SnapshotFile::open(&path)?,
+        }))
+    }
+}

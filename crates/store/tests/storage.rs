@@ -1,0 +1,303 @@
+//! Storage tests on a real RocksDB in a temporary directory: what is applied survives a
+//! restart with its indexes, the log keeps what was appended, snapshots move state exactly,
+//! and a damaged or interrupted snapshot never corrupts the state machine.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use futures::stream;
+use licstore_model::{
+    citizen_id_check_char, uscc_check_char, Date, Holder, HolderKind, Issuer, LicenseStatus,
+    NewLicense, StatusOp, TemplateRegistry,
+};
+use licstore_store::{open, Command, ImportItem, Reader, TypeConfig};
+use openraft::alias::EntryOf;
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::testing::log_id;
+use openraft::type_config::TypeConfigExt;
+use openraft::{RaftLogReader, RaftSnapshotBuilder};
+
+fn citizen(seq: u32) -> String {
+    let first17 = format!("31011519850612{:03}", seq % 1000);
+    format!(
+        "{first17}{}",
+        citizen_id_check_char(&first17).expect("digits")
+    )
+}
+
+fn issuer_code() -> String {
+    let first17 = "11310000002421234";
+    format!("{first17}{}", uscc_check_char(first17).expect("chars"))
+}
+
+fn new_card(seq: u32) -> NewLicense {
+    let t = TemplateRegistry::builtin();
+    let t = t.get("resident-id-card").expect("template");
+    let face: BTreeMap<String, String> = [
+        ("name", "李四"),
+        ("sex", "男"),
+        ("ethnicity", "汉"),
+        ("birth_date", "1985-06-12"),
+        ("address", "上海市浦东新区"),
+        ("issuing_authority", "上海市公安局浦东分局"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    NewLicense {
+        type_code: t.type_code.clone(),
+        holder: Holder {
+            kind: HolderKind::CitizenId,
+            id: citizen(seq),
+            name: "李四".into(),
+            legacy_checksum: false,
+        },
+        license_number: citizen(seq),
+        issuer: Issuer {
+            code: issuer_code(),
+            name: "上海市公安局浦东分局".into(),
+        },
+        issue_date: Date::parse("2020-01-15").expect("date"),
+        valid_from: Date::parse("2020-01-15").expect("date"),
+        valid_until: Some(Date::parse("2040-01-15").expect("date")),
+        region_code: "310115".into(),
+        face,
+        serial: None,
+    }
+}
+
+fn issue(seq: u32) -> Command {
+    Command::Issue(ImportItem {
+        request_id: format!("r{seq}"),
+        identifier: None,
+        license: new_card(seq),
+        legacy_checksum: false,
+        status: LicenseStatus::Valid,
+        status_reason: None,
+    })
+}
+
+fn entries(first_index: u64, cmds: Vec<Command>) -> Vec<EntryOf<TypeConfig>> {
+    cmds.into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            EntryOf::<TypeConfig>::new_normal(log_id::<TypeConfig>(1, 1, first_index + i as u64), c)
+        })
+        .collect()
+}
+
+async fn apply(sm: &mut licstore_store::StateMachine, entries: Vec<EntryOf<TypeConfig>>) {
+    let items: Vec<Result<EntryResponder<TypeConfig>, io::Error>> =
+        entries.into_iter().map(|e| Ok((e, None))).collect();
+    sm.apply(stream::iter(items)).await.expect("apply");
+}
+
+#[tokio::test]
+async fn applied_state_and_indexes_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut s = open(dir.path()).expect("open");
+        apply(
+            &mut s.state_machine,
+            entries(1, (0..50).map(issue).collect()),
+        )
+        .await;
+        let reader = Reader::new(s.db.clone());
+        let card = reader
+            .get(HolderKind::CitizenId, &citizen(3), &new_card(3).type_code)
+            .expect("get");
+        let id = card[0].identifier.clone();
+        let change = Command::ChangeStatus {
+            request_id: "s".into(),
+            identifier: id,
+            op: StatusOp::Suspend,
+            reason: None,
+        };
+        apply(&mut s.state_machine, entries(51, vec![change])).await;
+    }
+    let mut s = open(dir.path()).expect("reopen");
+    let (applied, _) = s.state_machine.applied_state().await.expect("applied");
+    assert_eq!(applied.map(|l| l.index()), Some(51));
+    let reader = Reader::new(s.db.clone());
+    for seq in 0..50 {
+        let found = reader
+            .get(
+                HolderKind::CitizenId,
+                &citizen(seq),
+                &new_card(seq).type_code,
+            )
+            .expect("get");
+        assert_eq!(found.len(), 1, "holder {seq}");
+        let by_id = reader
+            .get_by_identifier(&found[0].identifier)
+            .expect("by id")
+            .expect("indexed");
+        assert_eq!(by_id, found[0]);
+        assert_eq!(
+            reader
+                .list_by_holder(HolderKind::CitizenId, &citizen(seq))
+                .expect("list"),
+            found
+        );
+        let want = if seq == 3 {
+            LicenseStatus::Suspended
+        } else {
+            LicenseStatus::Valid
+        };
+        assert_eq!(found[0].status, want);
+        assert!(found[0].digest_matches());
+    }
+    assert_eq!(reader.state_digest().expect("digest").records, 50);
+}
+
+#[tokio::test]
+async fn retried_request_is_applied_once_and_rejections_are_deterministic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path()).expect("open");
+    let dup = vec![issue(1), issue(1), issue(2)];
+    let items: Vec<Result<EntryResponder<TypeConfig>, io::Error>> =
+        entries(1, dup).into_iter().map(|e| Ok((e, None))).collect();
+    s.state_machine
+        .apply(stream::iter(items))
+        .await
+        .expect("apply");
+    let reader = Reader::new(s.db.clone());
+    assert_eq!(reader.state_digest().expect("digest").records, 2);
+    // Same holder, new request id: the holder already has a valid card.
+    let mut again = issue(1);
+    if let Command::Issue(item) = &mut again {
+        item.request_id = "other".into();
+    }
+    apply(&mut s.state_machine, entries(4, vec![again])).await;
+    assert_eq!(reader.state_digest().expect("digest").records, 2);
+}
+
+#[tokio::test]
+async fn log_entries_are_readable_after_append_and_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut s = open(dir.path()).expect("open");
+        let (tx, rx) = TypeConfig::oneshot();
+        let cb = IOFlushed::<TypeConfig>::Signal(tx);
+        s.log_store
+            .append(entries(1, (0..10).map(issue).collect()), cb)
+            .await
+            .expect("append");
+        rx.await.expect("callback").expect("flushed");
+        let got = s.log_store.try_get_log_entries(3..6).await.expect("read");
+        assert_eq!(
+            got.iter().map(|e| e.index()).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+    }
+    let mut s = open(dir.path()).expect("reopen");
+    let state = s.log_store.get_log_state().await.expect("state");
+    assert_eq!(state.last_log_id.map(|l| l.index()), Some(10));
+    s.log_store
+        .truncate_after(Some(log_id::<TypeConfig>(1, 1, 7)))
+        .await
+        .expect("truncate");
+    s.log_store
+        .purge(log_id::<TypeConfig>(1, 1, 2))
+        .await
+        .expect("purge");
+    let state = s.log_store.get_log_state().await.expect("state");
+    assert_eq!(state.last_log_id.map(|l| l.index()), Some(7));
+    assert_eq!(state.last_purged_log_id.map(|l| l.index()), Some(2));
+    let got = s.log_store.try_get_log_entries(0..100).await.expect("read");
+    assert_eq!(
+        got.iter().map(|e| e.index()).collect::<Vec<_>>(),
+        vec![3, 4, 5, 6, 7]
+    );
+}
+
+#[tokio::test]
+async fn snapshot_moves_the_exact_state_and_a_damaged_one_is_refused() {
+    let a_dir = tempfile::tempdir().expect("tempdir");
+    let b_dir = tempfile::tempdir().expect("tempdir");
+    let mut a = open(a_dir.path()).expect("open a");
+    apply(
+        &mut a.state_machine,
+        entries(1, (0..30).map(issue).collect()),
+    )
+    .await;
+    let snap = a.state_machine.build_snapshot().await.expect("build");
+    let want = Reader::new(a.db.clone()).state_digest().expect("digest");
+
+    let mut b = open(b_dir.path()).expect("open b");
+    apply(&mut b.state_machine, entries(1, vec![issue(500)])).await;
+    let before = Reader::new(b.db.clone()).state_digest().expect("digest");
+
+    // A copy with one byte flipped is refused and changes nothing.
+    let damaged = b_dir.path().join("damaged.bin");
+    let mut bytes = std::fs::read(&snap.snapshot.path).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&damaged, bytes).expect("write");
+    let file = licstore_store::SnapshotFile::open(&damaged).expect("open");
+    assert!(b
+        .state_machine
+        .install_snapshot(&snap.meta, file)
+        .await
+        .is_err());
+    assert_eq!(
+        Reader::new(b.db.clone()).state_digest().expect("digest"),
+        before
+    );
+
+    let copy = b_dir.path().join("copy.bin");
+    std::fs::copy(&snap.snapshot.path, &copy).expect("copy");
+    let file = licstore_store::SnapshotFile::open(&copy).expect("open");
+    b.state_machine
+        .install_snapshot(&snap.meta, file)
+        .await
+        .expect("install");
+    assert_eq!(
+        Reader::new(b.db.clone()).state_digest().expect("digest"),
+        want
+    );
+    let current = b
+        .state_machine
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("some");
+    assert_eq!(current.meta.last_log_id, snap.meta.last_log_id);
+}
+
+#[tokio::test]
+async fn an_interrupted_install_is_finished_at_the_next_start() {
+    let a_dir = tempfile::tempdir().expect("tempdir");
+    let b_dir = tempfile::tempdir().expect("tempdir");
+    let mut a = open(a_dir.path()).expect("open a");
+    apply(
+        &mut a.state_machine,
+        entries(1, (0..30).map(issue).collect()),
+    )
+    .await;
+    let snap = a.state_machine.build_snapshot().await.expect("build");
+    let want = Reader::new(a.db.clone()).state_digest().expect("digest");
+    {
+        let b = open(b_dir.path()).expect("open b");
+        // As if the node died right after recording the install and wiping half the records.
+        let name = std::path::Path::new(&snap.snapshot.path)
+            .file_name()
+            .expect("name");
+        std::fs::copy(
+            &snap.snapshot.path,
+            b_dir.path().join("snapshots").join(name),
+        )
+        .expect("copy");
+        let meta_cf = b.db.cf_handle("sm_meta").expect("cf");
+        b.db.put_cf(meta_cf, b"installing", name.to_string_lossy().as_bytes())
+            .expect("marker");
+        b.db.put_cf(b.db.cf_handle("current").expect("cf"), b"garbage", b"x")
+            .expect("put");
+    }
+    let b = open(b_dir.path()).expect("reopen b");
+    assert_eq!(
+        Reader::new(b.db.clone()).state_digest().expect("digest"),
+        want
+    );
+}
