@@ -20,7 +20,8 @@ say() { printf '\n== %s\n' "$*"; }
 licctl() { "$BIN/licctl" "$@"; }
 
 say "building (release; the first build compiles RocksDB and takes a while)"
-cargo build --release --locked -p licstore-server -p licstore-cli
+# The same build as scripts/test.sh (all targets of the workspace), so RocksDB is built once.
+cargo build --release --locked --workspace --all-targets
 
 bash scripts/stop.sh >/dev/null 2>&1 || true
 rm -rf "$RUN_DIR"

@@ -6,17 +6,19 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
-
-use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use licstore_proto::v1::raft::raft_client::RaftClient;
 use licstore_proto::v1::raft::{RaftPayload, SnapshotChunk};
 use licstore_store::{codec, NodeId, SnapshotFile, TypeConfig};
 use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{Backoff, RPCOption};
+use openraft::raft::StreamAppendResult;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
@@ -206,6 +208,33 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             c.append_entries(p).await
         })
         .await
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        _option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, Rpc>>, Rpc>>
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>>
+            + OptionalSend
+            + Unpin
+            + 'static,
+    {
+        Box::pin(async move {
+            let mut client = self.client()?;
+            // Encoding a request cannot fail for these plain types; if it ever did, the stream
+            // would end and openraft would restart replication.
+            let requests = input.scan((), |_, req| futures::future::ready(encode(&req).ok()));
+            let resp = client
+                .stream_append(requests)
+                .await
+                .map_err(status_to_rpc)?;
+            let results = resp
+                .into_inner()
+                .map(|item| decode(item.map_err(status_to_rpc)?));
+            Ok(Box::pin(results) as BoxStream<'s, _>)
+        })
     }
 
     async fn vote(

@@ -59,8 +59,10 @@ impl RaftRpc for RaftService {
         &self,
         req: Request<Streaming<RaftPayload>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
-        let input = req.into_inner().filter_map(|r| async move {
-            r.ok().and_then(|p| codec::decode("append", &p.data).ok())
+        // A request that fails to arrive or to decode ends the input, so responses never get out
+        // of step with requests; the leader then restarts replication.
+        let input = req.into_inner().scan((), |_, r| {
+            futures::future::ready(r.ok().and_then(|p| codec::decode("append", &p.data).ok()))
         });
         let output = self
             .node

@@ -403,6 +403,48 @@ async fn status_machine_over_grpc() {
     api.change_status(change(pb::StatusOp::LiftSuspension))
         .await
         .expect("lift");
+
+    // An amendment creates version 2, links the old identifier, and retires version 1.
+    let mut next = resident_card(7);
+    next.face.insert("address".into(), "上海市徐汇区".into());
+    let req = pb::AmendRequest {
+        identifier: id.clone(),
+        license: Some(next),
+        ..Default::default()
+    };
+    let amended = api
+        .amend(req)
+        .await
+        .expect("amend")
+        .into_inner()
+        .license
+        .expect("license");
+    assert_eq!(amended.version, 2);
+    assert_eq!(amended.replaces, id);
+    let req = pb::GetByIdentifierRequest {
+        identifier: id.clone(),
+        consistency: 0,
+    };
+    let old = api
+        .get_by_identifier(req)
+        .await
+        .expect("old version")
+        .into_inner();
+    assert_eq!(
+        old.license.expect("license").superseded_by,
+        amended.identifier
+    );
+    let err = api
+        .change_status(change(pb::StatusOp::Revoke))
+        .await
+        .expect_err("superseded");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+    let id = amended.identifier.clone();
+    let change = |op: pb::StatusOp| pb::ChangeStatusRequest {
+        identifier: id.clone(),
+        op: op as i32,
+        ..Default::default()
+    };
     api.change_status(change(pb::StatusOp::Revoke))
         .await
         .expect("revoke");

@@ -218,4 +218,35 @@ async fn new_learner_catches_up_through_a_snapshot() {
         learner.snapshot_index > 0,
         "learner did not install a snapshot: {learner:?}"
     );
+
+    // Promote the learner, then remove a voter that is not the leader.
+    let mut admin = common::cluster_at(&addr);
+    let members = admin
+        .promote(pb::PromoteRequest { node_id: 4 })
+        .await
+        .expect("promote");
+    let voters: BTreeSet<u64> = members
+        .into_inner()
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.node_id)
+        .collect();
+    assert_eq!(voters, BTreeSet::from([1, 2, 3, 4]));
+    let victim = (1..=3).find(|id| *id != leader).expect("a follower");
+    let members = admin
+        .remove_member(pb::RemoveMemberRequest { node_id: victim })
+        .await;
+    let ids: BTreeSet<u64> = members
+        .expect("remove")
+        .into_inner()
+        .members
+        .iter()
+        .map(|m| m.node_id)
+        .collect();
+    assert!(!ids.contains(&victim), "{victim} still a member: {ids:?}");
+    licenses_at(&addr)
+        .issue(issue_req(500))
+        .await
+        .expect("write after membership changes");
 }
