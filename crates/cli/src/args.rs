@@ -73,6 +73,20 @@ pub enum Command {
     /// State-machine digest of every endpoint (Cluster.StateDigest); equal digests at equal
     /// applied indexes mean equal replicas.
     Digest,
+    /// Wait until every answering endpoint names the same leader and that leader says so.
+    WaitLeader(WaitLeaderArgs),
+    /// Print `ID ADDR` of the current leader.
+    Leader,
+    /// Wait until every endpoint has the same applied index and state digest.
+    WaitConverged(WaitConvergedArgs),
+    /// Issue the records of a dataset file one by one (Licenses.Issue, retried), recording the
+    /// identifier of every acknowledged write.
+    IssueEach(IssueEachArgs),
+    /// Check with linearizable reads that acknowledged writes are present.
+    CheckAcked(CheckAckedArgs),
+    /// Issue a resident ID card and a business license to two fixed demo holders and write
+    /// their ids to a shell-sourceable file.
+    DemoIssue(DemoIssueArgs),
 }
 
 /// A holder kind on the command line.
@@ -358,6 +372,59 @@ pub struct GenArgs {
     pub as_of: Option<String>,
 }
 
+/// `licctl wait-leader`.
+#[derive(Debug, Args)]
+pub struct WaitLeaderArgs {
+    /// Give up after this many seconds (exit code 3).
+    #[arg(long, default_value_t = 60)]
+    pub timeout_s: u64,
+}
+
+/// `licctl wait-converged`.
+#[derive(Debug, Args)]
+pub struct WaitConvergedArgs {
+    /// Give up after this many seconds (exit code 3).
+    #[arg(long, default_value_t = 120)]
+    pub timeout_s: u64,
+}
+
+/// `licctl issue-each`.
+#[derive(Debug, Args)]
+pub struct IssueEachArgs {
+    /// Dataset file (JSONL or CSV, as for `import`). Records that are not valid are issued as
+    /// valid: Issue sets no status.
+    pub file: PathBuf,
+    /// Append the identifier of every acknowledged write here, one per line.
+    #[arg(long)]
+    pub acked_file: Option<PathBuf>,
+    /// File encoding.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: FormatArg,
+    /// Issue every record with lenient_holder_check = true.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Attempts per record, the first included (pauses double from 50 ms up to 1 s).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempts: u32,
+}
+
+/// `licctl check-acked`.
+#[derive(Debug, Args)]
+pub struct CheckAckedArgs {
+    /// File of identifiers, one per line (blank lines and `#` comments are skipped).
+    pub file: PathBuf,
+    /// More identifiers to check.
+    pub identifiers: Vec<String>,
+}
+
+/// `licctl demo-issue`.
+#[derive(Debug, Args)]
+pub struct DemoIssueArgs {
+    /// Write DEMO_CITIZEN, DEMO_COMPANY, DEMO_CARD and DEMO_LICENSE here (shell syntax).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// `licctl endpoint ...`.
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
@@ -456,7 +523,7 @@ mod tests {
     #[test]
     fn command_lines() {
         // (arguments, parses)
-        let cases: [(&[&str], bool); 14] = [
+        let cases: [(&[&str], bool); 24] = [
             (&["endpoint", "status"], true),
             (
                 &["member", "add-learner", "4", "127.0.0.1:7004", "--no-wait"],
@@ -509,6 +576,16 @@ mod tests {
             ),
             (&["-o", "json", "digest"], true),
             (&["--face", "a=b", "issue"], false),
+            (&["wait-leader"], true),
+            (&["wait-leader", "--timeout-s", "5"], true),
+            (&["wait-leader", "--timeout-s", "-1"], false),
+            (&["leader"], true),
+            (&["wait-converged", "--timeout-s", "120"], true),
+            (&["issue-each", "f.jsonl", "--acked-file", "a.txt"], true),
+            (&["issue-each", "f.jsonl", "--attempts", "0"], false),
+            (&["check-acked", "a.txt", "ID1", "ID2"], true),
+            (&["check-acked"], false),
+            (&["demo-issue"], false),
         ];
         for (args, ok) in cases {
             assert_eq!(parse(args).is_ok(), ok, "{args:?}");

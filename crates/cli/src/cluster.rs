@@ -6,6 +6,7 @@
 //! the leader hint; membership changes are idempotent on the server side (adding a learner that
 //! is already there, removing one that is gone), so repeating them is safe.
 
+use licstore_client::Client;
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_client::ClusterClient;
 
@@ -21,7 +22,16 @@ const ADD_LEARNER_TIMEOUT_MS: u64 = 120_000;
 /// `licctl endpoint status`.
 pub async fn endpoint_status(ctx: &Ctx) -> anyhow::Result<()> {
     let client = ctx.client()?;
-    let calls = ctx.endpoints.iter().enumerate().map(|(i, endpoint)| {
+    let nodes = status_rows(&client, &ctx.endpoints).await;
+    let failed = nodes.iter().filter(|n| n.error.is_some()).count();
+    emit(ctx.output, &EndpointsView(nodes))?;
+    all_answered(failed, ctx.endpoints.len())
+}
+
+/// Cluster.Status of every endpoint, asked concurrently and once (no retries); a failed call
+/// is a row with `error` set.
+pub async fn status_rows(client: &Client, endpoints: &[String]) -> Vec<NodeView> {
+    let calls = endpoints.iter().enumerate().map(|(i, endpoint)| {
         let cluster = client.cluster_at(i);
         async move {
             let Some(mut cluster) = cluster else {
@@ -33,10 +43,7 @@ pub async fn endpoint_status(ctx: &Ctx) -> anyhow::Result<()> {
             }
         }
     });
-    let nodes = futures::future::join_all(calls).await;
-    let failed = nodes.iter().filter(|n| n.error.is_some()).count();
-    emit(ctx.output, &EndpointsView(nodes))?;
-    all_answered(failed, ctx.endpoints.len())
+    futures::future::join_all(calls).await
 }
 
 fn failed_node(endpoint: &str, error: &str) -> NodeView {
@@ -50,7 +57,16 @@ fn failed_node(endpoint: &str, error: &str) -> NodeView {
 /// `licctl digest`.
 pub async fn digest(ctx: &Ctx) -> anyhow::Result<()> {
     let client = ctx.client()?;
-    let calls = ctx.endpoints.iter().enumerate().map(|(i, endpoint)| {
+    let digests = digest_rows(&client, &ctx.endpoints).await;
+    let failed = digests.iter().filter(|d| d.error.is_some()).count();
+    emit(ctx.output, &DigestsView(digests))?;
+    all_answered(failed, ctx.endpoints.len())
+}
+
+/// Cluster.StateDigest of every endpoint, asked concurrently and once (no retries); a failed
+/// call is a row with `error` set.
+pub async fn digest_rows(client: &Client, endpoints: &[String]) -> Vec<DigestView> {
+    let calls = endpoints.iter().enumerate().map(|(i, endpoint)| {
         let cluster = client.cluster_at(i);
         async move {
             let mut view = DigestView {
@@ -72,10 +88,7 @@ pub async fn digest(ctx: &Ctx) -> anyhow::Result<()> {
             view
         }
     });
-    let digests = futures::future::join_all(calls).await;
-    let failed = digests.iter().filter(|d| d.error.is_some()).count();
-    emit(ctx.output, &DigestsView(digests))?;
-    all_answered(failed, ctx.endpoints.len())
+    futures::future::join_all(calls).await
 }
 
 fn all_answered(failed: usize, total: usize) -> anyhow::Result<()> {
@@ -136,6 +149,11 @@ pub async fn member(ctx: &Ctx, command: MemberCommand) -> anyhow::Result<()> {
 
 async fn member_list(ctx: &Ctx) -> anyhow::Result<pb::MemberListResponse> {
     let mut client = ctx.client()?;
+    fetch_members(&mut client).await
+}
+
+/// Cluster.MemberList, retried.
+pub async fn fetch_members(client: &mut Client) -> anyhow::Result<pb::MemberListResponse> {
     let response = client
         .retrying(|ch| async move {
             ClusterClient::new(ch)

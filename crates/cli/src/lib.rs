@@ -6,6 +6,10 @@
 //! * [`args`]: the clap command line.
 //! * [`licenses`], [`cluster`], [`import`], [`verify_items`]: the commands that talk to a
 //!   cluster, through [`licstore_client::Client`].
+//! * [`waits`]: `wait-leader`, `leader` and `wait-converged`, which poll every endpoint.
+//! * [`acked`]: `issue-each` (one Issue per record, acknowledged identifiers kept) and
+//!   `check-acked` (linearizable reads of them).
+//! * [`demo`]: `demo-issue`, the demo script's two fixed holders and licenses.
 //! * [`gen`]: the synthetic dataset generator (`licctl gen`), offline.
 //! * [`dataset`]: the JSONL/CSV record format shared by `gen` and `import`.
 //! * [`view`], [`output`]: serde mirrors of the proto responses and their table/JSON output.
@@ -14,10 +18,12 @@
 //!
 //! Invariant: nothing here listens on a port; every connection goes to `--endpoints`.
 
+pub mod acked;
 pub mod args;
 pub mod cluster;
 pub mod convert;
 pub mod dataset;
+pub mod demo;
 pub mod exit;
 pub mod gen;
 pub mod import;
@@ -26,6 +32,7 @@ pub mod output;
 pub mod types;
 pub mod verify_items;
 pub mod view;
+pub mod waits;
 
 use std::time::Duration;
 
@@ -101,6 +108,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoint(EndpointCommand::Status) => cluster::endpoint_status(&ctx).await,
         Command::Member(m) => cluster::member(&ctx, m).await,
         Command::Digest => cluster::digest(&ctx).await,
+        Command::WaitLeader(a) => waits::wait_leader(&ctx, a).await,
+        Command::Leader => waits::leader(&ctx).await,
+        Command::WaitConverged(a) => waits::wait_converged(&ctx, a).await,
+        Command::IssueEach(a) => acked::issue_each(&ctx, a).await,
+        Command::CheckAcked(a) => acked::check_acked(&ctx, a).await,
+        Command::DemoIssue(a) => demo::run(&ctx, a).await,
     }
 }
 

@@ -1,9 +1,10 @@
 //! `licctl verify-items`: checks one holder against every service item of a service-items CSV.
 //!
 //! The CSV (columns `license_type,department,department_item_count,service_item`) names license
-//! types in Chinese (居民身份证, 上海市居住证, 出生医学证明, 营业执照); they are matched to the
-//! built-in templates by name. The holder's licenses are listed once (ListByHolder); for each
-//! item whose type the holder has any license of, Verify is called and the verdict printed.
+//! types in Chinese (居民身份证, 上海市居住证, 出生医学证明,
+//! 营业执照); they are matched to the built-in templates by name. The holder's
+//! licenses are listed once (ListByHolder); for each item whose type the holder has any
+//! license of, Verify is called and the verdict printed.
 //! Items of other types are counted as skipped, and rows naming an unknown type are reported
 //! on stderr.
 

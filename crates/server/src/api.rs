@@ -56,7 +56,7 @@ impl LicenseApi {
                 field_status(
                     Code::InvalidArgument,
                     field,
-                    format!("unknown license type {code_or_key:?}"),
+                    format!("unknown license type {:?}", truncate(code_or_key)),
                 )
             })?;
         Ok(t.type_code.clone())
@@ -117,6 +117,59 @@ fn strip_field(e: &licstore_model::ModelError) -> String {
     match e {
         licstore_model::ModelError::InvalidField { reason, .. } => reason.clone(),
         other => other.to_string(),
+    }
+}
+
+/// At most 64 characters of a value, for echoing it in an error message.
+fn truncate(value: &str) -> String {
+    let mut out: String = value.chars().take(64).collect();
+    if out.len() < value.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Checks a command received from another node as the public API would have checked it.
+pub fn revalidate(
+    cmd: &Command,
+    templates: &licstore_model::TemplateRegistry,
+) -> Result<(), Status> {
+    let check_item = |item: &ImportItem| -> Result<(), Status> {
+        let mode = if item.legacy_checksum {
+            CheckMode::Lenient
+        } else {
+            CheckMode::Strict
+        };
+        validate_new_license(&item.license, templates, mode, today())
+            .map_err(|e| model_status(&e, "license."))?;
+        if let Some(id) = &item.identifier {
+            identifier("identifier", id)?;
+        }
+        validate_status_reason(item.status_reason.as_deref(), &Limits::default())
+            .map_err(|e| model_status(&e, ""))
+    };
+    match cmd {
+        Command::Issue(item) => check_item(item),
+        Command::Import(items) => items.iter().try_for_each(check_item),
+        Command::Amend {
+            identifier: id,
+            license,
+            ..
+        } => {
+            identifier("identifier", id)?;
+            validate_new_license(license, templates, CheckMode::Lenient, today())
+                .map(|_| ())
+                .map_err(|e| model_status(&e, "license."))
+        }
+        Command::ChangeStatus {
+            identifier: id,
+            reason,
+            ..
+        } => {
+            identifier("identifier", id)?;
+            validate_status_reason(reason.as_deref(), &Limits::default())
+                .map_err(|e| model_status(&e, ""))
+        }
     }
 }
 
@@ -256,8 +309,9 @@ impl Licenses for LicenseApi {
         let (found, revision) = self
             .read(req.consistency, move |r| r.get(kind, &id, &type_code))
             .await?;
-        let license =
-            best_instance(found, today()).ok_or_else(|| Status::not_found("no such license"))?;
+        let license = best_instance(found, today()).ok_or_else(|| {
+            field_status(Code::NotFound, "holder_id", "holds no license of this type")
+        })?;
         Ok(Response::new(pb::GetResponse {
             license: Some(convert::license_to_pb(&license)),
             read_revision: revision,
@@ -569,6 +623,15 @@ impl Cluster for ClusterApi {
                 "must be host:port with an IP host",
             ));
         }
+        let current = self.members();
+        if let Some(m) = current.members.iter().find(|m| m.node_id == req.node_id) {
+            let msg = format!("node {} is already a member at {}", m.node_id, m.addr);
+            return Err(field_status(Code::AlreadyExists, "node_id", msg));
+        }
+        if let Some(m) = current.members.iter().find(|m| m.addr == addr) {
+            let msg = format!("address already used by node {}", m.node_id);
+            return Err(field_status(Code::AlreadyExists, "addr", msg));
+        }
         let node = licstore_store::Node {
             addr: addr.to_string(),
         };
@@ -588,6 +651,21 @@ impl Cluster for ClusterApi {
         req: Request<pb::PromoteRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
         let id = req.into_inner().node_id;
+        let member = self.members().members.into_iter().find(|m| m.node_id == id);
+        match member {
+            None => {
+                return Err(field_status(
+                    Code::NotFound,
+                    "node_id",
+                    format!("no member {id}"),
+                ))
+            }
+            Some(m) if m.voter => {
+                let msg = format!("node {id} is already a voter");
+                return Err(field_status(Code::FailedPrecondition, "node_id", msg));
+            }
+            Some(_) => {}
+        }
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
         if let Err(e) = self.node.raft.change_membership(change, false).await {
             return Err(self.membership_error(&e, e.forward_to_leader().is_some()));
@@ -600,6 +678,13 @@ impl Cluster for ClusterApi {
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
         let id = req.into_inner().node_id;
+        if !self.members().members.iter().any(|m| m.node_id == id) {
+            return Err(field_status(
+                Code::NotFound,
+                "node_id",
+                format!("no member {id}"),
+            ));
+        }
         let is_voter = self.node.raft.voter_ids().any(|v| v == id);
         let change = if is_voter {
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))

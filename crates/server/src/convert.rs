@@ -14,7 +14,9 @@ pub const FIELD_METADATA_KEY: &str = "licstore-field";
 /// `INVALID_ARGUMENT` (or another code) for `field`, with the field in the message and metadata.
 pub fn field_status(code: Code, field: &str, reason: impl std::fmt::Display) -> Status {
     let mut status = Status::new(code, format!("{field}: {reason}"));
-    if let Ok(v) = field.parse() {
+    // Header values must be visible ASCII; other characters of a field name are escaped.
+    let ascii: String = field.escape_default().collect();
+    if let Ok(v) = ascii.parse() {
         status.metadata_mut().insert(FIELD_METADATA_KEY, v);
     }
     status

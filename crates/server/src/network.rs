@@ -32,6 +32,13 @@ use crate::ServerError;
 
 type Rpc = RPCError<TypeConfig>;
 
+/// Metadata key carrying the id of the node a Raft message is addressed to.
+pub const TARGET_METADATA_KEY: &str = "licstore-target-node";
+
+/// Pause before reporting a failed attempt to open a replication stream. openraft retries
+/// stream set-up at once, so without it a dead peer is dialled thousands of times a second.
+const STREAM_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 /// Snapshot data is sent in chunks of this many bytes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -129,16 +136,24 @@ impl Connection {
     where
         Req: Serialize,
         Resp: DeserializeOwned,
-        F: FnOnce(RaftClient<Channel>, RaftPayload) -> Fut,
+        F: FnOnce(RaftClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
     {
-        let payload = encode(req)?;
+        let payload = self.addressed(encode(req)?);
         let fut = call(self.client()?, payload);
         match tokio::time::timeout(ttl, fut).await {
             Ok(Ok(resp)) => decode(resp.into_inner()),
             Ok(Err(status)) => Err(status_to_rpc(status)),
             Err(elapsed) => Err(Rpc::Unreachable(Unreachable::new(&elapsed))),
         }
+    }
+
+    /// Wraps a message with the id of the node it is meant for, which the receiver checks.
+    fn addressed<T>(&self, message: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(message);
+        req.metadata_mut()
+            .insert(TARGET_METADATA_KEY, self.target.into());
+        req
     }
 
     /// The snapshot as a lazy stream of chunks: the meta first, then the file read from its
@@ -226,10 +241,13 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             // Encoding a request cannot fail for these plain types; if it ever did, the stream
             // would end and openraft would restart replication.
             let requests = input.scan((), |_, req| futures::future::ready(encode(&req).ok()));
-            let resp = client
-                .stream_append(requests)
-                .await
-                .map_err(status_to_rpc)?;
+            let resp = match client.stream_append(self.addressed(requests)).await {
+                Ok(resp) => resp,
+                Err(status) => {
+                    tokio::time::sleep(STREAM_RETRY_PAUSE).await;
+                    return Err(status_to_rpc(status));
+                }
+            };
             let results = resp
                 .into_inner()
                 .map(|item| decode(item.map_err(status_to_rpc)?));
@@ -281,7 +299,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             .map_err(|e| NetworkError::<TypeConfig>::new(&e))?;
         tracing::info!(target = self.target, meta = %snapshot.meta, "sending snapshot");
         let mut client = self.client()?;
-        let send = client.install_snapshot(stream);
+        let send = client.install_snapshot(self.addressed(stream));
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             resp = send => {

@@ -17,6 +17,10 @@ use tonic::Status;
 
 /// How long a follower waits to apply up to a leader's read index.
 pub const READ_WAIT: Duration = Duration::from_secs(5);
+/// How long a write may wait to commit before the caller is told to retry.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call to another node (forward, read index) may take.
+pub const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Read consistency requested by a caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +49,10 @@ pub struct Node {
     pub snapshot_dir: PathBuf,
 }
 
-/// Whether a write was proposed here or forwarded.
+/// A write's result and the log index it was applied at.
 type WriteResult = Result<(CommandResult, u64), Status>;
+/// What openraft says when it refuses a proposal.
+type WriteError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
 
 impl Node {
     /// The leader's id and address as this node knows them.
@@ -75,8 +81,8 @@ impl Node {
 
     /// Proposes a command; on a follower, hands it to the leader.
     pub async fn write(&self, cmd: Command) -> WriteResult {
-        match self.raft.client_write(cmd.clone()).await {
-            Ok(resp) => Ok((resp.data, resp.log_id.index())),
+        match self.propose(cmd.clone()).await? {
+            Ok(done) => Ok(done),
             Err(e) => match self.forward_target(&e) {
                 Some(addr) => self.forward(&addr, &cmd).await,
                 None => Err(self.write_error(e)),
@@ -86,11 +92,20 @@ impl Node {
 
     /// Proposes a command here only; used for writes forwarded by a follower.
     pub async fn write_local(&self, cmd: Command) -> WriteResult {
-        self.raft
-            .client_write(cmd)
-            .await
-            .map(|resp| (resp.data, resp.log_id.index()))
-            .map_err(|e| self.write_error(e))
+        self.propose(cmd).await?.map_err(|e| self.write_error(e))
+    }
+
+    /// `client_write` bounded by [`WRITE_TIMEOUT`], so a leader without a quorum answers.
+    async fn propose(
+        &self,
+        cmd: Command,
+    ) -> Result<Result<(CommandResult, u64), WriteError>, Status> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(cmd)).await {
+            Ok(result) => Ok(result.map(|resp| (resp.data, resp.log_id.index()))),
+            Err(_) => Err(self.unavailable(&format!(
+                "not committed within {WRITE_TIMEOUT:?} (no quorum?); retry with the same request id"
+            ))),
+        }
     }
 
     fn forward_target(
@@ -104,7 +119,10 @@ impl Node {
 
     fn write_error(&self, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Status {
         match e.api_error() {
-            Some(ClientWriteError::ForwardToLeader(_)) => self.unavailable("no leader; retry"),
+            Some(ClientWriteError::ForwardToLeader(f)) => match &f.leader_id {
+                Some(id) => self.unavailable(&format!("not the leader; node {id} is")),
+                None => self.unavailable("no leader; retry"),
+            },
             Some(ClientWriteError::LogEntryDiscarded(_)) => self.unavailable(
                 "leader changed before the write committed; retry with the same request id",
             ),
@@ -119,7 +137,15 @@ impl Node {
             .peers
             .raft_client(addr)
             .map_err(|e| Status::internal(e.to_string()))?;
-        let resp = client.forward(RaftPayload { data }).await?;
+        let call = client.forward(RaftPayload { data });
+        let resp = match tokio::time::timeout(WRITE_TIMEOUT + PEER_CALL_TIMEOUT, call).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(status)) if is_peer_answer(&status) => return Err(status),
+            Ok(Err(status)) => {
+                return Err(self.unavailable(&format!("leader at {addr}: {}", status.message())))
+            }
+            Err(_) => return Err(self.unavailable(&format!("leader at {addr} did not answer"))),
+        };
         codec::decode("forwarded result", &resp.into_inner().data)
             .map_err(|e| Status::internal(e.to_string()))
     }
@@ -142,11 +168,15 @@ impl Node {
             .peers
             .raft_client(&addr)
             .map_err(|e| Status::internal(e.to_string()))?;
-        let read_index = client
-            .read_index(ReadIndexRequest {})
-            .await?
-            .into_inner()
-            .read_index;
+        let call = client.read_index(ReadIndexRequest {});
+        let read_index = match tokio::time::timeout(PEER_CALL_TIMEOUT, call).await {
+            Ok(Ok(resp)) => resp.into_inner().read_index,
+            Ok(Err(status)) => {
+                let msg = format!("read index from {addr}: {}", status.message());
+                return Err(self.unavailable(&msg));
+            }
+            Err(_) => return Err(self.unavailable(&format!("leader at {addr} did not answer"))),
+        };
         self.raft
             .wait(Some(READ_WAIT))
             .applied_index_at_least(Some(read_index), "linearizable read")
@@ -166,4 +196,14 @@ impl Node {
             .map_err(|e| self.unavailable(&format!("not leader: {e}")))?;
         Ok(read_log_id.index())
     }
+}
+
+/// Whether a status from the leader is its own answer, passed on as it is, rather than a
+/// transport failure, which is reported as `UNAVAILABLE` with this node's leader hint.
+fn is_peer_answer(status: &Status) -> bool {
+    let transport = matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    );
+    !transport || status.metadata().get(LEADER_METADATA_KEY).is_some()
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::network::TARGET_METADATA_KEY;
 use crate::node::Node;
 
 /// The internal service.
@@ -24,6 +25,25 @@ impl RaftService {
     /// Serves `node`.
     pub fn new(node: Arc<Node>) -> Self {
         RaftService { node }
+    }
+}
+
+impl RaftService {
+    /// Refuses a message meant for another node id: a peer with a stale or wrong address book
+    /// must not make this node act as someone else.
+    fn check_target<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let Some(v) = req.metadata().get(TARGET_METADATA_KEY) else {
+            return Ok(());
+        };
+        let target: Option<u64> = v.to_str().ok().and_then(|t| t.parse().ok());
+        if target == Some(self.node.id) {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(format!(
+            "message addressed to node {}, this is node {}",
+            v.to_str().unwrap_or("?"),
+            self.node.id
+        )))
     }
 }
 
@@ -49,6 +69,7 @@ impl RaftRpc for RaftService {
         &self,
         req: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_target(&req)?;
         let rpc = decode(req.get_ref())?;
         reply(&self.node.raft.append_entries(rpc).await.map_err(fatal)?)
     }
@@ -59,6 +80,7 @@ impl RaftRpc for RaftService {
         &self,
         req: Request<Streaming<RaftPayload>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        self.check_target(&req)?;
         // A request that fails to arrive or to decode ends the input, so responses never get out
         // of step with requests; the leader then restarts replication.
         let input = req.into_inner().scan((), |_, r| {
@@ -78,11 +100,13 @@ impl RaftRpc for RaftService {
     }
 
     async fn vote(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_target(&req)?;
         let rpc = decode(req.get_ref())?;
         reply(&self.node.raft.vote(rpc).await.map_err(fatal)?)
     }
 
     async fn pre_vote(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_target(&req)?;
         let rpc = decode(req.get_ref())?;
         reply(&self.node.raft.pre_vote(rpc).await.map_err(fatal)?)
     }
@@ -91,6 +115,7 @@ impl RaftRpc for RaftService {
         &self,
         req: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_target(&req)?;
         let rpc = decode(req.get_ref())?;
         reply(
             &self
@@ -106,6 +131,7 @@ impl RaftRpc for RaftService {
         &self,
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_target(&req)?;
         let mut stream = req.into_inner();
         let first = stream
             .next()
@@ -158,6 +184,9 @@ impl RaftRpc for RaftService {
 
     async fn forward(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let cmd: Command = decode(req.get_ref())?;
+        // The follower validated this already; the leader checks again so that nothing reaches
+        // the log through this port that the public API would refuse.
+        crate::api::revalidate(&cmd, &self.node.templates)?;
         let result = self.node.write_local(cmd).await?;
         reply(&result)
     }

@@ -116,12 +116,20 @@ async fn maybe_initialize(
     Ok(())
 }
 
-/// Runs a node until SIGTERM or Ctrl-C, then shuts Raft down cleanly.
+/// How long in-flight requests get to finish after Raft has stopped.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Runs a node until SIGTERM or Ctrl-C.
+///
+/// Shutdown order: 1. Raft stops, so this node neither votes nor campaigns with its listener
+/// gone; 2. the listener closes and in-flight requests get [`DRAIN_DEADLINE`] to finish (writes
+/// among them fail with `UNAVAILABLE` and are safe to retry with their request ids); 3. exit.
 pub async fn serve(s: Settings) -> Result<(), ServerError> {
     let node = start(&s).await?;
     let listener = tokio::net::TcpListener::bind(s.addr).await?;
     tracing::info!(id = s.id, addr = %s.addr, data_dir = %s.data_dir.display(), "licstored listening");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
@@ -136,7 +144,10 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(incoming, shutdown_signal());
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        });
+    let mut server = tokio::spawn(server);
     let init_node = node.clone();
     let members = s.init_members.clone();
     tokio::spawn(async move {
@@ -144,12 +155,24 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             tracing::error!(error = %e, "initialise failed");
         }
     });
-    server.await?;
-    tracing::info!("shutting down raft");
+    tokio::select! {
+        ended = &mut server => {
+            node.raft.shutdown().await.map_err(|e| ServerError::Raft(e.to_string()))?;
+            return ended.map_err(|e| ServerError::Internal(e.to_string()))?.map_err(Into::into);
+        }
+        _ = shutdown_signal() => {}
+    }
+    tracing::info!("stopping raft");
     node.raft
         .shutdown()
         .await
         .map_err(|e| ServerError::Raft(e.to_string()))?;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(DRAIN_DEADLINE, server).await {
+        Ok(joined) => joined.map_err(|e| ServerError::Internal(e.to_string()))??,
+        Err(_) => tracing::warn!(deadline = ?DRAIN_DEADLINE, "requests still open at the deadline"),
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -467,3 +467,64 @@ async fn status_machine_over_grpc() {
         pb::Verdict::Revoked as i32
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_request_ids_and_member_addresses_are_refused() {
+    let cluster = Cluster::start(1, &[]);
+    let leader = cluster.wait_leader().await;
+    let addr = cluster.node(leader).addr.clone();
+    let mut api = licenses_at(&addr);
+    let mut first = issue(|_| {});
+    first.request_id = "same-id".into();
+    api.issue(first.clone()).await.expect("first issue");
+    let again = api.issue(first).await.expect("retry").into_inner();
+    assert!(
+        again.duplicate,
+        "a retry with the same content is a duplicate"
+    );
+
+    let mut other = pb::IssueRequest {
+        license: Some(resident_card(8)),
+        ..Default::default()
+    };
+    other.request_id = "same-id".into();
+    let err = api.issue(other).await.expect_err("same id, other content");
+    assert_eq!(
+        (err.code(), field_of(&err).as_str()),
+        (Code::InvalidArgument, "request_id")
+    );
+
+    let mut admin = common::cluster_at(&addr);
+    let req = pb::AddLearnerRequest {
+        node_id: 9,
+        addr: addr.clone(),
+        blocking: false,
+    };
+    let err = admin.add_learner(req).await.expect_err("address in use");
+    assert_eq!(
+        (err.code(), field_of(&err).as_str()),
+        (Code::AlreadyExists, "addr")
+    );
+    let req = pb::AddLearnerRequest {
+        node_id: leader,
+        addr: "127.0.0.1:1".into(),
+        blocking: false,
+    };
+    let err = admin.add_learner(req).await.expect_err("id in use");
+    assert_eq!(
+        (err.code(), field_of(&err).as_str()),
+        (Code::AlreadyExists, "node_id")
+    );
+    let err = admin
+        .promote(pb::PromoteRequest { node_id: 99 })
+        .await
+        .expect_err("no member");
+    assert_eq!(
+        (err.code(), field_of(&err).as_str()),
+        (Code::NotFound, "node_id")
+    );
+    let err = admin
+        .remove_member(pb::RemoveMemberRequest { node_id: 99 })
+        .await;
+    assert_eq!(err.expect_err("no member").code(), Code::NotFound);
+}

@@ -29,25 +29,34 @@ impl Applier<'_, '_> {
     pub(crate) fn apply(&mut self, cmd: &Command) -> Result<CommandResult, StoreError> {
         Ok(match cmd {
             Command::Issue(item) => {
-                CommandResult::Write(self.once(&item.request_id, |a| a.create(item))?)
+                let print = fingerprint(item)?;
+                CommandResult::Write(self.once(&item.request_id, print, |a| a.create(item))?)
             }
             Command::Amend {
                 request_id,
                 identifier,
                 license,
-            } => CommandResult::Write(self.once(request_id, |a| a.amend(identifier, license))?),
+            } => {
+                let print = fingerprint(&("amend", identifier, license))?;
+                CommandResult::Write(
+                    self.once(request_id, print, |a| a.amend(identifier, license))?,
+                )
+            }
             Command::ChangeStatus {
                 request_id,
                 identifier,
                 op,
                 reason,
-            } => CommandResult::Write(self.once(request_id, |a| {
-                a.change_status(identifier, *op, reason.as_deref())
-            })?),
+            } => {
+                let print = fingerprint(&("status", identifier, op, reason))?;
+                let change = |a: &mut Self| a.change_status(identifier, *op, reason.as_deref());
+                CommandResult::Write(self.once(request_id, print, change)?)
+            }
             Command::Import(items) => {
                 let mut results = Vec::with_capacity(items.len());
                 for item in items {
-                    results.push(self.once(&item.request_id, |a| a.create(item))?);
+                    let print = fingerprint(item)?;
+                    results.push(self.once(&item.request_id, print, |a| a.create(item))?);
                 }
                 CommandResult::Import(results)
             }
@@ -55,16 +64,25 @@ impl Applier<'_, '_> {
     }
 
     /// Runs `f` unless `request_id` was applied before, in which case the stored result is
-    /// returned marked as a duplicate. Only successful writes are stored: a refusal changed
-    /// nothing, so a retry of it is simply decided again against the state of its own time.
+    /// returned marked as a duplicate, or refused when the earlier request had other content
+    /// (its `print`). Only successful writes are stored: a refusal changed nothing, so a retry
+    /// of it is simply decided again against the state of its own time.
+    // TODO(retention): request results are kept forever; they need an expiry (a replicated
+    // clean-up command keyed by log index) so the table does not grow with every write.
     fn once(
         &mut self,
         request_id: &str,
+        print: [u8; 32],
         f: impl FnOnce(&mut Self) -> Result<WriteResult, StoreError>,
     ) -> Result<WriteResult, StoreError> {
         if !request_id.is_empty() {
             if let Some(bytes) = self.txn.get(CF_REQUESTS, request_id.as_bytes())? {
-                let mut stored: WriteResult = codec::decode("request result", &bytes)?;
+                let (stored_print, mut stored): ([u8; 32], WriteResult) =
+                    codec::decode("request result", &bytes)?;
+                if stored_print != print {
+                    let msg = "already used for a different request; use a new request id";
+                    return Ok(Err(reject(RejectCode::InvalidArgument, "request_id", msg)));
+                }
                 if let Ok(outcome) = &mut stored {
                     outcome.duplicate = true;
                 }
@@ -73,7 +91,7 @@ impl Applier<'_, '_> {
         }
         let result = f(self)?;
         if !request_id.is_empty() && result.is_ok() {
-            let bytes = codec::encode("request result", &result)?;
+            let bytes = codec::encode("request result", &(print, &result))?;
             self.txn.put(CF_REQUESTS, request_id.as_bytes(), bytes)?;
         }
         Ok(result)
@@ -83,7 +101,13 @@ impl Applier<'_, '_> {
         let new = &item.license;
         let template = match self.templates.get(&new.type_code) {
             Ok(t) => t,
-            Err(e) => return Ok(Err(reject(RejectCode::InvalidArgument, "type_code", e))),
+            Err(e) => {
+                return Ok(Err(reject(
+                    RejectCode::InvalidArgument,
+                    "license.type_code",
+                    e,
+                )))
+            }
         };
         let identifier = match self.choose_identifier(item)? {
             Ok(id) => id,
@@ -113,7 +137,7 @@ impl Applier<'_, '_> {
                 );
                 return Ok(Err(reject(
                     RejectCode::FailedPrecondition,
-                    "holder.id",
+                    "license.holder.id",
                     msg,
                 )));
             }
@@ -150,17 +174,29 @@ impl Applier<'_, '_> {
         }
         let type_code = match self.templates.get(&new.type_code) {
             Ok(t) => t.type_code.clone(),
-            Err(e) => return Ok(Err(reject(RejectCode::InvalidArgument, "type_code", e))),
+            Err(e) => {
+                return Ok(Err(reject(
+                    RejectCode::InvalidArgument,
+                    "license.type_code",
+                    e,
+                )))
+            }
         };
         if let Some(serial) = &new.serial {
             let id = match Identifier::generate(&type_code, &new.issuer.code, serial, 1) {
                 Ok(id) => id,
-                Err(e) => return Ok(Err(reject(RejectCode::InvalidArgument, "serial", e))),
+                Err(e) => {
+                    return Ok(Err(reject(
+                        RejectCode::InvalidArgument,
+                        "license.serial",
+                        e,
+                    )))
+                }
             };
             if self.identifier_taken(&id.to_string())? {
                 return Ok(Err(reject(
                     RejectCode::AlreadyExists,
-                    "serial",
+                    "license.serial",
                     "identifier already stored",
                 )));
             }
@@ -170,7 +206,13 @@ impl Applier<'_, '_> {
             let serial = self.next_serial(&type_code, &new.issuer.code, new.issue_date.year())?;
             let id = match Identifier::generate(&type_code, &new.issuer.code, &serial, 1) {
                 Ok(id) => id,
-                Err(e) => return Ok(Err(reject(RejectCode::InvalidArgument, "issuer.code", e))),
+                Err(e) => {
+                    return Ok(Err(reject(
+                        RejectCode::InvalidArgument,
+                        "license.issuer.code",
+                        e,
+                    )))
+                }
             };
             if !self.identifier_taken(&id.to_string())? {
                 return Ok(Ok(id));
@@ -178,7 +220,7 @@ impl Applier<'_, '_> {
         }
         Ok(Err(reject(
             RejectCode::FailedPrecondition,
-            "serial",
+            "license.serial",
             "no free serial number",
         )))
     }
@@ -247,6 +289,14 @@ impl Applier<'_, '_> {
             Ok(id) => id,
             Err(e) => return Ok(Err(reject(RejectCode::FailedPrecondition, "identifier", e))),
         };
+        if self.identifier_taken(&next.to_string())? {
+            let msg = format!("next version {next} is already stored for another record");
+            return Ok(Err(reject(
+                RejectCode::FailedPrecondition,
+                "identifier",
+                msg,
+            )));
+        }
         let mut license = build_license(new.clone(), next, old.holder.legacy_checksum);
         license.type_code = old.type_code.clone();
         license.replaces = Some(old.identifier.clone());
@@ -338,6 +388,11 @@ impl Applier<'_, '_> {
     fn store(&mut self, cf: &'static str, key: &[u8], license: &License) -> Result<(), StoreError> {
         self.txn.put(cf, key, canonical::encode(license))
     }
+}
+
+/// A digest of what a request asked for, to tell a retry from a reused request id.
+fn fingerprint<T: serde::Serialize>(request: &T) -> Result<[u8; 32], StoreError> {
+    Ok(*blake3::hash(&codec::encode("request", request)?).as_bytes())
 }
 
 fn reject(code: RejectCode, field: &str, reason: impl ToString) -> Rejection {

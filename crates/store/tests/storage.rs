@@ -301,3 +301,48 @@ async fn an_interrupted_install_is_finished_at_the_next_start() {
         want
     );
 }
+
+#[tokio::test]
+async fn an_amendment_never_takes_an_identifier_that_is_already_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path()).expect("open");
+    let type_code = new_card(1).type_code;
+    let v1 = licstore_model::Identifier::generate(&type_code, &issuer_code(), "COLL1", 1)
+        .expect("identifier");
+    let v2 = v1.next_version().expect("next");
+    // Historic stock: holder 2 arrives with version 2 of the same serial that holder 1 has at 1.
+    let stock = |seq: u32, id: &licstore_model::Identifier| ImportItem {
+        request_id: format!("stock-{seq}"),
+        identifier: Some(id.to_string()),
+        license: new_card(seq),
+        legacy_checksum: false,
+        status: LicenseStatus::Valid,
+        status_reason: None,
+    };
+    let cmds = vec![Command::Import(vec![stock(1, &v1), stock(2, &v2)])];
+    apply(&mut s.state_machine, entries(1, cmds)).await;
+    let amend = Command::Amend {
+        request_id: "amend".into(),
+        identifier: v1.to_string(),
+        license: new_card(1),
+    };
+    apply(&mut s.state_machine, entries(2, vec![amend])).await;
+    let reader = Reader::new(s.db.clone());
+    let holder2 = reader
+        .get_by_identifier(&v2.to_string())
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        holder2.holder.id,
+        citizen(2),
+        "version 2 must still belong to holder 2"
+    );
+    let holder1 = reader
+        .get_by_identifier(&v1.to_string())
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        holder1.superseded_by, None,
+        "the refused amendment changed nothing"
+    );
+}

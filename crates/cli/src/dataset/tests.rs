@@ -11,7 +11,8 @@ pub(crate) const SAMPLE_JSON: &str = r#"{
     "issuer": {"code": "11310115000000000X", "name": "上海市公安局浦东分局"},
     "issue_date": "2019-03-02", "valid_from": "2019-03-02", "valid_until": "2039-03-02",
     "region_code": "310115",
-    "face": {"name": "王芳", "sex": "女", "address": "上海市浦东新区张江路1弄2号301室, \"A\"座"}
+    "face": {"name": "王芳", "sex": "女",
+             "address": "上海市浦东新区张江路1弄2号301室, \"A\"座"}
   },
   "status": "valid"
 }"#;

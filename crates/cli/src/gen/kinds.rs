@@ -413,7 +413,8 @@ impl Generator {
         let sex = Sex::random(&mut self.rng);
         let count = self.rng.random_range(1..=scopes.len());
         let scope = format!(
-            "一般项目:{}。(除依法须经批准的项目外,凭营业执照依法自主开展经营活动)",
+            "一般项目:{}。\
+             (除依法须经批准的项目外,凭营业执照依法自主开展经营活动)",
             scopes[..count].join(";")
         );
         let face = face(&[

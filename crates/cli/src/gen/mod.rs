@@ -20,14 +20,14 @@
 //! Every holder id has valid check characters; a holder never gets two licenses of a type that
 //! allows one per holder (some birth-certificate holders later get an ID card, so a few
 //! holders have several licenses of different types). Issuers are fixed offices with stable
-//! USCCs ([`issuers`]). License numbers: the citizen ID number for ID cards and permits, the
+//! USCCs ([`Issuers`]). License numbers: the citizen ID number for ID cards and permits, the
 //! USCC for business licenses, a letter and nine digits for birth certificates (unique).
 //!
 //! The output is a function of `(seed, as_of)` only: the generator is a ChaCha8 stream seeded
 //! from the seed, and it never reads the clock. A longer file extends a shorter one with the
 //! same seed.
 
-mod ids;
+pub(crate) mod ids;
 mod issuers;
 mod kinds;
 mod names;
@@ -251,11 +251,16 @@ impl Iterator for Generator {
     }
 }
 
+/// Status reason of a suspended business license.
+const BUSINESS_SUSPENDED: &str = "涉嫌违法经营,依法暂扣营业执照";
+/// Status reason of a revoked business license.
+const BUSINESS_REVOKED: &str = "提交虚假材料取得登记,依法撤销";
+
 fn status_reason(kind: Kind, status: LicenseStatus) -> &'static str {
     match (status, kind) {
-        (LicenseStatus::Suspended, Kind::BusinessLicense) => "涉嫌违法经营,依法暂扣营业执照",
+        (LicenseStatus::Suspended, Kind::BusinessLicense) => BUSINESS_SUSPENDED,
         (LicenseStatus::Suspended, _) => "涉嫌违法违规,暂扣审查",
-        (LicenseStatus::Revoked, Kind::BusinessLicense) => "提交虚假材料取得登记,依法撤销",
+        (LicenseStatus::Revoked, Kind::BusinessLicense) => BUSINESS_REVOKED,
         (LicenseStatus::Revoked, _) => "以欺骗等不正当手段取得,依法撤销",
         (LicenseStatus::Expired, _) => "有效期届满",
         _ => "",
