@@ -327,8 +327,20 @@ fn validate_face(
 /// A non-blank, single-line text of at most `max_chars` characters.
 fn check_text(field: &str, value: &str, max_chars: usize) -> Result<(), ModelError> {
     let chars = value.chars().count();
-    if value.trim().is_empty() {
-        return Err(ModelError::invalid_field(field, "must not be empty"));
+    if !value
+        .chars()
+        .any(|c| !c.is_whitespace() && !is_invisible(c))
+    {
+        return Err(ModelError::invalid_field(
+            field,
+            "must not be empty or invisible",
+        ));
+    }
+    if value.chars().any(is_bidi_control) {
+        return Err(ModelError::invalid_field(
+            field,
+            "contains bidirectional control characters",
+        ));
     }
     if chars > max_chars {
         let reason = format!("is {chars} characters, at most {max_chars} allowed");
@@ -341,6 +353,16 @@ fn check_text(field: &str, value: &str, max_chars: usize) -> Result<(), ModelErr
         ));
     }
     Ok(())
+}
+
+/// Zero-width and other format characters that render as nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// Characters that reorder displayed text, a known way to make one string look like another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]

@@ -328,3 +328,26 @@ fn status_reason_limits() {
         );
     }
 }
+
+#[test]
+fn invisible_or_reordering_text_is_refused() {
+    let templates = TemplateRegistry::builtin();
+    let cases = [
+        ("\u{200B}", false),
+        ("\u{FEFF}\u{FEFF}", false),
+        (" \u{2060} ", false),
+        ("张\u{202E}三", false),
+        ("张\u{2067}三", false),
+        ("张三", true),
+        ("Zhang San", true),
+    ];
+    for (name, ok) in cases {
+        let mut req = resident_request();
+        req.holder.name = name.to_string();
+        let result = validate_new_license(&req, &templates, CheckMode::Strict, today());
+        assert_eq!(result.is_ok(), ok, "{name:?}: {result:?}");
+        if let Err(e) = result {
+            assert_eq!(e.field(), Some("holder.name"), "{name:?}");
+        }
+    }
+}
