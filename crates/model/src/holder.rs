@@ -2,10 +2,12 @@
 //!
 //! Two holder kinds are supported, with their GB/T 36903 holder-ID-type codes:
 //!
-//! * `111` citizen ID number (公民身份号码, GB 11643-1999): 6-digit address code, 8-digit birth
-//!   date, 3-digit sequence, check character by ISO 7064 MOD 11-2 (`0-9` or `X`).
-//! * `001` unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters from a
-//!   31-character set, positions 3-8 a region code, check character by a weighted mod-31 sum.
+//! * `111` citizen ID number (公民身份号码, GB 11643-1999): 6-digit address code,
+//!   8-digit birth date, 3-digit sequence, check character by ISO 7064 MOD 11-2
+//!   (`0-9` or `X`).
+//! * `001` unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters
+//!   from a 31-character set, positions 3-8 a region code, check character by a weighted
+//!   mod-31 sum.
 //!
 //! Decisions:
 //!
@@ -16,7 +18,8 @@
 //! * A citizen ID's address code must lie in a province of the embedded GB/T 2260 table (or be
 //!   `810000`/`820000`/`830000`). The exact county code is not required: ID numbers keep the
 //!   code of first registration for life, and many such codes have since been abolished (e.g.
-//!   `440524`, 潮阳县, in the golden vectors), so a current-table lookup would reject real people.
+//!   `440524`, 潮阳县, in the golden vectors), so a current-table lookup would reject real
+//!   people.
 //!   Province-level codes such as `310000` are therefore accepted as well.
 //! * Lenient mode ([`CheckMode::Lenient`]) accepts a USCC whose final check character is wrong
 //!   only when everything else is well-formed *and* the embedded GB 11714 organisation code

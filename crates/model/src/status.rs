@@ -1,8 +1,9 @@
 //! License status codes and the status machine.
 //!
 //! Status codes follow the national platform's certificate specification: `01` valid, `02`
-//! suspended (暂扣), `03` revoked / annulled (撤销), `04` cancelled (注销), `05` expired (失效),
-//! `06` transferred out (办理转出), `07` revoked as a penalty (吊销), `99` other (其他).
+//! suspended (暂扣), `03` revoked / annulled (撤销), `04` cancelled (注销),
+//! `05` expired (失效), `06` transferred out (办理转出), `07` revoked as a penalty (吊销),
+//! `99` other (其他).
 //!
 //! ```text
 //!           Suspend                  LiftSuspension

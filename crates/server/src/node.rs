@@ -103,7 +103,8 @@ impl Node {
         match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(cmd)).await {
             Ok(result) => Ok(result.map(|resp| (resp.data, resp.log_id.index()))),
             Err(_) => Err(self.unavailable(&format!(
-                "not committed within {WRITE_TIMEOUT:?} (no quorum?); retry with the same request id"
+                "not committed within {WRITE_TIMEOUT:?} (no quorum?); \
+                 retry with the same request id"
             ))),
         }
     }

@@ -127,7 +127,8 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
 pub async fn serve(s: Settings) -> Result<(), ServerError> {
     let node = start(&s).await?;
     let listener = tokio::net::TcpListener::bind(s.addr).await?;
-    tracing::info!(id = s.id, addr = %s.addr, data_dir = %s.data_dir.display(), "licstored listening");
+    let data_dir = s.data_dir.display();
+    tracing::info!(id = s.id, addr = %s.addr, data_dir = %data_dir, "licstored listening");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()

@@ -4,10 +4,10 @@
 //! |-------------|----------------------------------------------|--------------------------------|
 //! | `raft_log`  | log index, u64 big-endian                    | bincode `Entry`                |
 //! | `raft_meta` | `vote`, `committed`, `last_purged`           | bincode                        |
-//! | `current`   | holder key ‖ type code ‖ `\0` ‖ instance     | canonical `License`            |
+//! | `current`   | holder key + type code + `\0` + instance     | canonical `License`            |
 //! | `ident`     | identifier of a current version              | `current` key                  |
 //! | `history`   | identifier of a superseded version           | canonical `License`            |
-//! | `serials`   | type code ‖ `\0` ‖ issuer code               | next serial, u64 big-endian    |
+//! | `serials`   | type code + `\0` + issuer code               | next serial, u64 big-endian    |
 //! | `requests`  | client request id                            | bincode `CommandResult`        |
 //! | `sm_meta`   | `last_applied`, `membership`, `installing`   | bincode                        |
 //!
