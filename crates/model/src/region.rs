@@ -2,7 +2,8 @@
 //!
 //! The table lists county-level codes (e.g. `310115` 浦东新区) with their province prefix.
 //! It is parsed once, on first use, into a sorted slice. Province-level codes (`310000`) are
-//! not rows of the table; they are recognised from the set of province prefixes the table contains, and
+//! not rows of the table; they are recognised from the set of province prefixes the table
+//! contains, and
 //! their names come from a small table here. The special codes `810000`, `820000` and `830000`
 //! (Hong Kong, Macao and Taiwan residents' residence permits) are known too.
 
