@@ -33,6 +33,9 @@ use crate::ServerError;
 type Rpc = RPCError<TypeConfig>;
 
 /// Metadata key carrying the id of the node a Raft message is addressed to.
+// TODO(cluster-id): messages name the target node but not the cluster; two clusters that reuse
+// node ids and addresses can still talk to each other. A cluster id fixed at initialisation and
+// checked on every message would close that.
 pub const TARGET_METADATA_KEY: &str = "licstore-target-node";
 
 /// Pause before reporting a failed attempt to open a replication stream. openraft retries
