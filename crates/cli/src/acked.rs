@@ -121,7 +121,10 @@ impl Render for IssueEachReport {
         }
         t.pair("rejected locally", self.rejected_locally.to_string());
         for (status, n) in &self.issued_as_valid {
-            t.pair(&format!("input status {status}, issued valid"), n.to_string());
+            t.pair(
+                &format!("input status {status}, issued valid"),
+                n.to_string(),
+            );
         }
         if let Some(path) = &self.acked_file {
             t.pair("acked file", path.clone());
