@@ -10,8 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "licstore/v1/licstore.proto",
         "licstore/v1/raft.proto",
     ];
+    // Relative to this package: target directories are shared between checkouts (CI clones,
+    // worktrees), and the build-script run is shared with them, so an absolute path would make
+    // one checkout watch another checkout's files and reuse stale generated code.
     for f in &files {
-        println!("cargo:rerun-if-changed={}", root.join(f).display());
+        println!("cargo:rerun-if-changed=../../proto/{f}");
     }
     let descriptors = protox::compile(files, [&root])?;
     tonic_prost_build::configure()

@@ -73,6 +73,8 @@ pub enum Command {
     /// State-machine digest of every endpoint (Cluster.StateDigest); equal digests at equal
     /// applied indexes mean equal replicas.
     Digest,
+    /// Walk records and indexes on every endpoint (Cluster.Check) and report inconsistencies.
+    Check,
     /// Wait until every answering endpoint names the same leader and that leader says so.
     WaitLeader(WaitLeaderArgs),
     /// Print `ID ADDR` of the current leader.

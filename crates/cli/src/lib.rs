@@ -20,6 +20,7 @@
 
 pub mod acked;
 pub mod args;
+pub mod check;
 pub mod cluster;
 pub mod convert;
 pub mod dataset;
@@ -108,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoint(EndpointCommand::Status) => cluster::endpoint_status(&ctx).await,
         Command::Member(m) => cluster::member(&ctx, m).await,
         Command::Digest => cluster::digest(&ctx).await,
+        Command::Check => check::check(&ctx).await,
         Command::WaitLeader(a) => waits::wait_leader(&ctx, a).await,
         Command::Leader => waits::leader(&ctx).await,
         Command::WaitConverged(a) => waits::wait_converged(&ctx, a).await,

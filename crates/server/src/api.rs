@@ -697,6 +697,33 @@ impl Cluster for ClusterApi {
         Ok(Response::new(self.members()))
     }
 
+    async fn check(
+        &self,
+        _req: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let reader = self.node.reader.clone();
+        let r = tokio::task::spawn_blocking(move || reader.check())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let problems = r
+            .problems
+            .into_iter()
+            .map(|p| pb::CheckProblem {
+                table: p.table.to_string(),
+                key: p.key,
+                detail: p.detail,
+            })
+            .collect();
+        Ok(Response::new(pb::CheckResponse {
+            applied_index: r.applied_index,
+            records_checked: r.records_checked,
+            index_entries_checked: r.index_entries_checked,
+            problem_count: r.problem_count,
+            problems,
+        }))
+    }
+
     async fn state_digest(
         &self,
         _req: Request<pb::StateDigestRequest>,

@@ -146,6 +146,16 @@ async fn leader_killed_under_writes_loses_nothing_acknowledged() {
     // The old leader restarts from its data directory and catches up.
     cluster.restart(first_leader);
     let d = cluster.wait_converged().await;
+    for p in &cluster.nodes {
+        let report = common::cluster_at(&p.addr).check(pb::CheckRequest {}).await;
+        let report = report.expect("check").into_inner();
+        assert_eq!(
+            report.problem_count, 0,
+            "node {}: {:?}",
+            p.id, report.problems
+        );
+        assert_eq!(report.records_checked, d.records);
+    }
     assert!(d.records as usize >= acked.len());
 }
 

@@ -9,6 +9,7 @@
 //! [`TypeConfig`] and offers [`Reader`] for the read path.
 
 mod apply;
+pub mod check;
 pub mod codec;
 pub mod command;
 pub mod db;
@@ -20,6 +21,7 @@ pub mod snapshot;
 pub mod state_machine;
 mod txn;
 
+pub use check::{CheckReport, Problem};
 pub use command::{Command, CommandResult, ImportItem, RejectCode, Rejection, WriteOutcome};
 pub use db::{open, Storage};
 pub use error::StoreError;

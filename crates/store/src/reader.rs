@@ -107,6 +107,11 @@ impl Reader {
         Ok(out)
     }
 
+    /// Walks every record and index entry; see [`crate::check`].
+    pub fn check(&self) -> Result<crate::CheckReport, StoreError> {
+        crate::check::check(&self.db)
+    }
+
     /// Digest of the whole state machine, read from one consistent RocksDB snapshot.
     pub fn state_digest(&self) -> Result<StateDigest, StoreError> {
         let snap = self.db.snapshot();

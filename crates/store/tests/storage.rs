@@ -346,3 +346,75 @@ async fn an_amendment_never_takes_an_identifier_that_is_already_stored() {
         "the refused amendment changed nothing"
     );
 }
+
+#[tokio::test]
+async fn check_finds_nothing_on_a_healthy_store_and_every_injected_fault() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path()).expect("open");
+    apply(
+        &mut s.state_machine,
+        entries(1, (0..20).map(issue).collect()),
+    )
+    .await;
+    let reader = Reader::new(s.db.clone());
+    let card = reader
+        .get(HolderKind::CitizenId, &citizen(4), &new_card(4).type_code)
+        .expect("get");
+    let id = card[0].identifier.clone();
+    let amend = Command::Amend {
+        request_id: "a".into(),
+        identifier: id,
+        license: new_card(4),
+    };
+    apply(&mut s.state_machine, entries(21, vec![amend])).await;
+    let healthy = reader.check().expect("check");
+    assert_eq!(healthy.problems, vec![], "{healthy:?}");
+    assert_eq!(
+        (healthy.records_checked, healthy.index_entries_checked),
+        (21, 20)
+    );
+
+    let cf = |name: &str| s.db.cf_handle(name).expect("cf");
+    let victims = reader
+        .list_by_holder(HolderKind::CitizenId, &citizen(1))
+        .expect("list");
+    // 1. a missing identifier-index entry
+    s.db.delete_cf(cf("ident"), victims[0].identifier.as_bytes())
+        .expect("delete");
+    // 2. a dangling identifier-index entry
+    s.db.put_cf(cf("ident"), b"1.2.156.3005.2.dangling", b"nowhere")
+        .expect("put");
+    // 3. a record whose bytes no longer match its digest
+    let mut tampered = reader
+        .list_by_holder(HolderKind::CitizenId, &citizen(2))
+        .expect("list");
+    tampered[0].holder.name = "篡改".into();
+    let key = licstore_store::keys::current_key(
+        HolderKind::CitizenId,
+        &citizen(2),
+        &tampered[0].type_code,
+        "",
+    );
+    let bytes = licstore_model::canonical::encode(&tampered[0]);
+    s.db.put_cf(cf("current"), key, bytes).expect("put");
+
+    let report = reader.check().expect("check");
+    let found: Vec<(&str, &str)> = report
+        .problems
+        .iter()
+        .map(|p| (p.table, p.detail.as_str()))
+        .collect();
+    assert_eq!(report.problem_count, 3, "{found:?}");
+    assert!(
+        found.contains(&("current", "identifier index entry missing")),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("ident", "points at no current record")),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("current", "digest does not match the record")),
+        "{found:?}"
+    );
+}
