@@ -210,12 +210,27 @@ pub fn holder_kind(holder: &HolderArgs, type_name: Option<&str>) -> anyhow::Resu
     if let Some(template) = type_name.and_then(types::find) {
         return Ok(template.holder_kind);
     }
-    guess_holder_kind(&holder.holder).ok_or_else(|| {
-        usage(format!(
-            "cannot tell the kind of holder id {:?}; pass --holder-kind",
-            holder.holder
-        ))
-    })
+    guess_holder_kind(&holder.holder).ok_or_else(|| usage(unknown_kind_message(&holder.holder)))
+}
+
+/// Why an id is neither kind, as each validator sees it.
+fn unknown_kind_message(id: &str) -> String {
+    use licstore_model::{validate_holder_id, CheckMode, Date};
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let today = Date::from_unix_secs(now_secs + 8 * 3600);
+    let reason = |kind| match validate_holder_id(kind, id, CheckMode::Strict, today) {
+        Ok(_) => "valid".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    format!(
+        "holder id {id:?} is neither a valid citizen ID number ({}) nor a valid unified social \
+         credit code ({}); fix it or pass --holder-kind",
+        reason(HolderKind::CitizenId),
+        reason(HolderKind::Uscc)
+    )
 }
 
 /// `CitizenId` when the id's GB 11643 check character matches, `Uscc` when its GB 32100 one
@@ -393,6 +408,25 @@ mod tests {
             ("2030-01-01", "2030-01-01"),
         ] {
             assert_eq!(long_term_as_empty(input), want);
+        }
+    }
+}
+
+#[cfg(test)]
+mod unknown_kind_tests {
+    use super::unknown_kind_message;
+
+    #[test]
+    fn names_why_each_kind_fails() {
+        let table = [
+            ("310115198808080421", "expected 9"),
+            ("91310115MA1K3YJ12H", "unified social credit code"),
+            ("short", "citizen ID number"),
+        ];
+        for (id, want) in table {
+            let msg = unknown_kind_message(id);
+            assert!(msg.contains(want), "{id}: {msg}");
+            assert!(msg.contains("--holder-kind"), "{id}: {msg}");
         }
     }
 }
