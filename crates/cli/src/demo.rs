@@ -298,33 +298,7 @@ pub async fn run(ctx: &Ctx, args: DemoIssueArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use licstore_model::{
-        validate_holder_id, validate_new_license, CheckMode, Date, Holder, NewLicense,
-    };
-
-    fn to_model(l: &LicenseInput) -> NewLicense {
-        let date = |s: &str| Date::parse(s).expect("date");
-        NewLicense {
-            type_code: l.type_code.clone(),
-            holder: Holder {
-                kind: l.holder.kind.parse::<HolderKind>().expect("kind"),
-                id: l.holder.id.clone(),
-                name: l.holder.name.clone(),
-                legacy_checksum: false,
-            },
-            license_number: l.license_number.clone(),
-            issuer: licstore_model::Issuer {
-                code: l.issuer.code.clone(),
-                name: l.issuer.name.clone(),
-            },
-            issue_date: date(&l.issue_date),
-            valid_from: date(&l.valid_from),
-            valid_until: (!l.valid_until.is_empty()).then(|| date(&l.valid_until)),
-            region_code: l.region_code.clone(),
-            face: l.face.clone(),
-            serial: None,
-        }
-    }
+    use licstore_model::{validate_holder_id, validate_new_license, CheckMode, Date};
 
     #[test]
     fn demo_holders_have_valid_check_characters() {
@@ -348,7 +322,7 @@ mod tests {
             demo_id_card(&issuers).expect("card"),
             demo_business_license(&issuers).expect("license"),
         ] {
-            let new = to_model(&content);
+            let new = content.to_model();
             let checked = validate_new_license(&new, registry, CheckMode::Strict, today);
             assert!(checked.is_ok(), "{checked:?}\n{content:?}");
             assert!(content.to_proto().is_ok());

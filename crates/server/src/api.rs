@@ -94,13 +94,11 @@ impl LicenseApi {
     ) -> Result<(T, u64), Status> {
         self.node.read_barrier(consistency_of(consistency)?).await?;
         let reader = self.node.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            let revision = reader.applied_index()?;
-            Ok::<_, licstore_store::StoreError>((f(&reader)?, revision))
+        on_reader(reader, move |r| {
+            let revision = r.applied_index()?;
+            Ok((f(r)?, revision))
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::internal(e.to_string()))
     }
 
     async fn write_one(&self, cmd: Command) -> Result<Response<pb::WriteResponse>, Status> {
@@ -111,6 +109,18 @@ impl LicenseApi {
             other => Err(Status::internal(format!("unexpected result {other:?}"))),
         }
     }
+}
+
+/// Runs a RocksDB read off the async workers; storage failures are `INTERNAL`.
+async fn on_reader<T, F>(reader: licstore_store::Reader, f: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: FnOnce(&licstore_store::Reader) -> Result<T, licstore_store::StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || f(&reader))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))
 }
 
 fn strip_field(e: &licstore_model::ModelError) -> String {
@@ -702,10 +712,7 @@ impl Cluster for ClusterApi {
         _req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let reader = self.node.reader.clone();
-        let r = tokio::task::spawn_blocking(move || reader.check())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let r = on_reader(reader, |r| r.check()).await?;
         let problems = r
             .problems
             .into_iter()
@@ -729,10 +736,7 @@ impl Cluster for ClusterApi {
         _req: Request<pb::StateDigestRequest>,
     ) -> Result<Response<pb::StateDigestResponse>, Status> {
         let reader = self.node.reader.clone();
-        let d = tokio::task::spawn_blocking(move || reader.state_digest())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let d = on_reader(reader, |r| r.state_digest()).await?;
         Ok(Response::new(pb::StateDigestResponse {
             applied_index: d.applied_index,
             digest: convert::hex(&d.digest),

@@ -109,7 +109,7 @@ impl Applier<'_, '_> {
                 )))
             }
         };
-        let identifier = match self.choose_identifier(item)? {
+        let identifier = match self.choose_identifier(item, &template.type_code)? {
             Ok(id) => id,
             Err(r) => return Ok(Err(r)),
         };
@@ -156,6 +156,7 @@ impl Applier<'_, '_> {
     fn choose_identifier(
         &mut self,
         item: &ImportItem,
+        type_code: &str,
     ) -> Result<Result<Identifier, Rejection>, StoreError> {
         let new = &item.license;
         if let Some(given) = &item.identifier {
@@ -172,18 +173,8 @@ impl Applier<'_, '_> {
             }
             return Ok(Ok(id));
         }
-        let type_code = match self.templates.get(&new.type_code) {
-            Ok(t) => t.type_code.clone(),
-            Err(e) => {
-                return Ok(Err(reject(
-                    RejectCode::InvalidArgument,
-                    "license.type_code",
-                    e,
-                )))
-            }
-        };
         if let Some(serial) = &new.serial {
-            let id = match Identifier::generate(&type_code, &new.issuer.code, serial, 1) {
+            let id = match Identifier::generate(type_code, &new.issuer.code, serial, 1) {
                 Ok(id) => id,
                 Err(e) => {
                     return Ok(Err(reject(
@@ -203,8 +194,8 @@ impl Applier<'_, '_> {
             return Ok(Ok(id));
         }
         for _ in 0..MAX_SERIAL_ATTEMPTS {
-            let serial = self.next_serial(&type_code, &new.issuer.code, new.issue_date.year())?;
-            let id = match Identifier::generate(&type_code, &new.issuer.code, &serial, 1) {
+            let serial = self.next_serial(type_code, &new.issuer.code, new.issue_date.year())?;
+            let id = match Identifier::generate(type_code, &new.issuer.code, &serial, 1) {
                 Ok(id) => id,
                 Err(e) => {
                     return Ok(Err(reject(

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use licstore_model::{validate_new_license, CheckMode, Holder, HolderKind, NewLicense};
+use licstore_model::{validate_new_license, CheckMode};
 
 use super::*;
 
@@ -20,31 +20,6 @@ fn records(seed: u64, n: usize) -> Vec<Record> {
         .collect()
 }
 
-fn to_model(r: &Record) -> NewLicense {
-    let l = &r.license;
-    let date = |s: &str| Date::parse(s).expect("date");
-    NewLicense {
-        type_code: l.type_code.clone(),
-        holder: Holder {
-            kind: l.holder.kind.parse::<HolderKind>().expect("kind"),
-            id: l.holder.id.clone(),
-            name: l.holder.name.clone(),
-            legacy_checksum: false,
-        },
-        license_number: l.license_number.clone(),
-        issuer: licstore_model::Issuer {
-            code: l.issuer.code.clone(),
-            name: l.issuer.name.clone(),
-        },
-        issue_date: date(&l.issue_date),
-        valid_from: date(&l.valid_from),
-        valid_until: (!l.valid_until.is_empty()).then(|| date(&l.valid_until)),
-        region_code: l.region_code.clone(),
-        face: l.face.clone(),
-        serial: None,
-    }
-}
-
 #[test]
 fn same_seed_same_records_and_prefix_stable() {
     let a = records(42, 2_000);
@@ -58,7 +33,7 @@ fn same_seed_same_records_and_prefix_stable() {
 fn every_record_passes_model_validation_strictly() {
     let registry = crate::types::registry();
     for (i, r) in records(7, SAMPLE).iter().enumerate() {
-        let new = to_model(r);
+        let new = r.license.to_model();
         let checked = validate_new_license(&new, registry, CheckMode::Strict, as_of());
         assert!(checked.is_ok(), "record {i}: {checked:?}\n{r:?}");
         assert!(r.to_proto().is_ok(), "record {i}");
