@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: the build-script binary may be shared with other checkouts, so a path
+    // fixed when it was compiled could name a checkout that no longer exists.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "licstore/v1/license.proto",
         "licstore/v1/licstore.proto",

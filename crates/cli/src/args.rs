@@ -75,6 +75,14 @@ pub enum Command {
     Digest,
     /// Walk records and indexes on every endpoint (Cluster.Check) and report inconsistencies.
     Check,
+    /// Find current licenses by type, status, issuer, region, expiry or change revision
+    /// (Licenses.Query); --explain shows the index used.
+    Query(QueryArgs),
+    /// Print change-feed events as they commit (Licenses.Watch); resumable with
+    /// --from-revision, reconnects to another endpoint by itself.
+    Watch(WatchArgs),
+    /// Drop change-feed events below a revision (Cluster.Compact).
+    Compact(CompactArgs),
     /// Wait until every answering endpoint names the same leader and that leader says so.
     WaitLeader(WaitLeaderArgs),
     /// Print `ID ADDR` of the current leader.
@@ -601,4 +609,88 @@ mod tests {
         let cli = parse(&["digest", "-o", "json"]).expect("parses");
         assert_eq!(cli.output, OutputFormat::Json);
     }
+}
+
+/// `licctl query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Type code, template key or Chinese name.
+    #[arg(long = "type", short = 't')]
+    pub type_code: Option<String>,
+    /// License number printed on the face (needs --type).
+    #[arg(long)]
+    pub number: Option<String>,
+    /// Recorded status (valid, suspended, revoked, ...); repeat for any of several.
+    #[arg(long = "status")]
+    pub statuses: Vec<String>,
+    /// Issuer code.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// GB/T 2260 region: 31 or 310000 (province), 3101 (city), 310115 (county).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Valid or suspended licenses whose last valid day is before YYYY-MM-DD.
+    #[arg(long)]
+    pub expires_before: Option<String>,
+    /// Licenses changed after this revision.
+    #[arg(long)]
+    pub changed_since: Option<u64>,
+    /// Licenses per page (at most 1000).
+    #[arg(long, default_value_t = 100)]
+    pub page_size: u32,
+    /// Continue after a previous page's cursor.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow cursors until every page is fetched.
+    #[arg(long)]
+    pub all: bool,
+    /// Count matches instead of listing them (no record is read).
+    #[arg(long)]
+    pub count: bool,
+    /// Show the index used, the key ranges and the entries scanned.
+    #[arg(long)]
+    pub explain: bool,
+    /// Serve from the local replica, possibly stale.
+    #[arg(long)]
+    pub serializable: bool,
+}
+
+/// `licctl watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// First revision to print; 0 prints only changes from now on.
+    #[arg(long, default_value_t = 0)]
+    pub from_revision: u64,
+    /// Only these types (code, key or Chinese name); repeatable.
+    #[arg(long = "type", short = 't')]
+    pub types: Vec<String>,
+    /// Only these issuer codes; repeatable.
+    #[arg(long = "issuer")]
+    pub issuers: Vec<String>,
+    /// Only these holders, `ID` or `KIND:ID` (citizen_id, uscc); repeatable.
+    #[arg(long = "holder")]
+    pub holders: Vec<String>,
+    /// Only changes to these statuses; repeatable.
+    #[arg(long = "status")]
+    pub statuses: Vec<String>,
+    /// Ask for a progress notification after this many quiet milliseconds [server default
+    /// 5000].
+    #[arg(long, default_value_t = 0)]
+    pub progress_ms: u32,
+    /// Print progress notifications too.
+    #[arg(long)]
+    pub show_progress: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Stop after this many milliseconds.
+    #[arg(long)]
+    pub duration_ms: Option<u64>,
+}
+
+/// `licctl compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// New oldest revision of the change feed.
+    pub revision: u64,
 }

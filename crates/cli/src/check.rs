@@ -18,6 +18,7 @@ pub struct CheckRow {
     pub applied_index: u64,
     pub records_checked: u64,
     pub index_entries_checked: u64,
+    pub events_checked: u64,
     pub problem_count: u64,
     pub problems: Vec<ProblemRow>,
 }
@@ -41,6 +42,7 @@ impl Render for ChecksView {
             "applied",
             "records",
             "index entries",
+            "events",
             "problems",
         ]);
         for r in &self.0 {
@@ -53,6 +55,7 @@ impl Render for ChecksView {
                 r.applied_index.to_string(),
                 r.records_checked.to_string(),
                 r.index_entries_checked.to_string(),
+                r.events_checked.to_string(),
                 problems,
             ]);
         }
@@ -62,6 +65,7 @@ impl Render for ChecksView {
                     r.endpoint.clone(),
                     p.table.clone(),
                     p.key.clone(),
+                    String::new(),
                     String::new(),
                     p.detail.clone(),
                 ]);
@@ -81,6 +85,7 @@ fn row(endpoint: &str, answer: Result<pb::CheckResponse, tonic::Status>) -> Chec
             row.applied_index = r.applied_index;
             row.records_checked = r.records_checked;
             row.index_entries_checked = r.index_entries_checked;
+            row.events_checked = r.events_checked;
             row.problem_count = r.problem_count;
             row.problems = r
                 .problems
@@ -142,6 +147,7 @@ mod tests {
                 key: "k".into(),
                 detail: "points at no current record".into(),
             }],
+            events_checked: 2,
         };
         let r = row("a", Ok(ok));
         assert_eq!(

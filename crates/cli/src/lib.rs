@@ -26,6 +26,7 @@ pub mod convert;
 pub mod dataset;
 pub mod demo;
 pub mod exit;
+pub mod feed;
 pub mod gen;
 pub mod import;
 pub mod licenses;
@@ -110,6 +111,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Member(m) => cluster::member(&ctx, m).await,
         Command::Digest => cluster::digest(&ctx).await,
         Command::Check => check::check(&ctx).await,
+        Command::Query(a) => feed::query(&ctx, a).await,
+        Command::Watch(a) => feed::watch(&ctx, a).await,
+        Command::Compact(a) => feed::compact(&ctx, a).await,
         Command::WaitLeader(a) => waits::wait_leader(&ctx, a).await,
         Command::Leader => waits::leader(&ctx).await,
         Command::WaitConverged(a) => waits::wait_converged(&ctx, a).await,

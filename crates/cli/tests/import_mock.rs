@@ -75,6 +75,19 @@ impl Licenses for Service {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         unimplemented()
     }
+    async fn query(
+        &self,
+        _: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        unimplemented()
+    }
+    type WatchStream = futures::stream::Empty<Result<pb::WatchResponse, Status>>;
+    async fn watch(
+        &self,
+        _: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        unimplemented()
+    }
     async fn import(
         &self,
         request: Request<Streaming<pb::ImportRecord>>,

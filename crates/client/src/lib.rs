@@ -136,6 +136,12 @@ impl Client {
         self.channels.get(i).map(|c| ClusterClient::new(c.clone()))
     }
 
+    /// The channel to endpoint `i` (modulo the endpoint count), for calls that manage their
+    /// own retries, such as long-lived streams.
+    pub fn channel_at(&self, i: usize) -> Channel {
+        self.channels[i % self.channels.len()].clone()
+    }
+
     /// Number of endpoints.
     pub fn endpoint_count(&self) -> usize {
         self.channels.len()

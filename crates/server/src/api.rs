@@ -20,6 +20,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::convert::{self, field_status, model_status, rejection_status, required};
 use crate::node::{Consistency, Node};
+use crate::{query, watch};
 
 /// Records per Raft proposal during an import.
 pub const IMPORT_BATCH: usize = 500;
@@ -180,6 +181,10 @@ pub fn revalidate(
             validate_status_reason(reason.as_deref(), &Limits::default())
                 .map_err(|e| model_status(&e, ""))
         }
+        Command::Expire { identifiers, .. } => identifiers
+            .iter()
+            .try_for_each(|id| identifier("identifiers", id).map(|_| ())),
+        Command::Compact { .. } => Ok(()),
     }
 }
 
@@ -394,6 +399,45 @@ impl Licenses for LicenseApi {
         }))
     }
 
+    async fn query(
+        &self,
+        req: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        let req = req.into_inner();
+        let q = query::to_query(&self.node, &req)?;
+        let plan = query::plan_of(&q)?;
+        let page_size = query::page_size(&req)?;
+        let cursor = query::decode_cursor(&req.cursor, &plan)?;
+        let p = plan.clone();
+        let (page, _) = self
+            .read(req.consistency, move |r| {
+                r.query(&q, &p, cursor.as_deref(), page_size)
+            })
+            .await?;
+        Ok(Response::new(pb::QueryResponse {
+            licenses: page.licenses.iter().map(convert::license_to_pb).collect(),
+            count: page.count,
+            next_cursor: page
+                .next_cursor
+                .as_deref()
+                .map(query::encode_cursor)
+                .unwrap_or_default(),
+            plan: Some(query::plan_to_pb(&plan, page.scanned)),
+            read_revision: page.applied_index,
+        }))
+    }
+
+    type WatchStream = watch::WatchStream;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Ok(Response::new(
+            watch::watch(self.node.clone(), req.into_inner()).await?,
+        ))
+    }
+
     async fn import(
         &self,
         req: Request<Streaming<pb::ImportRecord>>,
@@ -590,6 +634,8 @@ impl Cluster for ClusterApi {
             applied_index: m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0),
             snapshot_index: m.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
             purged_index: m.purged.as_ref().map(|l| l.index()).unwrap_or(0),
+            compacted_revision: on_reader(self.node.reader.clone(), |r| r.compacted_revision())
+                .await?,
         };
         let replication: BTreeMap<u64, u64> = m
             .replication
@@ -728,7 +774,32 @@ impl Cluster for ClusterApi {
             index_entries_checked: r.index_entries_checked,
             problem_count: r.problem_count,
             problems,
+            events_checked: r.events_checked,
         }))
+    }
+
+    async fn compact(
+        &self,
+        req: Request<pb::CompactRequest>,
+    ) -> Result<Response<pb::CompactResponse>, Status> {
+        let revision = req.into_inner().revision;
+        if revision == 0 {
+            return Err(field_status(
+                Code::InvalidArgument,
+                "revision",
+                "must be positive",
+            ));
+        }
+        match self.node.write(Command::Compact { revision }).await? {
+            (CommandResult::Compacted(Ok(compacted)), index) => {
+                Ok(Response::new(pb::CompactResponse {
+                    compacted_revision: compacted,
+                    revision: index,
+                }))
+            }
+            (CommandResult::Compacted(Err(r)), _) => Err(rejection_status(&r)),
+            (other, _) => Err(Status::internal(format!("unexpected result {other:?}"))),
+        }
     }
 
     async fn state_digest(

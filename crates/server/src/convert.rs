@@ -159,6 +159,56 @@ pub fn status_from_pb(field: &str, s: i32) -> Result<LicenseStatus, Status> {
     })
 }
 
+/// A status from the API enum where `UNSPECIFIED` is not a status, as in filters.
+pub fn status_from_pb_strict(field: &str, s: i32) -> Result<LicenseStatus, Status> {
+    if s == pb::LicenseStatus::Unspecified as i32 {
+        return Err(field_status(
+            Code::InvalidArgument,
+            field,
+            "unspecified status",
+        ));
+    }
+    status_from_pb(field, s)
+}
+
+/// The API form of a change-feed event.
+pub fn event_to_pb(e: &licstore_store::Event) -> pb::Event {
+    use licstore_store::EventOp;
+    let op = match e.op {
+        EventOp::Issue => pb::EventOp::Issue,
+        EventOp::Import => pb::EventOp::Import,
+        EventOp::Amend => pb::EventOp::Amend,
+        EventOp::Status(StatusOp::Suspend) => pb::EventOp::Suspend,
+        EventOp::Status(StatusOp::LiftSuspension) => pb::EventOp::LiftSuspension,
+        EventOp::Status(StatusOp::Revoke) => pb::EventOp::Revoke,
+        EventOp::Status(StatusOp::Cancel) => pb::EventOp::Cancel,
+        EventOp::Status(StatusOp::Expire) => pb::EventOp::Expire,
+        EventOp::Status(StatusOp::TransferOut) => pb::EventOp::TransferOut,
+        EventOp::Status(StatusOp::RevokeAsPenalty) => pb::EventOp::RevokeAsPenalty,
+        EventOp::Status(StatusOp::Other) => pb::EventOp::Other,
+    };
+    pb::Event {
+        revision: e.revision,
+        seq: e.seq,
+        op: op as i32,
+        identifier: e.identifier.clone(),
+        previous_identifier: e.previous_identifier.clone().unwrap_or_default(),
+        holder: Some(pb::HolderRef {
+            kind: holder_kind_to_pb(e.holder_kind) as i32,
+            id: e.holder_id.clone(),
+        }),
+        type_code: e.type_code.clone(),
+        issuer_code: e.issuer_code.clone(),
+        old_status: e
+            .old_status
+            .map(|s| status_to_pb(s) as i32)
+            .unwrap_or_default(),
+        new_status: status_to_pb(e.new_status) as i32,
+        version: e.version.into(),
+        digest: hex(&e.digest),
+    }
+}
+
 /// The API enum of a status.
 pub fn status_to_pb(s: LicenseStatus) -> pb::LicenseStatus {
     match s {

@@ -2,12 +2,15 @@
 //! public gRPC services.
 
 pub mod api;
+pub mod background;
 pub mod convert;
 pub mod error;
 pub mod network;
 pub mod node;
+pub mod query;
 pub mod raft_service;
 pub mod run;
+pub mod watch;
 
 pub use error::ServerError;
 pub use run::{serve, Settings};

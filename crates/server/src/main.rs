@@ -40,6 +40,12 @@ struct Args {
     /// Log entries kept behind a snapshot for lagging followers.
     #[arg(long, default_value_t = 5_000)]
     logs_to_keep: u64,
+    /// Milliseconds between the leader's sweeps for licenses whose validity has ended.
+    #[arg(long, default_value_t = 60_000)]
+    expiry_sweep_ms: u64,
+    /// Seconds of change-feed history kept before the leader compacts it; 0 keeps everything.
+    #[arg(long, default_value_t = 3 * 24 * 3600)]
+    event_retention_secs: u64,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     log_json: bool,
@@ -102,6 +108,8 @@ async fn main() -> ExitCode {
         election_max_ms: args.election_max_ms,
         snapshot_logs: args.snapshot_logs,
         logs_to_keep: args.logs_to_keep,
+        expiry_sweep: std::time::Duration::from_millis(args.expiry_sweep_ms.max(100)),
+        event_retention: std::time::Duration::from_secs(args.event_retention_secs),
     };
     match serve(settings).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,6 +47,10 @@ pub struct Node {
     pub peers: crate::network::Peers,
     /// Where received snapshots are written.
     pub snapshot_dir: PathBuf,
+    /// The state machine's last applied log index, updated once the state is readable.
+    pub applied: tokio::sync::watch::Receiver<u64>,
+    /// Open Watch streams.
+    pub watches: std::sync::atomic::AtomicUsize,
 }
 
 /// A write's result and the log index it was applied at.
@@ -66,6 +70,11 @@ impl Node {
             .addr
             .clone();
         Some((id, addr))
+    }
+
+    /// Whether this node is the leader as far as it knows.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().current_leader == Some(self.id)
     }
 
     /// `UNAVAILABLE`, naming the leader in metadata when one is known.

@@ -43,6 +43,11 @@ pub struct Settings {
     pub snapshot_logs: u64,
     /// Entries kept in the log behind a snapshot, for followers that lag a little.
     pub logs_to_keep: u64,
+    /// How often the leader looks for licenses whose validity has ended.
+    pub expiry_sweep: Duration,
+    /// How long change-feed events are kept before the leader compacts them; zero keeps them
+    /// for ever.
+    pub event_retention: Duration,
 }
 
 fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
@@ -70,6 +75,7 @@ pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
     }
     let storage = licstore_store::open(&s.data_dir)?;
     let snapshot_dir = storage.state_machine.snapshot_dir().to_path_buf();
+    let applied = storage.state_machine.subscribe_applied();
     let peers = Peers::default();
     let raft = Raft::new(
         s.id,
@@ -88,6 +94,8 @@ pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
         templates: Arc::new(TemplateRegistry::builtin()),
         peers,
         snapshot_dir,
+        applied,
+        watches: Default::default(),
     });
     Ok(node)
 }
@@ -149,6 +157,8 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             let _ = stop_rx.await;
         });
     let mut server = tokio::spawn(server);
+    crate::background::spawn_expiry_sweeper(node.clone(), s.expiry_sweep);
+    crate::background::spawn_retention(node.clone(), s.event_retention);
     let init_node = node.clone();
     let members = s.init_members.clone();
     tokio::spawn(async move {

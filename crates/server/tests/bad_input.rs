@@ -332,6 +332,168 @@ async fn every_rpc_names_the_bad_field_and_stores_nothing() {
         "holder_id"
     );
 
+    // Queries, watches and compaction name the field at fault.
+    let q = pb::QueryRequest::default;
+    let queries = [
+        (
+            "number without type",
+            pb::QueryRequest {
+                license_number: "N1".into(),
+                ..q()
+            },
+            "license_number",
+        ),
+        (
+            "unknown type",
+            pb::QueryRequest {
+                type_code: "no-such".into(),
+                ..q()
+            },
+            "type_code",
+        ),
+        (
+            "bad region",
+            pb::QueryRequest {
+                region: "99".into(),
+                ..q()
+            },
+            "region",
+        ),
+        (
+            "odd region",
+            pb::QueryRequest {
+                region: "310".into(),
+                ..q()
+            },
+            "region",
+        ),
+        (
+            "bad date",
+            pb::QueryRequest {
+                expires_before: "2026-02-30".into(),
+                ..q()
+            },
+            "expires_before",
+        ),
+        (
+            "unspecified status",
+            pb::QueryRequest {
+                statuses: vec![0],
+                ..q()
+            },
+            "statuses",
+        ),
+        (
+            "unknown status",
+            pb::QueryRequest {
+                statuses: vec![42],
+                ..q()
+            },
+            "statuses",
+        ),
+        (
+            "huge page",
+            pb::QueryRequest {
+                page_size: 5000,
+                ..q()
+            },
+            "page_size",
+        ),
+        (
+            "forged cursor",
+            pb::QueryRequest {
+                cursor: "c1.zz".into(),
+                ..q()
+            },
+            "cursor",
+        ),
+        (
+            "cursor of another query",
+            pb::QueryRequest {
+                statuses: vec![1],
+                cursor: "c1.74".into(),
+                ..q()
+            },
+            "cursor",
+        ),
+        (
+            "consistency",
+            pb::QueryRequest {
+                consistency: 9,
+                ..q()
+            },
+            "consistency",
+        ),
+    ];
+    for (name, req, field) in queries {
+        let err = api.query(req).await.expect_err(name);
+        assert_eq!(
+            (err.code(), field_of(&err).as_str()),
+            (Code::InvalidArgument, field),
+            "{name}: {}",
+            err.message()
+        );
+    }
+    let w = pb::WatchRequest::default;
+    let watches = [
+        (
+            "fast progress",
+            pb::WatchRequest {
+                progress_interval_ms: 10,
+                ..w()
+            },
+            "progress_interval_ms",
+        ),
+        (
+            "unknown type",
+            pb::WatchRequest {
+                type_codes: vec!["x".into()],
+                ..w()
+            },
+            "type_codes[0]",
+        ),
+        (
+            "holder without kind",
+            pb::WatchRequest {
+                holders: vec![pb::HolderRef {
+                    kind: 0,
+                    id: holder.clone(),
+                }],
+                ..w()
+            },
+            "holders[0].kind",
+        ),
+        (
+            "unspecified status",
+            pb::WatchRequest {
+                statuses: vec![0],
+                ..w()
+            },
+            "statuses",
+        ),
+    ];
+    for (name, req, field) in watches {
+        let err = api.watch(req).await.expect_err(name);
+        assert_eq!(
+            (err.code(), field_of(&err).as_str()),
+            (Code::InvalidArgument, field),
+            "{name}: {}",
+            err.message()
+        );
+    }
+    let mut admin = common::cluster_at(&addr);
+    for (name, revision) in [("zero", 0), ("beyond the log", 1 << 40)] {
+        let err = admin
+            .compact(pb::CompactRequest { revision })
+            .await
+            .expect_err(name);
+        assert_eq!(
+            (err.code(), field_of(&err).as_str()),
+            (Code::InvalidArgument, "revision"),
+            "{name}"
+        );
+    }
+
     // Import reports each bad record and stores none of them.
     let records = bad_issues()
         .into_iter()

@@ -4,12 +4,15 @@
 //! randomness, so all replicas agree.
 
 use licstore_model::{
-    apply_status_op, build_license, can_amend, canonical, content_digest, Identifier, License,
-    LicenseStatus, StatusOp, TemplateRegistry,
+    apply_status_op, build_license, can_amend, canonical, content_digest, Date, Identifier,
+    License, LicenseStatus, StatusOp, TemplateRegistry,
 };
 
 use crate::command::{Command, CommandResult, ImportItem, RejectCode, Rejection, WriteOutcome};
-use crate::keys::{self, CF_CURRENT, CF_HISTORY, CF_IDENT, CF_REQUESTS, CF_SERIALS};
+use crate::event::{Event, EventOp};
+use crate::index::{self, IndexSummary};
+use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX, CF_REQUESTS};
+use crate::keys::{CF_SERIALS, CF_SM_VARS};
 use crate::txn::Txn;
 use crate::{codec, StoreError};
 
@@ -21,7 +24,27 @@ const MAX_SERIAL_ATTEMPTS: u32 = 16;
 pub(crate) struct Applier<'t, 'a> {
     pub(crate) txn: &'t mut Txn<'a>,
     pub(crate) templates: &'t TemplateRegistry,
+    /// Log index of the command, which is the revision of everything it changes.
     pub(crate) index: u64,
+    /// Events this command has produced so far; the sequence number of the next one.
+    pub(crate) events: u32,
+}
+
+/// How a new current version came about, for its change-feed event.
+struct Change {
+    op: EventOp,
+    old_status: Option<LicenseStatus>,
+    previous: Option<String>,
+}
+
+impl Change {
+    fn new_license(op: EventOp) -> Self {
+        Change {
+            op,
+            old_status: None,
+            previous: None,
+        }
+    }
 }
 
 impl Applier<'_, '_> {
@@ -30,7 +53,8 @@ impl Applier<'_, '_> {
         Ok(match cmd {
             Command::Issue(item) => {
                 let print = fingerprint(item)?;
-                CommandResult::Write(self.once(&item.request_id, print, |a| a.create(item))?)
+                let create = |a: &mut Self| a.create(item, EventOp::Issue);
+                CommandResult::Write(self.once(&item.request_id, print, create)?)
             }
             Command::Amend {
                 request_id,
@@ -56,11 +80,72 @@ impl Applier<'_, '_> {
                 let mut results = Vec::with_capacity(items.len());
                 for item in items {
                     let print = fingerprint(item)?;
-                    results.push(self.once(&item.request_id, print, |a| a.create(item))?);
+                    let create = |a: &mut Self| a.create(item, EventOp::Import);
+                    results.push(self.once(&item.request_id, print, create)?);
                 }
                 CommandResult::Import(results)
             }
+            Command::Expire { as_of, identifiers } => {
+                CommandResult::Expired(self.expire(*as_of, identifiers)?)
+            }
+            Command::Compact { revision } => CommandResult::Compacted(self.compact(*revision)?),
         })
+    }
+
+    /// Marks expired every listed current version that is live and lapsed on `as_of`.
+    fn expire(&mut self, as_of: Date, identifiers: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut expired = Vec::new();
+        for identifier in identifiers {
+            let Some(ckey) = self.txn.get(CF_IDENT, identifier.as_bytes())? else {
+                continue;
+            };
+            let mut license = self.load(CF_CURRENT, &ckey)?.ok_or_else(|| {
+                StoreError::corrupt("identifier index", format!("{identifier} dangles"))
+            })?;
+            let Some(until) = license.valid_until else {
+                continue;
+            };
+            if !index::is_live(license.status) || !license.is_expired_on(as_of) {
+                continue;
+            }
+            let change = Change {
+                op: EventOp::Status(StatusOp::Expire),
+                old_status: Some(license.status),
+                previous: None,
+            };
+            self.unindex(&license)?;
+            license.status = LicenseStatus::Expired;
+            license.status_reason = Some(format!("validity ended {until}"));
+            self.finish(&ckey, license, change)?;
+            expired.push(identifier.clone());
+        }
+        Ok(expired)
+    }
+
+    /// Drops change-feed events below `revision`. Compacting to a revision at or below the
+    /// current one changes nothing and answers with the current one, so retries are harmless.
+    fn compact(&mut self, revision: u64) -> Result<Result<u64, Rejection>, StoreError> {
+        if revision > self.index {
+            let msg = format!("{revision} is beyond the latest revision {}", self.index);
+            return Ok(Err(reject(RejectCode::InvalidArgument, "revision", msg)));
+        }
+        let current = compacted_revision(self.txn)?;
+        if revision <= current {
+            return Ok(Ok(current));
+        }
+        // Events are never read back while applying, so a range delete in the batch is exact:
+        // it also removes events that earlier entries of this batch wrote below `revision`.
+        self.txn.delete_range(
+            CF_EVENTS,
+            &keys::event_key(0, 0),
+            &keys::event_key(revision, 0),
+        )?;
+        self.txn.put(
+            CF_SM_VARS,
+            keys::VAR_COMPACTED,
+            revision.to_be_bytes().to_vec(),
+        )?;
+        Ok(Ok(revision))
     }
 
     /// Runs `f` unless `request_id` was applied before, in which case the stored result is
@@ -97,7 +182,7 @@ impl Applier<'_, '_> {
         Ok(result)
     }
 
-    fn create(&mut self, item: &ImportItem) -> Result<WriteResult, StoreError> {
+    fn create(&mut self, item: &ImportItem, op: EventOp) -> Result<WriteResult, StoreError> {
         let new = &item.license;
         let template = match self.templates.get(&new.type_code) {
             Ok(t) => t,
@@ -142,6 +227,7 @@ impl Applier<'_, '_> {
                 )));
             }
             // A final-state license gives its slot to the new one and moves to history.
+            self.unindex(&existing)?;
             self.txn.delete(CF_IDENT, existing.identifier.as_bytes())?;
             self.store(CF_HISTORY, existing.identifier.as_bytes(), &existing)?;
         }
@@ -149,7 +235,7 @@ impl Applier<'_, '_> {
         license.type_code = template.type_code.clone();
         license.status = item.status;
         license.status_reason = item.status_reason.clone();
-        self.finish(&ckey, license).map(Ok)
+        self.finish(&ckey, license, Change::new_license(op)).map(Ok)
     }
 
     /// The identifier given with historic stock, or a fresh one with the next free serial.
@@ -224,13 +310,7 @@ impl Applier<'_, '_> {
     ) -> Result<String, StoreError> {
         let key = keys::serial_key(type_code, issuer_code);
         let last = match self.txn.get(CF_SERIALS, &key)? {
-            Some(bytes) => {
-                let arr: [u8; 8] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt("serial", "length"))?;
-                u64::from_be_bytes(arr)
-            }
+            Some(bytes) => decode_u64("serial", &bytes)?,
             None => 0,
         };
         let next = last + 1;
@@ -288,6 +368,12 @@ impl Applier<'_, '_> {
                 msg,
             )));
         }
+        let change = Change {
+            op: EventOp::Amend,
+            old_status: Some(old.status),
+            previous: Some(old.identifier.clone()),
+        };
+        self.unindex(&old)?;
         let mut license = build_license(new.clone(), next, old.holder.legacy_checksum);
         license.type_code = old.type_code.clone();
         license.replaces = Some(old.identifier.clone());
@@ -296,7 +382,7 @@ impl Applier<'_, '_> {
         old.digest = content_digest(&old);
         self.txn.delete(CF_IDENT, old.identifier.as_bytes())?;
         self.store(CF_HISTORY, old.identifier.as_bytes(), &old)?;
-        self.finish(&ckey, license).map(Ok)
+        self.finish(&ckey, license, change).map(Ok)
     }
 
     fn change_status(
@@ -316,12 +402,19 @@ impl Applier<'_, '_> {
             Ok(found) => found,
             Err(r) => return Ok(Err(r)),
         };
-        license.status = match apply_status_op(license.status, op) {
+        let status = match apply_status_op(license.status, op) {
             Ok(s) => s,
             Err(e) => return Ok(Err(reject(RejectCode::FailedPrecondition, "op", e))),
         };
+        let change = Change {
+            op: EventOp::Status(op),
+            old_status: Some(license.status),
+            previous: None,
+        };
+        self.unindex(&license)?;
+        license.status = status;
         license.status_reason = reason.map(str::to_string);
-        self.finish(&ckey, license).map(Ok)
+        self.finish(&ckey, license, change).map(Ok)
     }
 
     /// The `current` key and record of a current version, or why there is none.
@@ -353,18 +446,60 @@ impl Applier<'_, '_> {
         )))
     }
 
-    /// Stamps the record with this revision and its digest and stores it as current.
-    fn finish(&mut self, ckey: &[u8], mut license: License) -> Result<WriteOutcome, StoreError> {
+    /// Stamps the record with this revision and its digest, stores it as current with its
+    /// index entries and records the change in the feed. The caller has already removed the
+    /// index entries of the version this one replaces.
+    fn finish(
+        &mut self,
+        ckey: &[u8],
+        mut license: License,
+        change: Change,
+    ) -> Result<WriteOutcome, StoreError> {
         license.revision = self.index;
         license.digest = content_digest(&license);
         self.txn
             .put(CF_IDENT, license.identifier.as_bytes(), ckey.to_vec())?;
         self.store(CF_CURRENT, ckey, &license)?;
+        let summary = codec::encode("index summary", &IndexSummary::of(&license))?;
+        for (_, key) in index::keys_of(&license) {
+            self.txn.put(CF_INDEX, &key, summary.clone())?;
+        }
+        self.record_event(&license, change)?;
         Ok(WriteOutcome {
             license,
             revision: self.index,
             duplicate: false,
         })
+    }
+
+    /// Removes the index entries of a version that stops being current or is about to change.
+    fn unindex(&mut self, license: &License) -> Result<(), StoreError> {
+        for (_, key) in index::keys_of(license) {
+            self.txn.delete(CF_INDEX, &key)?;
+        }
+        Ok(())
+    }
+
+    fn record_event(&mut self, license: &License, change: Change) -> Result<(), StoreError> {
+        let event = Event {
+            revision: self.index,
+            seq: self.events,
+            op: change.op,
+            identifier: license.identifier.clone(),
+            previous_identifier: change.previous,
+            holder_kind: license.holder.kind,
+            holder_id: license.holder.id.clone(),
+            type_code: license.type_code.clone(),
+            issuer_code: license.issuer.code.clone(),
+            old_status: change.old_status,
+            new_status: license.status,
+            version: license.version,
+            digest: license.digest,
+        };
+        let key = keys::event_key(self.index, self.events);
+        self.events += 1;
+        self.txn
+            .put(CF_EVENTS, &key, codec::encode("event", &event)?)
     }
 
     fn load(&self, cf: &'static str, key: &[u8]) -> Result<Option<License>, StoreError> {
@@ -379,6 +514,22 @@ impl Applier<'_, '_> {
     fn store(&mut self, cf: &'static str, key: &[u8], license: &License) -> Result<(), StoreError> {
         self.txn.put(cf, key, canonical::encode(license))
     }
+}
+
+/// The change feed's compaction revision as seen by the batch being applied; 0 before any.
+fn compacted_revision(txn: &Txn<'_>) -> Result<u64, StoreError> {
+    match txn.get(CF_SM_VARS, keys::VAR_COMPACTED)? {
+        Some(bytes) => decode_u64("compaction revision", &bytes),
+        None => Ok(0),
+    }
+}
+
+/// A big-endian u64 value.
+pub(crate) fn decode_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::corrupt(what, "length"))?;
+    Ok(u64::from_be_bytes(arr))
 }
 
 /// A digest of what a request asked for, to tell a retry from a reused request id.

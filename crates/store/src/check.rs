@@ -6,9 +6,14 @@
 use licstore_model::{canonical, Identifier, License};
 use rocksdb::{IteratorMode, DB};
 
-use crate::keys::{self, CF_CURRENT, CF_HISTORY, CF_IDENT, CF_SM_META};
+use crate::event::Event;
+use crate::index::{self, IndexSummary};
+use crate::keys::CF_SM_VARS;
+use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX, CF_SM_META};
 use crate::txn::cf_handle;
 use crate::{codec, StoreError, TypeConfig};
+
+type Snap<'a> = rocksdb::Snapshot<'a>;
 
 /// Most problems reported by one walk; the rest are only counted.
 pub const MAX_PROBLEMS: usize = 1000;
@@ -31,8 +36,10 @@ pub struct CheckReport {
     pub applied_index: u64,
     /// Current and superseded records read.
     pub records_checked: u64,
-    /// Identifier-index entries read.
+    /// Identifier-index and secondary-index entries read.
     pub index_entries_checked: u64,
+    /// Change-feed events read.
+    pub events_checked: u64,
     /// Problems found, at most [`MAX_PROBLEMS`].
     pub problems: Vec<Problem>,
     /// Problems found in all, including those not listed.
@@ -61,11 +68,22 @@ pub fn check(db: &DB) -> Result<CheckReport, StoreError> {
         let id: openraft::alias::LogIdOf<TypeConfig> = codec::decode("last applied", &b)?;
         report.applied_index = id.index();
     }
+    check_current(db, &snap, &mut report)?;
+    check_ident(db, &snap, &mut report)?;
+    check_history(db, &snap, &mut report)?;
+    check_index(db, &snap, &mut report)?;
+    check_events(db, &snap, &mut report)?;
+    Ok(report)
+}
+
+/// Every current record: digest, key, identifier index and its secondary-index entries.
+fn check_current(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<(), StoreError> {
     let ident = cf_handle(db, CF_IDENT)?;
+    let index_cf = cf_handle(db, CF_INDEX)?;
     for item in snap.iterator_cf(cf_handle(db, CF_CURRENT)?, IteratorMode::Start) {
         let (key, value) = item?;
         report.records_checked += 1;
-        let Some(license) = decoded(&mut report, CF_CURRENT, &key, &value) else {
+        let Some(license) = decoded(report, CF_CURRENT, &key, &value) else {
             continue;
         };
         if !current_key_matches(&key, &license) {
@@ -80,7 +98,30 @@ pub fn check(db: &DB) -> Result<CheckReport, StoreError> {
             Some(_) => report.add(CF_CURRENT, &key, "identifier index points elsewhere"),
             None => report.add(CF_CURRENT, &key, "identifier index entry missing"),
         }
+        let want = IndexSummary::of(&license);
+        for (kind, index_key) in index::keys_of(&license) {
+            let detail = match snap.get_cf(index_cf, &index_key)? {
+                None => "missing",
+                Some(v)
+                    if codec::decode::<IndexSummary>("index", &v).ok() != Some(want.clone()) =>
+                {
+                    "stale"
+                }
+                Some(_) => continue,
+            };
+            report.add(
+                CF_CURRENT,
+                &key,
+                format!("{} index entry {detail}", kind.name()),
+            );
+        }
     }
+    Ok(())
+}
+
+/// Every identifier-index entry points at the current record with that identifier.
+fn check_ident(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<(), StoreError> {
+    let ident = cf_handle(db, CF_IDENT)?;
     let current = cf_handle(db, CF_CURRENT)?;
     for item in snap.iterator_cf(ident, IteratorMode::Start) {
         let (key, target) = item?;
@@ -94,10 +135,16 @@ pub fn check(db: &DB) -> Result<CheckReport, StoreError> {
             report.add(CF_IDENT, &key, "points at a record with another identifier");
         }
     }
+    Ok(())
+}
+
+/// Every superseded record: digest, key, and absence from the identifier index.
+fn check_history(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<(), StoreError> {
+    let ident = cf_handle(db, CF_IDENT)?;
     for item in snap.iterator_cf(cf_handle(db, CF_HISTORY)?, IteratorMode::Start) {
         let (key, value) = item?;
         report.records_checked += 1;
-        let Some(license) = decoded(&mut report, CF_HISTORY, &key, &value) else {
+        let Some(license) = decoded(report, CF_HISTORY, &key, &value) else {
             continue;
         };
         if license.identifier.as_bytes() != &*key {
@@ -111,7 +158,61 @@ pub fn check(db: &DB) -> Result<CheckReport, StoreError> {
             );
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+/// Every secondary-index entry belongs to a current record that owns exactly this key.
+fn check_index(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<(), StoreError> {
+    let ident = cf_handle(db, CF_IDENT)?;
+    let current = cf_handle(db, CF_CURRENT)?;
+    for item in snap.iterator_cf(cf_handle(db, CF_INDEX)?, IteratorMode::Start) {
+        let (key, value) = item?;
+        report.index_entries_checked += 1;
+        let Some(kind) = index::IndexKind::of_key(&key) else {
+            report.add(CF_INDEX, &key, "unknown index tag");
+            continue;
+        };
+        let Ok(summary) = codec::decode::<IndexSummary>("index", &value) else {
+            report.add(CF_INDEX, &key, "undecodable entry");
+            continue;
+        };
+        let record = match snap.get_cf(ident, summary.identifier.as_bytes())? {
+            Some(ckey) => snap.get_cf(current, &ckey)?,
+            None => None,
+        };
+        let owner = record.and_then(|v| canonical::decode(&v).ok());
+        let owned = owner.is_some_and(|l| index::key_of(kind, &l).as_deref() == Some(&*key));
+        if !owned {
+            let detail = format!("{} entry dangles: no current record owns it", kind.name());
+            report.add(CF_INDEX, &key, detail);
+        }
+    }
+    Ok(())
+}
+
+/// Every event decodes, sits under its own revision and is inside the retained, applied range.
+fn check_events(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<(), StoreError> {
+    let compacted = match snap.get_cf(cf_handle(db, CF_SM_VARS)?, keys::VAR_COMPACTED)? {
+        Some(b) => crate::apply::decode_u64("compaction revision", &b)?,
+        None => 0,
+    };
+    for item in snap.iterator_cf(cf_handle(db, CF_EVENTS)?, IteratorMode::Start) {
+        let (key, value) = item?;
+        report.events_checked += 1;
+        let event = codec::decode::<Event>("event", &value).ok();
+        let detail = match (keys::event_key_parts(&key), event) {
+            (None, _) => "malformed key",
+            (_, None) => "undecodable event",
+            (Some((rev, seq)), Some(e)) if (rev, seq) != (e.revision, e.seq) => {
+                "key differs from the event's revision"
+            }
+            (Some((rev, _)), _) if rev < compacted => "below the compaction revision",
+            (Some((rev, _)), _) if rev > report.applied_index => "beyond the applied index",
+            _ => continue,
+        };
+        report.add(CF_EVENTS, &key, detail);
+    }
+    Ok(())
 }
 
 /// Decodes a record and checks its digest; reports and returns `None` when either fails.

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use licstore_model::{License, LicenseStatus, NewLicense, StatusOp};
+use licstore_model::{Date, License, LicenseStatus, NewLicense, StatusOp};
 use serde::{Deserialize, Serialize};
 
 /// One license to create: a new issue or an imported historic record.
@@ -53,6 +53,20 @@ pub enum Command {
     },
     /// Create many licenses; each item succeeds or fails on its own.
     Import(Vec<ImportItem>),
+    /// Mark expired the listed licenses whose validity ended before `as_of`. Proposed by the
+    /// leader's sweeper; a license that is no longer current, live or lapsed is skipped, so a
+    /// sweep that races with a renewal or a status change does no harm.
+    Expire {
+        /// The leader's date when it proposed the sweep.
+        as_of: Date,
+        /// Identifiers of current versions found lapsed in the expiry index.
+        identifiers: Vec<String>,
+    },
+    /// Drop change-feed events below `revision`.
+    Compact {
+        /// The new oldest retained revision; at most the command's own log index.
+        revision: u64,
+    },
 }
 
 impl fmt::Display for Command {
@@ -64,6 +78,10 @@ impl fmt::Display for Command {
                 write!(f, "change-status({identifier}, {})", op.as_str())
             }
             Command::Import(items) => write!(f, "import({} items)", items.len()),
+            Command::Expire { as_of, identifiers } => {
+                write!(f, "expire({} as of {as_of})", identifiers.len())
+            }
+            Command::Compact { revision } => write!(f, "compact({revision})"),
         }
     }
 }
@@ -132,4 +150,8 @@ pub enum CommandResult {
     Write(Result<WriteOutcome, Rejection>),
     /// Per-item results of an import, in input order.
     Import(Vec<Result<WriteOutcome, Rejection>>),
+    /// Identifiers an expiry sweep marked expired.
+    Expired(Vec<String>),
+    /// The compaction revision after a compact command, or why it was refused.
+    Compacted(Result<u64, Rejection>),
 }

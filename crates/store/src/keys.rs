@@ -10,6 +10,20 @@
 //! | `serials`   | type code + `\0` + issuer code               | next serial, u64 big-endian    |
 //! | `requests`  | client request id                            | bincode `CommandResult`        |
 //! | `sm_meta`   | `last_applied`, `membership`, `installing`   | bincode                        |
+//! | `index`     | index tag + fields + identifier (see below)  | bincode `IndexSummary`         |
+//! | `events`    | revision u64 BE + sequence u32 BE            | bincode `Event`                |
+//! | `sm_vars`   | `compacted`                                  | u64 big-endian                 |
+//!
+//! Secondary indexes share the `index` family, one tag byte each, over current versions only:
+//!
+//! | tag | key after the tag                                   | holds                          |
+//! |-----|-----------------------------------------------------|--------------------------------|
+//! | `t` | type + `\0` + license number + `\0` + identifier    | every current version          |
+//! | `s` | status code + type + `\0` + identifier              | every current version          |
+//! | `i` | issuer code + `\0` + type + `\0` + identifier        | every current version          |
+//! | `g` | region code (6 digits) + type + `\0` + identifier   | every current version          |
+//! | `e` | valid-until `YYYYMMDD` + `\0` + identifier          | valid or suspended, dated      |
+//! | `r` | revision u64 BE + identifier                        | every current version          |
 //!
 //! The holder key is the GB/T 36903 holder-kind code, `:`, the holder id and `\0`, so all
 //! licenses of a holder share one prefix and one holder never prefixes another.
@@ -32,13 +46,28 @@ pub const CF_SERIALS: &str = "serials";
 pub const CF_REQUESTS: &str = "requests";
 /// State-machine metadata.
 pub const CF_SM_META: &str = "sm_meta";
+/// Secondary indexes of current versions.
+pub const CF_INDEX: &str = "index";
+/// The change feed: one event per committed change, in revision order.
+pub const CF_EVENTS: &str = "events";
+/// Replicated scalars, such as the change feed's compaction revision.
+pub const CF_SM_VARS: &str = "sm_vars";
 
 /// Column families of the replicated state machine, in snapshot order. Their position in this
-/// list is the column-family tag in snapshot files.
-pub const SM_DATA_CFS: [&str; 5] = [CF_CURRENT, CF_IDENT, CF_HISTORY, CF_SERIALS, CF_REQUESTS];
+/// list is the column-family tag in snapshot files, so new families are only ever appended.
+pub const SM_DATA_CFS: [&str; 8] = [
+    CF_CURRENT,
+    CF_IDENT,
+    CF_HISTORY,
+    CF_SERIALS,
+    CF_REQUESTS,
+    CF_INDEX,
+    CF_EVENTS,
+    CF_SM_VARS,
+];
 
 /// Every column family of the database.
-pub const ALL_CFS: [&str; 8] = [
+pub const ALL_CFS: [&str; 11] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_CURRENT,
@@ -47,6 +76,9 @@ pub const ALL_CFS: [&str; 8] = [
     CF_SERIALS,
     CF_REQUESTS,
     CF_SM_META,
+    CF_INDEX,
+    CF_EVENTS,
+    CF_SM_VARS,
 ];
 
 /// `sm_meta` key of the last applied log id.
@@ -55,6 +87,8 @@ pub const META_LAST_APPLIED: &[u8] = b"last_applied";
 pub const META_MEMBERSHIP: &[u8] = b"membership";
 /// `sm_meta` key present while a snapshot install is in progress.
 pub const META_INSTALLING: &[u8] = b"installing";
+/// `sm_vars` key of the change feed's compaction revision: events below it are gone.
+pub const VAR_COMPACTED: &[u8] = b"compacted";
 /// `raft_meta` key of the vote.
 pub const META_VOTE: &[u8] = b"vote";
 /// `raft_meta` key of the committed log id.
@@ -108,6 +142,21 @@ pub fn serial_key(type_code: &str, issuer_code: &str) -> Vec<u8> {
     key
 }
 
+/// Key of an event: its revision, then its position among the events of that revision.
+pub fn event_key(revision: u64, seq: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&revision.to_be_bytes());
+    key[8..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Decodes an event key into (revision, sequence); `None` when it is not 12 bytes.
+pub fn event_key_parts(key: &[u8]) -> Option<(u64, u32)> {
+    let revision: [u8; 8] = key.get(..8)?.try_into().ok()?;
+    let seq: [u8; 4] = key.get(8..)?.try_into().ok()?;
+    Some((u64::from_be_bytes(revision), u32::from_be_bytes(seq)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +178,24 @@ mod tests {
         assert!(!b.starts_with(&a));
         let own = current_key(HolderKind::CitizenId, "31011519850612004", "T", "");
         assert!(own.starts_with(&a));
+    }
+
+    #[test]
+    fn event_keys_sort_by_revision_then_sequence() {
+        let ordered = [
+            (1u64, 0u32),
+            (1, 1),
+            (1, 300),
+            (2, 0),
+            (256, 0),
+            (u64::MAX, 0),
+        ];
+        for pair in ordered.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(event_key(a.0, a.1) < event_key(b.0, b.1), "{a:?} < {b:?}");
+            assert_eq!(event_key_parts(&event_key(a.0, a.1)), Some(a));
+        }
+        assert_eq!(event_key_parts(b"short"), None);
     }
 
     #[test]

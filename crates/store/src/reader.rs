@@ -9,9 +9,37 @@ use licstore_model::{canonical, HolderKind, License};
 use openraft::alias::LogIdOf;
 use rocksdb::{Direction, IteratorMode, DB};
 
-use crate::keys::{self, CF_CURRENT, CF_HISTORY, CF_IDENT, CF_SM_META, SM_DATA_CFS};
+use crate::event::{Event, EventFilter};
+use crate::keys::SM_DATA_CFS;
+use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_SM_META, CF_SM_VARS};
+use crate::query::{Plan, Query, QueryPage};
 use crate::txn::cf_handle;
 use crate::{codec, StoreError, TypeConfig};
+
+/// A stretch of the change feed, read from one snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventPage {
+    /// Matching events, whole revisions only, in order.
+    pub events: Vec<Event>,
+    /// The revision to read from next: every event below it has been looked at.
+    pub next_revision: u64,
+    /// Log index the snapshot reflects; the feed is complete up to it.
+    pub applied_index: u64,
+    /// Oldest revision still in the feed.
+    pub compacted_revision: u64,
+}
+
+/// The outcome of a change-feed read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedRead {
+    /// Events from the requested revision on.
+    Page(EventPage),
+    /// The requested revision is below the oldest one retained.
+    Compacted {
+        /// Oldest revision still available.
+        oldest: u64,
+    },
+}
 
 /// Read access to the local replica.
 #[derive(Clone)]
@@ -105,6 +133,81 @@ impl Reader {
             out.push(decode(&value)?);
         }
         Ok(out)
+    }
+
+    /// Reads the change feed from `from_revision` on: events passing `filter`, until `max_events`
+    /// match or `max_scanned` are read, always finishing the revision it is in.
+    pub fn events(
+        &self,
+        from_revision: u64,
+        filter: &EventFilter,
+        max_events: usize,
+        max_scanned: usize,
+    ) -> Result<FeedRead, StoreError> {
+        let snap = self.db.snapshot();
+        let compacted_revision =
+            match snap.get_cf(cf_handle(&self.db, CF_SM_VARS)?, keys::VAR_COMPACTED)? {
+                Some(b) => crate::apply::decode_u64("compaction revision", &b)?,
+                None => 0,
+            };
+        if from_revision < compacted_revision {
+            return Ok(FeedRead::Compacted {
+                oldest: compacted_revision,
+            });
+        }
+        let meta = cf_handle(&self.db, CF_SM_META)?;
+        let applied_index = match snap.get_cf(meta, keys::META_LAST_APPLIED)? {
+            Some(b) => codec::decode::<LogIdOf<TypeConfig>>("last applied", &b)?.index(),
+            None => 0,
+        };
+        let mut page = EventPage {
+            next_revision: from_revision.max(applied_index + 1),
+            applied_index,
+            compacted_revision,
+            ..EventPage::default()
+        };
+        let start = keys::event_key(from_revision, 0);
+        let mode = IteratorMode::From(&start, Direction::Forward);
+        let (mut scanned, mut last_revision) = (0usize, None);
+        for item in snap.iterator_cf(cf_handle(&self.db, CF_EVENTS)?, mode) {
+            let (key, value) = item?;
+            let (revision, _) = keys::event_key_parts(&key)
+                .ok_or_else(|| StoreError::corrupt("event key", "length"))?;
+            let full = page.events.len() >= max_events || scanned >= max_scanned;
+            if full && last_revision != Some(revision) {
+                page.next_revision = revision;
+                break;
+            }
+            scanned += 1;
+            last_revision = Some(revision);
+            let event: Event = codec::decode("event", &value)?;
+            if filter.matches(&event) {
+                page.events.push(event);
+            }
+        }
+        Ok(FeedRead::Page(page))
+    }
+
+    /// Oldest revision still in the change feed (0 before any compaction).
+    pub fn compacted_revision(&self) -> Result<u64, StoreError> {
+        match self
+            .db
+            .get_cf(cf_handle(&self.db, CF_SM_VARS)?, keys::VAR_COMPACTED)?
+        {
+            Some(b) => crate::apply::decode_u64("compaction revision", &b),
+            None => Ok(0),
+        }
+    }
+
+    /// One page of a planned query; see [`crate::query::run`].
+    pub fn query(
+        &self,
+        query: &Query,
+        plan: &Plan,
+        cursor: Option<&[u8]>,
+        page_size: usize,
+    ) -> Result<QueryPage, StoreError> {
+        crate::query::run(&self.db, query, plan, cursor, page_size)
     }
 
     /// Walks every record and index entry; see [`crate::check`].

@@ -34,6 +34,9 @@ pub struct StateMachine {
     db: Arc<DB>,
     snapshot_dir: PathBuf,
     templates: Arc<TemplateRegistry>,
+    /// Last applied log index, published after each batch reaches the database; change-feed
+    /// readers wait on it instead of polling.
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl StateMachine {
@@ -47,6 +50,7 @@ impl StateMachine {
             db,
             snapshot_dir,
             templates,
+            applied: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         let meta_cf = cf_handle(&sm.db, CF_SM_META)?;
         if let Some(name) = sm.db.get_cf(meta_cf, keys::META_INSTALLING)? {
@@ -57,7 +61,16 @@ impl StateMachine {
             sm.install_file(&path, &meta)?;
         }
         snapshot::prune(&sm.snapshot_dir, true)?;
+        let (last, _) = sm.read_applied()?;
+        sm.applied
+            .send_replace(last.map(|l| l.index()).unwrap_or(0));
         Ok(sm)
+    }
+
+    /// Follows the last applied log index; it changes only after the state it names is
+    /// readable from the database.
+    pub fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// The snapshot folder; received snapshots are written here before install.
@@ -87,6 +100,7 @@ impl StateMachine {
                         txn: &mut txn,
                         templates: &self.templates,
                         index: log_id.index(),
+                        events: 0,
                     };
                     applier.apply(&cmd)?
                 }
@@ -114,6 +128,9 @@ impl StateMachine {
         }
         // Not synced: see the module doc. Records, indexes and last-applied land together.
         self.db.write(txn.into_batch())?;
+        if let Some(last) = &last {
+            self.applied.send_replace(last.index());
+        }
         Ok(results)
     }
 
@@ -132,12 +149,7 @@ impl StateMachine {
         self.db
             .put_cf_opt(meta_cf, keys::META_INSTALLING, name.as_bytes(), &sync)?;
         for name in SM_DATA_CFS {
-            // Every key in these families is UTF-8, which never contains the byte 0xFF.
-            self.db.delete_range_cf(
-                cf_handle(&self.db, name)?,
-                b"".as_slice(),
-                b"\xff".as_slice(),
-            )?;
+            clear_cf(&self.db, name)?;
         }
         let file = std::fs::File::open(path)?;
         let mut records = snapshot::Records::new(std::io::BufReader::new(file), path)?;
@@ -164,6 +176,8 @@ impl StateMachine {
         batch.delete_cf(meta_cf, keys::META_INSTALLING);
         // Durability: the install is complete only when this batch, and all before it, are synced.
         self.db.write_opt(batch, &sync)?;
+        let index = meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0);
+        self.applied.send_replace(index);
         Ok(())
     }
 
@@ -186,6 +200,22 @@ impl StateMachine {
             snapshot: file,
         })
     }
+}
+
+/// Deletes every key of a column family: one range delete for keys below 0xFF (all text keys
+/// and every event key of a realistic revision), then one by one for any key at or above it.
+fn clear_cf(db: &DB, name: &'static str) -> Result<(), StoreError> {
+    let cf = cf_handle(db, name)?;
+    db.delete_range_cf(cf, b"".as_slice(), b"\xff".as_slice())?;
+    let mode = rocksdb::IteratorMode::From(b"\xff", rocksdb::Direction::Forward);
+    let rest: Vec<Box<[u8]>> = db
+        .iterator_cf(cf, mode)
+        .map(|item| item.map(|(k, _)| k))
+        .collect::<Result<_, _>>()?;
+    for key in rest {
+        db.delete_cf(cf, key)?;
+    }
+    Ok(())
 }
 
 /// Reads last-applied and membership, from a DB snapshot when given.

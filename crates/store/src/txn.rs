@@ -48,6 +48,19 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
+    /// Deletes `[from, to)` in the batch only: the overlay does not see it, so callers must not
+    /// read the range back through this transaction.
+    pub(crate) fn delete_range(
+        &mut self,
+        cf: &'static str,
+        from: &[u8],
+        to: &[u8],
+    ) -> Result<(), StoreError> {
+        self.batch
+            .delete_range_cf(cf_handle(self.db, cf)?, from, to);
+        Ok(())
+    }
+
     pub(crate) fn into_batch(self) -> WriteBatch {
         self.batch
     }

@@ -2,96 +2,20 @@
 //! restart with its indexes, the log keeps what was appended, snapshots move state exactly,
 //! and a damaged or interrupted snapshot never corrupts the state machine.
 
-use std::collections::BTreeMap;
 use std::io;
 
 use futures::stream;
-use licstore_model::{
-    citizen_id_check_char, uscc_check_char, Date, Holder, HolderKind, Issuer, LicenseStatus,
-    NewLicense, StatusOp, TemplateRegistry,
-};
-use licstore_store::{open, Command, ImportItem, Reader, TypeConfig};
-use openraft::alias::EntryOf;
+use licstore_model::{HolderKind, LicenseStatus, StatusOp};
+use licstore_store::index::{self, IndexKind};
+use licstore_store::{keys, open, Command, ImportItem, Reader, TypeConfig};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::testing::log_id;
 use openraft::type_config::TypeConfigExt;
 use openraft::{RaftLogReader, RaftSnapshotBuilder};
 
-fn citizen(seq: u32) -> String {
-    let first17 = format!("31011519850612{:03}", seq % 1000);
-    format!(
-        "{first17}{}",
-        citizen_id_check_char(&first17).expect("digits")
-    )
-}
-
-fn issuer_code() -> String {
-    let first17 = "11310000002421234";
-    format!("{first17}{}", uscc_check_char(first17).expect("chars"))
-}
-
-fn new_card(seq: u32) -> NewLicense {
-    let t = TemplateRegistry::builtin();
-    let t = t.get("resident-id-card").expect("template");
-    let face: BTreeMap<String, String> = [
-        ("name", "李四"),
-        ("sex", "男"),
-        ("ethnicity", "汉"),
-        ("birth_date", "1985-06-12"),
-        ("address", "上海市浦东新区"),
-        ("issuing_authority", "上海市公安局浦东分局"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    NewLicense {
-        type_code: t.type_code.clone(),
-        holder: Holder {
-            kind: HolderKind::CitizenId,
-            id: citizen(seq),
-            name: "李四".into(),
-            legacy_checksum: false,
-        },
-        license_number: citizen(seq),
-        issuer: Issuer {
-            code: issuer_code(),
-            name: "上海市公安局浦东分局".into(),
-        },
-        issue_date: Date::parse("2020-01-15").expect("date"),
-        valid_from: Date::parse("2020-01-15").expect("date"),
-        valid_until: Some(Date::parse("2040-01-15").expect("date")),
-        region_code: "310115".into(),
-        face,
-        serial: None,
-    }
-}
-
-fn issue(seq: u32) -> Command {
-    Command::Issue(ImportItem {
-        request_id: format!("r{seq}"),
-        identifier: None,
-        license: new_card(seq),
-        legacy_checksum: false,
-        status: LicenseStatus::Valid,
-        status_reason: None,
-    })
-}
-
-fn entries(first_index: u64, cmds: Vec<Command>) -> Vec<EntryOf<TypeConfig>> {
-    cmds.into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            EntryOf::<TypeConfig>::new_normal(log_id::<TypeConfig>(1, 1, first_index + i as u64), c)
-        })
-        .collect()
-}
-
-async fn apply(sm: &mut licstore_store::StateMachine, entries: Vec<EntryOf<TypeConfig>>) {
-    let items: Vec<Result<EntryResponder<TypeConfig>, io::Error>> =
-        entries.into_iter().map(|e| Ok((e, None))).collect();
-    sm.apply(stream::iter(items)).await.expect("apply");
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn applied_state_and_indexes_survive_a_restart() {
@@ -369,9 +293,14 @@ async fn check_finds_nothing_on_a_healthy_store_and_every_injected_fault() {
     apply(&mut s.state_machine, entries(21, vec![amend])).await;
     let healthy = reader.check().expect("check");
     assert_eq!(healthy.problems, vec![], "{healthy:?}");
+    // 20 identifier entries and 6 secondary entries for each of 20 current versions.
     assert_eq!(
-        (healthy.records_checked, healthy.index_entries_checked),
-        (21, 20)
+        (
+            healthy.records_checked,
+            healthy.index_entries_checked,
+            healthy.events_checked
+        ),
+        (21, 20 + 20 * 6, 21)
     );
 
     let cf = |name: &str| s.db.cf_handle(name).expect("cf");
@@ -397,6 +326,28 @@ async fn check_finds_nothing_on_a_healthy_store_and_every_injected_fault() {
     );
     let bytes = licstore_model::canonical::encode(&tampered[0]);
     s.db.put_cf(cf("current"), key, bytes).expect("put");
+    // 4. a missing status-index entry of another record
+    let third = &reader
+        .list_by_holder(HolderKind::CitizenId, &citizen(3))
+        .expect("list")[0];
+    let status_key = index::key_of(IndexKind::Status, third).expect("key");
+    let summary =
+        s.db.get_cf(cf("index"), &status_key)
+            .expect("get")
+            .expect("entry");
+    s.db.delete_cf(cf("index"), &status_key).expect("delete");
+    // 5. a dangling issuer-index entry, as a lost delete would leave
+    let mut gone = third.clone();
+    gone.identifier = "1.2.156.3005.2.gone".into();
+    let dangling = index::key_of(IndexKind::Issuer, &gone).expect("key");
+    s.db.put_cf(cf("index"), dangling, &summary).expect("put");
+    // 6. an event filed under the wrong revision
+    let event =
+        s.db.get_cf(cf("events"), keys::event_key(5, 0))
+            .expect("get")
+            .expect("event");
+    s.db.put_cf(cf("events"), keys::event_key(6, 7), event)
+        .expect("put");
 
     let report = reader.check().expect("check");
     let found: Vec<(&str, &str)> = report
@@ -404,7 +355,18 @@ async fn check_finds_nothing_on_a_healthy_store_and_every_injected_fault() {
         .iter()
         .map(|p| (p.table, p.detail.as_str()))
         .collect();
-    assert_eq!(report.problem_count, 3, "{found:?}");
+    // Fault 1 also leaves the victim's 6 secondary entries without an identifier to own them.
+    assert_eq!(report.problem_count, 3 + 6 + 3, "{found:?}");
+    for want in [
+        ("current", "status_type index entry missing"),
+        (
+            "index",
+            "issuer_type entry dangles: no current record owns it",
+        ),
+        ("events", "key differs from the event's revision"),
+    ] {
+        assert!(found.contains(&want), "{want:?} not in {found:?}");
+    }
     assert!(
         found.contains(&("current", "identifier index entry missing")),
         "{found:?}"

@@ -1,0 +1,167 @@
+//! Work the leader does on its own: the expiry sweeper and change-feed retention.
+//!
+//! Both only propose commands; what a command does is decided when it is applied, identically
+//! on every replica. A node that is not the leader keeps its tasks idle, so a new leader takes
+//! over without any hand-off.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use licstore_store::query::{plan, Query};
+use licstore_store::{Command, CommandResult};
+
+use crate::api::today;
+use crate::node::Node;
+
+/// Licenses marked expired per proposal.
+pub const EXPIRE_BATCH: usize = 500;
+/// Proposals per sweep at most; the next sweep continues.
+const MAX_BATCHES_PER_SWEEP: usize = 100;
+
+/// Starts the sweeper: every `every`, the leader proposes `Expire` for the live licenses whose
+/// last valid day is before today (Asia/Shanghai), found through the expiry index.
+pub fn spawn_expiry_sweeper(node: Arc<Node>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if node.is_leader() {
+                sweep(&node).await;
+            }
+        }
+    });
+}
+
+async fn sweep(node: &Node) {
+    let as_of = today();
+    let query = Query {
+        expires_before: Some(as_of),
+        ..Query::default()
+    };
+    let Ok(p) = plan(&query) else { return };
+    for _ in 0..MAX_BATCHES_PER_SWEEP {
+        let reader = node.reader.clone();
+        let (q, p2) = (query.clone(), p.clone());
+        let page = tokio::task::spawn_blocking(move || reader.query(&q, &p2, None, EXPIRE_BATCH));
+        let identifiers: Vec<String> = match page.await {
+            Ok(Ok(page)) => page.licenses.into_iter().map(|l| l.identifier).collect(),
+            Ok(Err(e)) => return tracing::error!(error = %e, "expiry sweep: reading the index"),
+            Err(e) => return tracing::error!(error = %e, "expiry sweep: reader task"),
+        };
+        if identifiers.is_empty() {
+            return;
+        }
+        let asked = identifiers.len();
+        let cmd = Command::Expire { as_of, identifiers };
+        match node.write_local(cmd).await {
+            Ok((CommandResult::Expired(done), index)) => {
+                tracing::info!(expired = done.len(), index, %as_of, "expiry sweep");
+                if done.is_empty() || asked < EXPIRE_BATCH {
+                    return;
+                }
+            }
+            Ok((other, _)) => return tracing::error!(?other, "expiry sweep: unexpected result"),
+            // Lost leadership or quorum: the next leader's sweep picks these up.
+            Err(status) => return tracing::warn!(error = %status.message(), "expiry sweep"),
+        }
+    }
+}
+
+/// Starts retention: every node samples its applied index at intervals, and the leader
+/// compacts the change feed to the newest sample that is older than `retention`, so events
+/// are kept at least that long (and at most one sampling interval longer).
+pub fn spawn_retention(node: Arc<Node>, retention: Duration) {
+    if retention.is_zero() {
+        return;
+    }
+    let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    tokio::spawn(async move {
+        let mut samples = Samples::default();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            samples.record(now, *node.applied.borrow());
+            let Some(revision) = samples.compaction_target(now, retention) else {
+                continue;
+            };
+            if node.is_leader() {
+                compact(&node, revision).await;
+            }
+        }
+    });
+}
+
+async fn compact(node: &Node, revision: u64) {
+    let current = node.reader.compacted_revision().unwrap_or(0);
+    if revision <= current {
+        return;
+    }
+    match node.write_local(Command::Compact { revision }).await {
+        Ok((CommandResult::Compacted(Ok(r)), index)) => {
+            tracing::info!(compacted_revision = r, index, "change feed compacted");
+        }
+        Ok((other, _)) => tracing::error!(?other, "retention: unexpected result"),
+        Err(status) => tracing::warn!(error = %status.message(), "retention"),
+    }
+}
+
+/// Applied indexes sampled over time. Decisions only; the caller supplies the clock.
+#[derive(Debug, Default)]
+pub struct Samples {
+    taken: VecDeque<(Instant, u64)>,
+}
+
+impl Samples {
+    /// Records the applied index seen at `at`.
+    pub fn record(&mut self, at: Instant, applied_index: u64) {
+        self.taken.push_back((at, applied_index));
+    }
+
+    /// The revision to compact to: one past the newest sample at least `retention` old, whose
+    /// events are then all older than `retention`. Older samples are dropped.
+    pub fn compaction_target(&mut self, now: Instant, retention: Duration) -> Option<u64> {
+        let old_enough = |at: &Instant| now.saturating_duration_since(*at) >= retention;
+        let newest_old = self.taken.iter().rposition(|(at, _)| old_enough(at))?;
+        self.taken.drain(..newest_old);
+        let (_, index) = self.taken.front()?;
+        (*index > 0).then_some(index + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_compacts_to_the_newest_sample_old_enough() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut samples = Samples::default();
+        let cases = [
+            // (sample at, applied index, check at, want)
+            (0, 0, 5, None),
+            (10, 40, 15, None),
+            (20, 90, 30, Some(41)),
+            (30, 120, 40, Some(91)),
+            (40, 150, 45, Some(121)),
+            (50, 150, 56, Some(151)),
+        ];
+        for (at, index, check, want) in cases {
+            samples.record(t0 + s(at), index);
+            assert_eq!(
+                samples.compaction_target(t0 + s(check), s(15)),
+                want,
+                "check {check}"
+            );
+        }
+        assert!(
+            samples.taken.len() <= 2,
+            "old samples are dropped: {:?}",
+            samples.taken
+        );
+    }
+}
