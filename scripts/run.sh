@@ -92,7 +92,7 @@ say "the change feed of the demo citizen, from the first revision (Licenses.Watc
 licctl watch --from-revision 1 --holder "$DEMO_CITIZEN" --duration-ms 1500
 
 say "queries through the secondary indexes (Licenses.Query --explain)"
-licctl query --status suspended --explain
+licctl query --status suspended --page-size 5 --explain
 licctl query -t resident-id-card --expires-before "$(date -d '+1 year' +%F)" --count --explain
 
 cat <<MSG

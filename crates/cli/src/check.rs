@@ -104,7 +104,8 @@ fn row(endpoint: &str, answer: Result<pb::CheckResponse, tonic::Status>) -> Chec
 
 /// Runs the check on every endpoint.
 pub async fn check(ctx: &Ctx) -> anyhow::Result<()> {
-    let client = ctx.client()?;
+    // A walk reads every record and index entry: allow it ten minutes unless --timeout-ms says.
+    let client = ctx.client_with_default(Some(600_000))?;
     let calls = ctx.endpoints.iter().enumerate().map(|(i, endpoint)| {
         let cluster = client.cluster_at(i);
         async move {

@@ -56,7 +56,8 @@ fn failed_node(endpoint: &str, error: &str) -> NodeView {
 
 /// `licctl digest`.
 pub async fn digest(ctx: &Ctx) -> anyhow::Result<()> {
-    let client = ctx.client()?;
+    // A digest reads the whole state machine: allow it a minute unless --timeout-ms says.
+    let client = ctx.client_with_default(Some(60_000))?;
     let digests = digest_rows(&client, &ctx.endpoints).await;
     let failed = digests.iter().filter(|d| d.error.is_some()).count();
     emit(ctx.output, &DigestsView(digests))?;

@@ -250,7 +250,7 @@ impl From<&pb::Event> for EventLine {
 impl EventLine {
     fn text(&self) -> String {
         let old = if self.old_status == "unspecified" {
-            "-"
+            "new"
         } else {
             &self.old_status
         };

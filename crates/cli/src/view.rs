@@ -369,6 +369,8 @@ pub struct NodeView {
     pub applied_index: u64,
     pub snapshot_index: u64,
     pub purged_index: u64,
+    /// Oldest revision still in the change feed.
+    pub compacted_revision: u64,
     /// Matched log index per member; known on the leader only.
     pub replication: BTreeMap<u64, u64>,
 }
@@ -390,6 +392,7 @@ impl NodeView {
             applied_index: n.applied_index,
             snapshot_index: n.snapshot_index,
             purged_index: n.purged_index,
+            compacted_revision: n.compacted_revision,
             replication: r.replication.clone().into_iter().collect(),
         }
     }
@@ -402,7 +405,15 @@ pub struct EndpointsView(pub Vec<NodeView>);
 impl Render for EndpointsView {
     fn table(&self) -> Table {
         let headers = [
-            "endpoint", "id", "addr", "role", "term", "leader", "last log", "applied",
+            "endpoint",
+            "id",
+            "addr",
+            "role",
+            "term",
+            "leader",
+            "last log",
+            "applied",
+            "compacted",
         ];
         let mut t = Table::new(&headers);
         for n in &self.0 {
@@ -429,6 +440,7 @@ impl Render for EndpointsView {
                 leader,
                 n.last_log_index.to_string(),
                 n.applied_index.to_string(),
+                n.compacted_revision.to_string(),
             ]);
         }
         t

@@ -30,6 +30,8 @@ use crate::Ctx;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Per-call timeout of a polling round when `--timeout-ms` is not given.
 const POLL_CALL_TIMEOUT_MS: u64 = 1_000;
+/// Per-call timeout of a state digest, which reads the whole state machine.
+const DIGEST_CALL_TIMEOUT_MS: u64 = 60_000;
 /// The role a leader reports in Cluster.Status.
 const LEADER_ROLE: &str = "leader";
 
@@ -237,7 +239,7 @@ struct WaitedConvergence {
 
 /// `licctl wait-converged`.
 pub async fn wait_converged(ctx: &Ctx, args: WaitConvergedArgs) -> anyhow::Result<()> {
-    let client = ctx.client_with_default(Some(POLL_CALL_TIMEOUT_MS))?;
+    let client = ctx.client_with_default(Some(DIGEST_CALL_TIMEOUT_MS))?;
     let timeout = Duration::from_secs(args.timeout_s);
     let outcome = poll(timeout, || digest_rows(&client, &ctx.endpoints), converged).await;
     match outcome {

@@ -593,6 +593,15 @@ impl ClusterApi {
         }
     }
 
+    /// Waits for the one whole-state walk allowed at a time.
+    async fn walk_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+        self.node
+            .walks
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("node stopping"))
+    }
+
     fn membership_error(
         &self,
         e: impl std::fmt::Display + std::fmt::Debug,
@@ -757,6 +766,7 @@ impl Cluster for ClusterApi {
         &self,
         _req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
+        let _walk = self.walk_permit().await?;
         let reader = self.node.reader.clone();
         let r = on_reader(reader, |r| r.check()).await?;
         let problems = r
@@ -806,6 +816,7 @@ impl Cluster for ClusterApi {
         &self,
         _req: Request<pb::StateDigestRequest>,
     ) -> Result<Response<pb::StateDigestResponse>, Status> {
+        let _walk = self.walk_permit().await?;
         let reader = self.node.reader.clone();
         let d = on_reader(reader, |r| r.state_digest()).await?;
         Ok(Response::new(pb::StateDigestResponse {

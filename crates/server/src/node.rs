@@ -51,6 +51,9 @@ pub struct Node {
     pub applied: tokio::sync::watch::Receiver<u64>,
     /// Open Watch streams.
     pub watches: std::sync::atomic::AtomicUsize,
+    /// One whole-state walk (digest, check) at a time: a caller that gives up does not stop a
+    /// walk already running, so without this, impatient retries would pile walks up.
+    pub walks: tokio::sync::Semaphore,
 }
 
 /// A write's result and the log index it was applied at.

@@ -96,6 +96,7 @@ pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
         snapshot_dir,
         applied,
         watches: Default::default(),
+        walks: tokio::sync::Semaphore::new(1),
     });
     Ok(node)
 }

@@ -7,11 +7,13 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cluster_at, licenses_at, resident_card, status, Cluster, WAIT};
+use common::{licenses_at, resident_card, status, Cluster, WAIT};
 use futures::StreamExt;
 use licstore_proto::v1 as pb;
+use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
 use tonic::transport::Channel;
+use tonic::Status;
 
 /// A channel without a request timeout, for streams that live as long as the test.
 fn stream_client(addr: &str) -> LicensesClient<Channel> {
@@ -106,6 +108,32 @@ async fn read_feed(addr: &str, from: u64, until: u64) -> Vec<pb::Event> {
         }
     }
     panic!("feed on {addr} did not reach {until}");
+}
+
+/// Issues through the retrying client: on a loaded machine leadership may move mid-test.
+async fn issue_retrying(cluster: &Cluster, req: pb::IssueRequest) -> pb::WriteResponse {
+    cluster
+        .client()
+        .retrying(|ch| {
+            let req = req.clone();
+            async move { LicensesClient::new(ch).issue(req).await }
+        })
+        .await
+        .expect("issue")
+}
+
+/// Cluster.Compact sent to `addr`, retried while there is no leader.
+async fn compact_retrying(addr: &str, revision: u64) -> Result<pb::CompactResponse, Status> {
+    let mut client = licstore_client::Client::new(&[addr.to_string()]).expect("client");
+    let req = pb::CompactRequest { revision };
+    match client
+        .retrying(|ch| async move { ClusterClient::new(ch).compact(req).await })
+        .await
+    {
+        Ok(r) => Ok(r),
+        Err(licstore_client::ClientError::Status(s)) => Err(s),
+        Err(e) => panic!("client: {e}"),
+    }
 }
 
 fn keys(events: &[pb::Event]) -> Vec<(u64, u32)> {
@@ -251,11 +279,9 @@ async fn watch_is_gapless_across_a_leader_kill_and_a_follower_restart() {
 async fn a_compacted_revision_is_refused_with_the_oldest_one_available() {
     let cluster = Cluster::start(3, &[]);
     let leader = cluster.wait_leader().await;
-    let addr = cluster.node(leader).addr.clone();
     let mut revisions = Vec::new();
     for n in 0..10 {
-        let r = licenses_at(&addr).issue(issue_req(n)).await.expect("issue");
-        revisions.push(r.into_inner().revision);
+        revisions.push(issue_retrying(&cluster, issue_req(n)).await.revision);
     }
     let target = revisions[5];
     let follower = cluster
@@ -263,11 +289,9 @@ async fn a_compacted_revision_is_refused_with_the_oldest_one_available() {
         .iter()
         .find(|p| p.id != leader)
         .expect("follower");
-    let compacted = cluster_at(&follower.addr)
-        .compact(pb::CompactRequest { revision: target })
+    let compacted = compact_retrying(&follower.addr, target)
         .await
-        .expect("compact through a follower")
-        .into_inner();
+        .expect("compact through a follower");
     assert_eq!(compacted.compacted_revision, target);
     cluster.wait_converged().await;
     for p in &cluster.nodes {
@@ -296,8 +320,7 @@ async fn a_compacted_revision_is_refused_with_the_oldest_one_available() {
         assert_eq!(events.first().map(|e| e.revision), Some(target));
         assert_eq!(events.len(), 5);
     }
-    let beyond = cluster_at(&addr)
-        .compact(pb::CompactRequest { revision: 1 << 40 })
+    let beyond = compact_retrying(&follower.addr, 1 << 40)
         .await
         .expect_err("beyond the log");
     assert_eq!(beyond.code(), tonic::Code::InvalidArgument);
@@ -332,11 +355,7 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
         license: Some(card.clone()),
         lenient_holder_check: false,
     };
-    let issued = licenses_at(&addr)
-        .issue(req)
-        .await
-        .expect("issue")
-        .into_inner();
+    let issued = issue_retrying(&cluster, req).await;
     let identifier = issued.license.expect("license").identifier;
     let holder = card.holder.clone().expect("holder");
     let verify = pb::VerifyRequest {
@@ -439,4 +458,35 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
         .expect("query")
         .into_inner();
     assert_eq!(live.count, 0, "an expired license leaves the expiry index");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_compacts_old_events_on_every_node() {
+    let cluster = Cluster::start(3, &["--event-retention-secs", "1"]);
+    cluster.wait_leader().await;
+    let first = issue_retrying(&cluster, issue_req(1)).await.revision;
+    let deadline = Instant::now() + WAIT;
+    for p in &cluster.nodes {
+        loop {
+            let compacted = status(&p.addr).await.map(|s| s.compacted_revision);
+            if compacted.is_some_and(|c| c > first) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} never compacted past {first}",
+                p.id
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let req = pb::WatchRequest {
+            from_revision: first,
+            ..Default::default()
+        };
+        let err = stream_client(&p.addr)
+            .watch(req)
+            .await
+            .expect_err("compacted");
+        assert_eq!(err.code(), tonic::Code::OutOfRange, "node {}", p.id);
+    }
 }
