@@ -403,8 +403,9 @@ async fn pump(
                 OutputFormat::Table => println!("# progress {}", response.progress_revision),
             }
         }
-        // Whole revisions arrive together, so everything up to here has been printed.
-        request.from_revision = response.progress_revision + 1;
+        // Whole revisions arrive together, so everything up to here has been printed. A watch
+        // from a future revision reports progress below it: never move the start back.
+        request.from_revision = request.from_revision.max(response.progress_revision + 1);
     }
 }
 

@@ -800,6 +800,27 @@ impl Cluster for ClusterApi {
                 "must be positive",
             ));
         }
+        // Answered here when the outcome is already certain, so no log entry is spent on it;
+        // the state machine still decides every proposal on its own.
+        let current = on_reader(self.node.reader.clone(), |r| r.compacted_revision()).await?;
+        if revision <= current {
+            return Ok(Response::new(pb::CompactResponse {
+                compacted_revision: current,
+                revision: *self.node.applied.borrow(),
+            }));
+        }
+        let last_log = self
+            .node
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_log_index
+            .unwrap_or(0);
+        // Only the leader knows the latest revision; elsewhere the state machine decides.
+        if self.node.is_leader() && revision > last_log + 1 {
+            let msg = format!("{revision} is beyond the latest revision {last_log}");
+            return Err(field_status(Code::InvalidArgument, "revision", msg));
+        }
         match self.node.write(Command::Compact { revision }).await? {
             (CommandResult::Compacted(Ok(compacted)), index) => {
                 Ok(Response::new(pb::CompactResponse {

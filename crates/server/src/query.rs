@@ -19,17 +19,7 @@ const CURSOR_PREFIX: &str = "c1.";
 
 /// Checks a request and turns it into a query; every refusal names its field.
 pub fn to_query(node: &Node, req: &pb::QueryRequest) -> Result<Query, Status> {
-    let text = |field: &str, v: &str| -> Result<Option<String>, Status> {
-        let v = v.trim();
-        if v.len() > 128 {
-            return Err(field_status(
-                Code::InvalidArgument,
-                field,
-                "longer than 128 bytes",
-            ));
-        }
-        Ok((!v.is_empty()).then(|| v.to_string()))
-    };
+    let text = |field: &str, v: &str| filter_text(field, v);
     let type_code = match text("type_code", &req.type_code)? {
         Some(t) => Some(
             node.templates
@@ -49,12 +39,12 @@ pub fn to_query(node: &Node, req: &pb::QueryRequest) -> Result<Query, Status> {
         .map(|s| convert::status_from_pb_strict("statuses", *s))
         .collect::<Result<Vec<_>, _>>()?;
     let expires_before = match text("expires_before", &req.expires_before)? {
-        Some(d) => Some(Date::parse(&d).map_err(|_| {
-            field_status(
-                Code::InvalidArgument,
-                "expires_before",
-                "must be YYYY-MM-DD",
-            )
+        Some(d) => Some(Date::parse(&d).map_err(|e| {
+            let reason = match e {
+                licstore_model::ModelError::InvalidField { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            field_status(Code::InvalidArgument, "expires_before", reason)
         })?),
         None => None,
     };
@@ -71,6 +61,23 @@ pub fn to_query(node: &Node, req: &pb::QueryRequest) -> Result<Query, Status> {
         expires_before,
         changed_since: req.changed_since_revision,
     })
+}
+
+/// Longest text filter value, in bytes.
+pub const MAX_FILTER_BYTES: usize = 128;
+
+/// A text filter: surrounding spaces are ignored, empty means no filter, blank or over-long
+/// values are refused.
+pub fn filter_text(field: &str, value: &str) -> Result<Option<String>, Status> {
+    let trimmed = value.trim();
+    if value.len() > MAX_FILTER_BYTES {
+        let msg = format!("longer than {MAX_FILTER_BYTES} bytes");
+        return Err(field_status(Code::InvalidArgument, field, msg));
+    }
+    if trimmed.is_empty() && !value.is_empty() {
+        return Err(field_status(Code::InvalidArgument, field, "blank"));
+    }
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
 }
 
 /// The key prefix for a GB/T 2260 region: trailing `00` pairs of a 6-digit code widen it to
@@ -98,6 +105,10 @@ pub fn plan_of(q: &Query) -> Result<Plan, Status> {
 /// Page size for a request: 0 for a count, the default when unset.
 pub fn page_size(req: &pb::QueryRequest) -> Result<usize, Status> {
     if req.count_only {
+        if !req.cursor.is_empty() {
+            let msg = "not used with count_only: a count always covers every match";
+            return Err(field_status(Code::InvalidArgument, "cursor", msg));
+        }
         return Ok(0);
     }
     match req.page_size {

@@ -97,7 +97,8 @@ impl Pump {
         // in place and the revision it starts after.
         let mut first_response = true;
         loop {
-            let progress_revision = page.next_revision - 1;
+            // Never past the applied index: a watch from a future revision has seen nothing yet.
+            let progress_revision = (page.next_revision - 1).min(page.applied_index);
             let quiet = last_sent.elapsed() >= self.progress;
             if !page.events.is_empty() || quiet || std::mem::take(&mut first_response) {
                 let response = pb::WatchResponse {
@@ -210,7 +211,22 @@ fn progress_interval(ms: u32) -> Result<Duration, Status> {
     Ok(interval)
 }
 
+/// Entries per filter list at most.
+pub const MAX_FILTER_ENTRIES: usize = 64;
+
 fn filter_of(node: &Node, req: &pb::WatchRequest) -> Result<EventFilter, Status> {
+    let lists = [
+        ("type_codes", req.type_codes.len()),
+        ("issuer_codes", req.issuer_codes.len()),
+        ("holders", req.holders.len()),
+        ("statuses", req.statuses.len()),
+    ];
+    for (field, len) in lists {
+        if len > MAX_FILTER_ENTRIES {
+            let msg = format!("{len} entries, at most {MAX_FILTER_ENTRIES}");
+            return Err(field_status(Code::InvalidArgument, field, msg));
+        }
+    }
     let mut type_codes = Vec::with_capacity(req.type_codes.len());
     for (i, t) in req.type_codes.iter().enumerate() {
         let field = format!("type_codes[{i}]");
@@ -227,19 +243,25 @@ fn filter_of(node: &Node, req: &pb::WatchRequest) -> Result<EventFilter, Status>
     let mut holders = Vec::with_capacity(req.holders.len());
     for (i, h) in req.holders.iter().enumerate() {
         let kind = convert::holder_kind(&format!("holders[{i}].kind"), h.kind)?;
-        let id = convert::required(&format!("holders[{i}].id"), &h.id)?;
-        holders.push((kind, id.trim().to_uppercase()));
+        let field = format!("holders[{i}].id");
+        match crate::query::filter_text(&field, &h.id)? {
+            Some(id) => holders.push((kind, id.to_uppercase())),
+            None => return Err(field_status(Code::InvalidArgument, &field, "required")),
+        }
     }
     let statuses = req
         .statuses
         .iter()
         .map(|s| convert::status_from_pb_strict("statuses", *s))
         .collect::<Result<_, _>>()?;
-    let issuer_codes = req
-        .issuer_codes
-        .iter()
-        .map(|c| c.trim().to_uppercase())
-        .collect();
+    let mut issuer_codes = Vec::with_capacity(req.issuer_codes.len());
+    for (i, code) in req.issuer_codes.iter().enumerate() {
+        let field = format!("issuer_codes[{i}]");
+        match crate::query::filter_text(&field, code)? {
+            Some(code) => issuer_codes.push(code.to_uppercase()),
+            None => return Err(field_status(Code::InvalidArgument, &field, "required")),
+        }
+    }
     Ok(EventFilter {
         type_codes,
         issuer_codes,

@@ -424,6 +424,31 @@ async fn every_rpc_names_the_bad_field_and_stores_nothing() {
             },
             "consistency",
         ),
+        (
+            "count with a cursor",
+            pb::QueryRequest {
+                count_only: true,
+                cursor: "c1.73".into(),
+                ..q()
+            },
+            "cursor",
+        ),
+        (
+            "blank issuer",
+            pb::QueryRequest {
+                issuer_code: "  ".into(),
+                ..q()
+            },
+            "issuer_code",
+        ),
+        (
+            "year out of range",
+            pb::QueryRequest {
+                expires_before: "9999-12-31".into(),
+                ..q()
+            },
+            "expires_before",
+        ),
     ];
     for (name, req, field) in queries {
         let err = api.query(req).await.expect_err(name);
@@ -436,6 +461,22 @@ async fn every_rpc_names_the_bad_field_and_stores_nothing() {
     }
     let w = pb::WatchRequest::default;
     let watches = [
+        (
+            "too many types",
+            pb::WatchRequest {
+                type_codes: vec!["resident-id-card".into(); 65],
+                ..w()
+            },
+            "type_codes",
+        ),
+        (
+            "long issuer",
+            pb::WatchRequest {
+                issuer_codes: vec!["X".repeat(200)],
+                ..w()
+            },
+            "issuer_codes[0]",
+        ),
         (
             "fast progress",
             pb::WatchRequest {
