@@ -407,21 +407,46 @@ impl Licenses for LicenseApi {
         let q = query::to_query(&self.node, &req)?;
         let plan = query::plan_of(&q)?;
         let page_size = query::page_size(&req)?;
-        let cursor = query::decode_cursor(&req.cursor, &plan)?;
-        let p = plan.clone();
-        let (page, _) = self
-            .read(req.consistency, move |r| {
-                r.query(&q, &p, cursor.as_deref(), page_size)
-            })
-            .await?;
+        let cursor = query::decode_cursor(&req.cursor, &plan, self.node.id)?;
+        consistency_of(req.consistency)?;
+        let now = std::time::Instant::now();
+        let (pin, pin_id, after) = match cursor {
+            // Later pages read the state the first one pinned; it already passed the barrier.
+            Some(c) => match self.node.pins.get(c.pin, now) {
+                Some(pin) => (pin, Some(c.pin), Some(c.key)),
+                None => return Err(query::expired_cursor()),
+            },
+            None => {
+                self.node
+                    .read_barrier(consistency_of(req.consistency)?)
+                    .await?;
+                let pin = on_reader(self.node.reader.clone(), |r| r.pin()).await?;
+                (Arc::new(pin), None, None)
+            }
+        };
+        let (p, walked) = (plan.clone(), pin.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            licstore_store::query::run(&walked, &q, &p, after.as_deref(), page_size)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))?;
+        let next_cursor = match (page.next_cursor, pin_id) {
+            (Some(key), id) => query::encode_cursor(&query::Cursor {
+                node_id: self.node.id,
+                pin: id.unwrap_or_else(|| self.node.pins.insert(pin, now)),
+                key,
+            }),
+            (None, Some(id)) => {
+                self.node.pins.remove(id);
+                String::new()
+            }
+            (None, None) => String::new(),
+        };
         Ok(Response::new(pb::QueryResponse {
             licenses: page.licenses.iter().map(convert::license_to_pb).collect(),
             count: page.count,
-            next_cursor: page
-                .next_cursor
-                .as_deref()
-                .map(query::encode_cursor)
-                .unwrap_or_default(),
+            next_cursor,
             plan: Some(query::plan_to_pb(&plan, page.scanned)),
             read_revision: page.applied_index,
         }))

@@ -54,6 +54,8 @@ pub struct Node {
     /// One whole-state walk (digest, check) at a time: a caller that gives up does not stop a
     /// walk already running, so without this, impatient retries would pile walks up.
     pub walks: tokio::sync::Semaphore,
+    /// States pinned for listings that span several Query pages.
+    pub pins: crate::query::Pins,
 }
 
 /// A write's result and the log index it was applied at.

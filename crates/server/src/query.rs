@@ -1,10 +1,14 @@
 //! `Licenses.Query`: request checking, the plan, and cursors. The walk itself is
 //! `licstore_store::query`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use licstore_model::Date;
 use licstore_proto::v1 as pb;
 use licstore_store::index::IndexKind;
-use licstore_store::query::{plan, Plan, Query};
+use licstore_store::query::{plan, Pinned, Plan, Query};
 use tonic::{Code, Status};
 
 use crate::convert::{self, field_status};
@@ -15,7 +19,7 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Largest page size accepted.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Version prefix of cursors, so their format can change without misreading old ones.
-const CURSOR_PREFIX: &str = "c1.";
+const CURSOR_PREFIX: &str = "c2.";
 
 /// Checks a request and turns it into a query; every refusal names its field.
 pub fn to_query(node: &Node, req: &pb::QueryRequest) -> Result<Query, Status> {
@@ -122,29 +126,146 @@ pub fn page_size(req: &pb::QueryRequest) -> Result<usize, Status> {
     }
 }
 
-/// Encodes the last index key of a page.
-pub fn encode_cursor(key: &[u8]) -> String {
-    format!("{CURSOR_PREFIX}{}", convert::hex(key))
+/// Where a listing continues: the node and pinned state it reads, and the last key covered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// The node that pinned the state; later pages must go to it.
+    pub node_id: u64,
+    /// The pinned state's number in that node's [`Pins`].
+    pub pin: u64,
+    /// Last index key the previous page covered.
+    pub key: Vec<u8>,
 }
 
-/// Decodes a cursor and checks it lies in the ranges this plan walks.
-pub fn decode_cursor(cursor: &str, plan: &Plan) -> Result<Option<Vec<u8>>, Status> {
+/// Encodes a cursor as `c2.<node>.<pin>.<hex key>`.
+pub fn encode_cursor(c: &Cursor) -> String {
+    format!(
+        "{CURSOR_PREFIX}{}.{}.{}",
+        c.node_id,
+        c.pin,
+        convert::hex(&c.key)
+    )
+}
+
+/// Decodes a cursor and checks it lies in the ranges this plan walks and was issued here.
+pub fn decode_cursor(cursor: &str, plan: &Plan, node_id: u64) -> Result<Option<Cursor>, Status> {
     if cursor.is_empty() {
         return Ok(None);
     }
     let bad = |why: &str| field_status(Code::InvalidArgument, "cursor", why);
-    let hex = cursor
+    let not_ours = || bad("not a cursor returned by Query");
+    let mut parts = cursor
         .strip_prefix(CURSOR_PREFIX)
-        .ok_or_else(|| bad("not a cursor returned by Query"))?;
-    let key = unhex(hex).ok_or_else(|| bad("not a cursor returned by Query"))?;
-    let inside = plan
-        .ranges
-        .iter()
-        .any(|(start, end)| key.as_slice() >= start.as_slice() && key.as_slice() < end.as_slice());
+        .ok_or_else(not_ours)?
+        .split('.');
+    let (Some(node), Some(pin), Some(hex), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(not_ours());
+    };
+    let c = Cursor {
+        node_id: node.parse().map_err(|_| not_ours())?,
+        pin: pin.parse().map_err(|_| not_ours())?,
+        key: unhex(hex).ok_or_else(not_ours)?,
+    };
+    let inside = plan.ranges.iter().any(|(start, end)| {
+        c.key.as_slice() >= start.as_slice() && c.key.as_slice() < end.as_slice()
+    });
     if !inside {
         return Err(bad("belongs to a query with other filters"));
     }
-    Ok(Some(key))
+    if c.node_id != node_id {
+        let msg = format!(
+            "issued by node {}; the pages of one listing are read from the state that node \
+             pinned, so send them there",
+            c.node_id
+        );
+        return Err(field_status(Code::FailedPrecondition, "cursor", msg));
+    }
+    Ok(Some(c))
+}
+
+/// How long a pinned listing state lives without a page being read from it.
+pub const PIN_IDLE: Duration = Duration::from_secs(60);
+/// Pinned listing states per node at most; beyond it the least recently used is dropped.
+pub const MAX_PINS: usize = 256;
+
+/// Pinned states of unfinished listings, by number. Decisions only: the caller passes the time.
+#[derive(Default)]
+pub struct Pins {
+    inner: Mutex<PinTable>,
+}
+
+#[derive(Default)]
+struct PinTable {
+    next: u64,
+    pins: HashMap<u64, (Arc<Pinned>, Instant)>,
+}
+
+impl Pins {
+    /// Keeps `pin` for later pages and returns its number.
+    pub fn insert(&self, pin: Arc<Pinned>, now: Instant) -> u64 {
+        let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        t.pins
+            .retain(|_, (_, used)| now.saturating_duration_since(*used) < PIN_IDLE);
+        while t.pins.len() >= MAX_PINS {
+            let oldest = t
+                .pins
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => t.pins.remove(&id),
+                None => break,
+            };
+        }
+        t.next += 1;
+        let id = t.next;
+        t.pins.insert(id, (pin, now));
+        id
+    }
+
+    /// The pinned state `id`, if it has not expired; marks it used.
+    pub fn get(&self, id: u64, now: Instant) -> Option<Arc<Pinned>> {
+        let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (pin, used) = t.pins.get_mut(&id)?;
+        if now.saturating_duration_since(*used) >= PIN_IDLE {
+            t.pins.remove(&id);
+            return None;
+        }
+        *used = now;
+        Some(pin.clone())
+    }
+
+    /// Drops `id` once its listing is complete.
+    pub fn remove(&self, id: u64) {
+        let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        t.pins.remove(&id);
+    }
+
+    /// Number of pinned states kept.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pins
+            .len()
+    }
+
+    /// True when no state is pinned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `FAILED_PRECONDITION` for a cursor whose pinned state is gone.
+pub fn expired_cursor() -> Status {
+    let msg = format!(
+        "expired: pages of one listing must follow within {}s of each other and the node must \
+         not restart in between; start the query again",
+        PIN_IDLE.as_secs()
+    );
+    field_status(Code::FailedPrecondition, "cursor", msg)
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -216,11 +337,31 @@ mod tests {
             ..Query::default()
         };
         let p = plan(&q).expect("plan");
-        let key = b"s01T\0ID".to_vec();
-        assert_eq!(decode_cursor(&encode_cursor(&key), &p).unwrap(), Some(key));
-        assert_eq!(decode_cursor("", &p).unwrap(), None);
-        for bad in ["zz", "c1.0", "c1.zz", &encode_cursor(b"tT\0N\0ID")] {
-            let e = decode_cursor(bad, &p).unwrap_err();
+        let c = Cursor {
+            node_id: 2,
+            pin: 9,
+            key: b"s01T\0ID".to_vec(),
+        };
+        assert_eq!(
+            decode_cursor(&encode_cursor(&c), &p, 2).unwrap(),
+            Some(c.clone())
+        );
+        assert_eq!(decode_cursor("", &p, 2).unwrap(), None);
+        let elsewhere = decode_cursor(&encode_cursor(&c), &p, 3).unwrap_err();
+        assert_eq!(elsewhere.code(), Code::FailedPrecondition);
+        let other_query = encode_cursor(&Cursor {
+            key: b"tT\0N\0ID".to_vec(),
+            ..c
+        });
+        for bad in [
+            "zz",
+            "c2.0",
+            "c2.1.2.zz",
+            "c2.x.1.73",
+            "c2.1.1.73.9",
+            &other_query,
+        ] {
+            let e = decode_cursor(bad, &p, 2).unwrap_err();
             assert_eq!(e.code(), Code::InvalidArgument, "{bad}");
             assert!(
                 e.message().starts_with("cursor: "),
@@ -228,5 +369,29 @@ mod tests {
                 e.message()
             );
         }
+    }
+
+    #[test]
+    fn pins_expire_when_idle_and_the_oldest_goes_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = licstore_store::open(dir.path()).expect("open");
+        let reader = licstore_store::Reader::new(storage.db.clone());
+        let pin = || Arc::new(reader.pin().expect("pin"));
+        let pins = Pins::default();
+        let t0 = Instant::now();
+        let a = pins.insert(pin(), t0);
+        assert!(
+            pins.get(a, t0 + PIN_IDLE / 2).is_some(),
+            "used: idle time restarts"
+        );
+        assert!(pins.get(a, t0 + PIN_IDLE).is_some());
+        assert!(pins.get(a, t0 + PIN_IDLE * 3).is_none(), "idle too long");
+        for _ in 0..MAX_PINS + 5 {
+            pins.insert(pin(), t0);
+        }
+        assert_eq!(pins.len(), MAX_PINS);
+        let b = pins.insert(pin(), t0);
+        pins.remove(b);
+        assert!(pins.get(b, t0).is_none());
     }
 }

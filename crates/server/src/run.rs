@@ -97,6 +97,7 @@ pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
         applied,
         watches: Default::default(),
         walks: tokio::sync::Semaphore::new(1),
+        pins: Default::default(),
     });
     Ok(node)
 }

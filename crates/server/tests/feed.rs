@@ -490,3 +490,83 @@ async fn retention_compacts_old_events_on_every_node() {
         assert_eq!(err.code(), tonic::Code::OutOfRange, "node {}", p.id);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_reads_one_state_across_its_pages() {
+    let cluster = Cluster::start(3, &[]);
+    cluster.wait_leader().await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let issued = issue_retrying(&cluster, issue_req(n)).await;
+        ids.push(issued.license.expect("license").identifier);
+    }
+    let addr = cluster.endpoints()[1].clone();
+    let query = |cursor: String| pb::QueryRequest {
+        statuses: vec![
+            pb::LicenseStatus::Valid as i32,
+            pb::LicenseStatus::Suspended as i32,
+        ],
+        page_size: 5,
+        cursor,
+        ..Default::default()
+    };
+    let first = licenses_at(&addr)
+        .query(query(String::new()))
+        .await
+        .expect("page 1");
+    let first = first.into_inner();
+    // Between pages, records move between the two status ranges and leave them.
+    for (n, id) in ids.iter().enumerate() {
+        let op = if n % 2 == 0 {
+            pb::StatusOp::Suspend
+        } else {
+            pb::StatusOp::Revoke
+        };
+        let req = pb::ChangeStatusRequest {
+            request_id: format!("list-{n}"),
+            identifier: id.clone(),
+            op: op as i32,
+            reason: String::new(),
+        };
+        cluster
+            .client()
+            .retrying(|ch| {
+                let req = req.clone();
+                async move { LicensesClient::new(ch).change_status(req).await }
+            })
+            .await
+            .expect("status change");
+    }
+    let elsewhere = cluster.endpoints()[2].clone();
+    let err = licenses_at(&elsewhere)
+        .query(query(first.next_cursor.clone()))
+        .await
+        .expect_err("a cursor belongs to its node");
+    assert_eq!(
+        err.code(),
+        tonic::Code::FailedPrecondition,
+        "{}",
+        err.message()
+    );
+    let mut got: Vec<String> = first.licenses.into_iter().map(|l| l.identifier).collect();
+    let mut cursor = first.next_cursor;
+    while !cursor.is_empty() {
+        let page = licenses_at(&addr)
+            .query(query(cursor))
+            .await
+            .expect("page")
+            .into_inner();
+        assert_eq!(
+            page.read_revision, first.read_revision,
+            "one state for all pages"
+        );
+        got.extend(page.licenses.into_iter().map(|l| l.identifier));
+        cursor = page.next_cursor;
+    }
+    got.sort();
+    ids.sort();
+    assert_eq!(
+        got, ids,
+        "every license valid when the listing began, exactly once"
+    );
+}

@@ -6,7 +6,11 @@
 //! is returned; a count reads none.
 //!
 //! Order is the chosen index's key order, which is stable for a given query. A cursor is the
-//! last index key a page covered; the next page starts strictly after it.
+//! last index key a page covered; the next page starts strictly after it. Pages read from a
+//! [`Pinned`] snapshot see one state, so a listing that spans pages returns every match of that
+//! state exactly once, whatever is written meanwhile.
+
+use std::sync::Arc;
 
 use licstore_model::{canonical, Date, License, LicenseStatus};
 use rocksdb::{Direction, IteratorMode, DB};
@@ -211,21 +215,59 @@ pub struct QueryPage {
     pub applied_index: u64,
 }
 
-/// Walks `plan` for `q` from just after `cursor`. `page_size` of 0 counts every match instead
-/// of returning records.
+/// A RocksDB snapshot that owns its database handle, so it can outlive one request: the pages
+/// of one listing all read the state it pinned.
+pub struct Pinned {
+    // Declared before `db`: fields drop in order, so the snapshot is released while the database
+    // it borrows is still open.
+    snap: rocksdb::Snapshot<'static>,
+    db: Arc<DB>,
+    applied_index: u64,
+}
+
+impl Pinned {
+    /// Pins the current state of `db`.
+    pub fn new(db: Arc<DB>) -> Result<Pinned, StoreError> {
+        let snap = db.snapshot();
+        // SAFETY: the snapshot borrows the database behind `db`. `Pinned` keeps that `Arc`
+        // alive for at least as long as the snapshot (see the field order), and never hands out
+        // the snapshot with the extended lifetime.
+        let snap = unsafe {
+            std::mem::transmute::<rocksdb::Snapshot<'_>, rocksdb::Snapshot<'static>>(snap)
+        };
+        let mut applied_index = 0;
+        if let Some(b) = snap.get_cf(cf_handle(&db, CF_SM_META)?, crate::keys::META_LAST_APPLIED)? {
+            let id: openraft::alias::LogIdOf<crate::TypeConfig> =
+                codec::decode("last applied", &b)?;
+            applied_index = id.index();
+        }
+        Ok(Pinned {
+            snap,
+            db,
+            applied_index,
+        })
+    }
+
+    /// Log index the pinned state reflects.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+}
+
+/// Walks `plan` for `q` over a pinned state, from just after `cursor`. `page_size` of 0 counts
+/// every match instead of returning records.
 pub fn run(
-    db: &DB,
+    pinned: &Pinned,
     q: &Query,
     plan: &Plan,
     cursor: Option<&[u8]>,
     page_size: usize,
 ) -> Result<QueryPage, StoreError> {
-    let snap = db.snapshot();
-    let mut page = QueryPage::default();
-    if let Some(b) = snap.get_cf(cf_handle(db, CF_SM_META)?, crate::keys::META_LAST_APPLIED)? {
-        let id: openraft::alias::LogIdOf<crate::TypeConfig> = codec::decode("last applied", &b)?;
-        page.applied_index = id.index();
-    }
+    let (db, snap) = (pinned.db.as_ref(), &pinned.snap);
+    let mut page = QueryPage {
+        applied_index: pinned.applied_index,
+        ..QueryPage::default()
+    };
     let cf = cf_handle(db, CF_INDEX)?;
     let mut hits: Vec<IndexSummary> = Vec::new();
     let mut last_key: Option<Vec<u8>> = None;
@@ -263,7 +305,7 @@ pub fn run(
             }
         }
     }
-    page.licenses = load_records(db, &snap, &hits)?;
+    page.licenses = load_records(db, snap, &hits)?;
     Ok(page)
 }
 

@@ -13,7 +13,7 @@ use crate::event::{Event, EventFilter};
 use crate::keys::CF_SM_VARS;
 use crate::keys::SM_DATA_CFS;
 use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX, CF_SM_META};
-use crate::query::{Plan, Query, QueryPage};
+use crate::query::{Pinned, Plan, Query, QueryPage};
 use crate::txn::cf_handle;
 use crate::{codec, StoreError, TypeConfig};
 
@@ -201,7 +201,7 @@ impl Reader {
         }
     }
 
-    /// One page of a planned query; see [`crate::query::run`].
+    /// One page of a planned query over the current state; see [`crate::query::run`].
     pub fn query(
         &self,
         query: &Query,
@@ -209,7 +209,12 @@ impl Reader {
         cursor: Option<&[u8]>,
         page_size: usize,
     ) -> Result<QueryPage, StoreError> {
-        crate::query::run(&self.db, query, plan, cursor, page_size)
+        crate::query::run(&self.pin()?, query, plan, cursor, page_size)
+    }
+
+    /// Pins the current state for a query that will span several pages.
+    pub fn pin(&self) -> Result<Pinned, StoreError> {
+        Pinned::new(self.db.clone())
     }
 
     /// Walks every record and index entry; see [`crate::check`].

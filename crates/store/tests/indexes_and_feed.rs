@@ -522,3 +522,57 @@ async fn a_page_of_the_feed_ends_on_a_whole_revision() {
     assert_eq!(rest.events.len(), 1);
     assert_eq!((rest.next_revision, rest.applied_index), (3, 2));
 }
+
+#[tokio::test]
+async fn pages_of_a_pinned_listing_ignore_writes_made_between_them() {
+    let mut world = World::new(4);
+    for seq in 0..20 {
+        world.run(issue(seq)).await;
+    }
+    let query = Query {
+        statuses: vec![LicenseStatus::Valid, LicenseStatus::Suspended],
+        ..Query::default()
+    };
+    let p = plan(&query).expect("plan");
+    let pinned = world.reader().pin().expect("pin");
+    let want: Vec<String> = {
+        let mut all = world.currents();
+        all.sort_by_key(|l| key_of(p.index, l).expect("indexed"));
+        all.into_iter().map(|l| l.identifier).collect()
+    };
+    let first = licstore_store::query::run(&pinned, &query, &p, None, 3).expect("page");
+    let mut got: Vec<String> = first
+        .licenses
+        .iter()
+        .map(|l| l.identifier.clone())
+        .collect();
+    // Between pages: records move inside the status index, in both directions, and new ones
+    // arrive. None of it may show in the pinned listing.
+    for (n, l) in world.currents().into_iter().enumerate() {
+        world.request += 1;
+        let op = if n % 2 == 0 {
+            StatusOp::Suspend
+        } else {
+            StatusOp::Revoke
+        };
+        let cmd = Command::ChangeStatus {
+            request_id: format!("p{}", world.request),
+            identifier: l.identifier,
+            op,
+            reason: None,
+        };
+        world.run(cmd).await;
+    }
+    world.run(issue(21)).await;
+    let mut cursor = first.next_cursor;
+    while let Some(c) = cursor {
+        let page = licstore_store::query::run(&pinned, &query, &p, Some(&c), 3).expect("page");
+        assert_eq!(page.applied_index, first.applied_index);
+        got.extend(page.licenses.into_iter().map(|l| l.identifier));
+        cursor = page.next_cursor;
+    }
+    assert_eq!(got, want);
+    // Unpinned, the same query sees the new state.
+    let now = world.reader().query(&query, &p, None, 1000).expect("query");
+    assert_eq!(now.licenses.len(), 11, "10 suspended and the new one");
+}
