@@ -81,11 +81,14 @@ impl License {
         self.valid_until.is_some_and(|until| until < today)
     }
 
-    /// The status a reader should see today: a `Valid` license whose validity has passed is
-    /// `Expired` even before an expire operation is recorded; every other status is as stored.
+    /// The status a reader should see today: a valid or suspended license whose validity has
+    /// passed is `Expired` even before the expiry sweep records it (the sweep expires both);
+    /// every other status is as stored.
     pub fn effective_status(&self, today: Date) -> LicenseStatus {
         match self.status {
-            LicenseStatus::Valid if self.is_expired_on(today) => LicenseStatus::Expired,
+            LicenseStatus::Valid | LicenseStatus::Suspended if self.is_expired_on(today) => {
+                LicenseStatus::Expired
+            }
             status => status,
         }
     }

@@ -284,6 +284,13 @@ fn expiry_by_date() {
             Some("2030-01-01"),
             "2031-01-01",
             true,
+            LicenseStatus::Expired,
+        ),
+        (
+            LicenseStatus::Suspended,
+            Some("2030-01-01"),
+            "2030-01-01",
+            false,
             LicenseStatus::Suspended,
         ),
         (
