@@ -12,11 +12,14 @@ use crate::command::{Command, CommandResult, ImportItem, RejectCode, Rejection, 
 use crate::event::{Event, EventOp};
 use crate::index::{self, IndexSummary};
 use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX, CF_REQUESTS};
-use crate::keys::{CF_SERIALS, CF_SM_VARS};
+use crate::keys::{CF_REQ_REVS, CF_SERIALS, CF_SM_VARS};
 use crate::txn::Txn;
 use crate::{codec, StoreError};
 
 type WriteResult = Result<WriteOutcome, Rejection>;
+
+/// Request results one compaction forgets at most, so its write batch stays bounded.
+const MAX_FORGOTTEN_PER_COMPACT: usize = 100_000;
 
 /// How many serial numbers are tried when a generated identifier is already taken.
 const MAX_SERIAL_ATTEMPTS: u32 = 16;
@@ -145,15 +148,32 @@ impl Applier<'_, '_> {
             keys::VAR_COMPACTED,
             revision.to_be_bytes().to_vec(),
         )?;
+        self.forget_requests_below(revision)?;
         Ok(Ok(revision))
+    }
+
+    /// Deletes the oldest stored request results below `revision`, at most
+    /// [`MAX_FORGOTTEN_PER_COMPACT`]; a later compaction takes the rest.
+    fn forget_requests_below(&mut self, revision: u64) -> Result<(), StoreError> {
+        let bound = revision.to_be_bytes();
+        let old = self
+            .txn
+            .keys_below(CF_REQ_REVS, &bound, MAX_FORGOTTEN_PER_COMPACT)?;
+        for key in old {
+            let request_id = key.get(8..).unwrap_or_default().to_vec();
+            self.txn.delete(CF_REQUESTS, &request_id)?;
+            self.txn.delete(CF_REQ_REVS, &key)?;
+        }
+        Ok(())
     }
 
     /// Runs `f` unless `request_id` was applied before, in which case the stored result is
     /// returned marked as a duplicate, or refused when the earlier request had other content
     /// (its `print`). Only successful writes are stored: a refusal changed nothing, so a retry
     /// of it is simply decided again against the state of its own time.
-    // TODO(retention): request results are kept forever; they need an expiry (a replicated
-    // clean-up command keyed by log index) so the table does not grow with every write.
+    // Stored results expire with the change feed: a compaction to revision R forgets the
+    // results stored below R (see `compact`), so a retry older than the retention window is
+    // decided afresh.
     fn once(
         &mut self,
         request_id: &str,
@@ -178,6 +198,8 @@ impl Applier<'_, '_> {
         if !request_id.is_empty() && result.is_ok() {
             let bytes = codec::encode("request result", &(print, &result))?;
             self.txn.put(CF_REQUESTS, request_id.as_bytes(), bytes)?;
+            let rev_key = keys::req_rev_key(self.index, request_id);
+            self.txn.put(CF_REQ_REVS, &rev_key, Vec::new())?;
         }
         Ok(result)
     }

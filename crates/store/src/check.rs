@@ -6,10 +6,11 @@
 use licstore_model::{canonical, Identifier, License};
 use rocksdb::{IteratorMode, DB};
 
+use crate::command::{Rejection, WriteOutcome};
 use crate::event::Event;
 use crate::index::{self, IndexSummary};
-use crate::keys::CF_SM_VARS;
 use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX, CF_SM_META};
+use crate::keys::{CF_REQUESTS, CF_REQ_REVS, CF_SM_VARS};
 use crate::txn::cf_handle;
 use crate::{codec, StoreError, TypeConfig};
 
@@ -73,6 +74,7 @@ pub fn check(db: &DB) -> Result<CheckReport, StoreError> {
     check_history(db, &snap, &mut report)?;
     check_index(db, &snap, &mut report)?;
     check_events(db, &snap, &mut report)?;
+    check_requests(db, &snap, &mut report)?;
     Ok(report)
 }
 
@@ -211,6 +213,47 @@ fn check_events(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<()
             _ => continue,
         };
         report.add(CF_EVENTS, &key, detail);
+    }
+    Ok(())
+}
+
+/// Every stored request result is filed under the revision that stored it, and back.
+fn check_requests(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<(), StoreError> {
+    let revs = cf_handle(db, CF_REQ_REVS)?;
+    let requests = cf_handle(db, CF_REQUESTS)?;
+    for item in snap.iterator_cf(requests, IteratorMode::Start) {
+        let (key, value) = item?;
+        report.index_entries_checked += 1;
+        let stored =
+            codec::decode::<([u8; 32], Result<WriteOutcome, Rejection>)>("request", &value);
+        let revision = match stored {
+            Ok((_, Ok(outcome))) => outcome.revision,
+            Ok((_, Err(_))) => {
+                report.add(CF_REQUESTS, &key, "a refusal is stored");
+                continue;
+            }
+            Err(_) => {
+                report.add(CF_REQUESTS, &key, "undecodable result");
+                continue;
+            }
+        };
+        let id = String::from_utf8_lossy(&key);
+        if snap
+            .get_cf(revs, keys::req_rev_key(revision, &id))?
+            .is_none()
+        {
+            report.add(CF_REQUESTS, &key, "not filed under its revision");
+        }
+    }
+    for item in snap.iterator_cf(revs, IteratorMode::Start) {
+        let (key, _) = item?;
+        report.index_entries_checked += 1;
+        if snap
+            .get_cf(requests, key.get(8..).unwrap_or_default())?
+            .is_none()
+        {
+            report.add(CF_REQ_REVS, &key, "names no stored request");
+        }
     }
     Ok(())
 }

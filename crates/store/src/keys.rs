@@ -13,6 +13,7 @@
 //! | `index`     | index tag + fields + identifier (see below)  | bincode `IndexSummary`         |
 //! | `events`    | revision u64 BE + sequence u32 BE            | bincode `Event`                |
 //! | `sm_vars`   | `compacted`                                  | u64 big-endian                 |
+//! | `req_revs`  | revision u64 BE + client request id          | empty                          |
 //!
 //! Secondary indexes share the `index` family, one tag byte each, over current versions only:
 //!
@@ -52,10 +53,12 @@ pub const CF_INDEX: &str = "index";
 pub const CF_EVENTS: &str = "events";
 /// Replicated scalars, such as the change feed's compaction revision.
 pub const CF_SM_VARS: &str = "sm_vars";
+/// Stored request results by the revision that stored them, so compaction can expire them.
+pub const CF_REQ_REVS: &str = "req_revs";
 
 /// Column families of the replicated state machine, in snapshot order. Their position in this
 /// list is the column-family tag in snapshot files, so new families are only ever appended.
-pub const SM_DATA_CFS: [&str; 8] = [
+pub const SM_DATA_CFS: [&str; 9] = [
     CF_CURRENT,
     CF_IDENT,
     CF_HISTORY,
@@ -64,10 +67,11 @@ pub const SM_DATA_CFS: [&str; 8] = [
     CF_INDEX,
     CF_EVENTS,
     CF_SM_VARS,
+    CF_REQ_REVS,
 ];
 
 /// Every column family of the database.
-pub const ALL_CFS: [&str; 11] = [
+pub const ALL_CFS: [&str; 12] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_CURRENT,
@@ -79,6 +83,7 @@ pub const ALL_CFS: [&str; 11] = [
     CF_INDEX,
     CF_EVENTS,
     CF_SM_VARS,
+    CF_REQ_REVS,
 ];
 
 /// `sm_meta` key of the last applied log id.
@@ -147,6 +152,13 @@ pub fn event_key(revision: u64, seq: u32) -> [u8; 12] {
     let mut key = [0u8; 12];
     key[..8].copy_from_slice(&revision.to_be_bytes());
     key[8..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Key of a stored request result in `req_revs`.
+pub fn req_rev_key(revision: u64, request_id: &str) -> Vec<u8> {
+    let mut key = revision.to_be_bytes().to_vec();
+    key.extend_from_slice(request_id.as_bytes());
     key
 }
 

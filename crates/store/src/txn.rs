@@ -3,7 +3,7 @@
 //! Later entries in one apply call must see what earlier ones wrote, but nothing may reach the
 //! database until the whole batch, with the new last-applied log id, is written at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::{WriteBatch, DB};
 
@@ -61,6 +61,47 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
+    /// The first `limit` keys of `cf` below `bound`, in key order, as this transaction sees
+    /// them: stored keys with the batch's own puts added and its deletes removed. The answer
+    /// depends only on that combined view, never on how much of it is still in the batch, so
+    /// replicas that split their apply batches differently agree.
+    pub(crate) fn keys_below(
+        &self,
+        cf: &'static str,
+        bound: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let pending: BTreeMap<&[u8], bool> = self
+            .overlay
+            .iter()
+            .filter(|((family, key), _)| *family == cf && key.as_slice() < bound)
+            .map(|((_, key), value)| (key.as_slice(), value.is_some()))
+            .collect();
+        let mut puts = pending
+            .iter()
+            .filter(|(_, put)| **put)
+            .map(|(k, _)| *k)
+            .peekable();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mode = rocksdb::IteratorMode::Start;
+        for item in self.db.iterator_cf(cf_handle(self.db, cf)?, mode) {
+            let (key, _) = item?;
+            if key.as_ref() >= bound || out.len() >= limit {
+                break;
+            }
+            while let Some(put) = puts.next_if(|p| *p < key.as_ref()) {
+                out.push(put.to_vec());
+            }
+            // A key the batch deletes is gone; one it rewrites comes from `puts` in its turn.
+            if !pending.contains_key(key.as_ref()) {
+                out.push(key.to_vec());
+            }
+        }
+        out.extend(puts.map(<[u8]>::to_vec));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     pub(crate) fn into_batch(self) -> WriteBatch {
         self.batch
     }
@@ -73,4 +114,36 @@ pub(crate) fn cf_handle<'d>(
 ) -> Result<&'d rocksdb::ColumnFamily, StoreError> {
     db.cf_handle(name)
         .ok_or_else(|| StoreError::corrupt("column family", format!("{name} missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_below_sees_the_batch_and_the_database_as_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = crate::open(dir.path()).expect("open");
+        let cf = crate::keys::CF_REQ_REVS;
+        let db = &storage.db;
+        for key in ["a", "c", "e", "g"] {
+            db.put_cf(cf_handle(db, cf).expect("cf"), key, b"")
+                .expect("put");
+        }
+        let mut txn = Txn::new(db);
+        txn.put(cf, b"b", Vec::new()).expect("put");
+        txn.delete(cf, b"c").expect("delete");
+        txn.put(cf, b"e", Vec::new()).expect("rewrite");
+        txn.put(cf, b"f", Vec::new()).expect("put");
+        let logical = ["a", "b", "e", "f"];
+        for limit in 0..6 {
+            let got = txn.keys_below(cf, b"g", limit).expect("keys");
+            let want: Vec<Vec<u8>> = logical
+                .iter()
+                .take(limit)
+                .map(|k| k.as_bytes().to_vec())
+                .collect();
+            assert_eq!(got, want, "limit {limit}");
+        }
+    }
 }

@@ -576,3 +576,53 @@ async fn pages_of_a_pinned_listing_ignore_writes_made_between_them() {
     let now = world.reader().query(&query, &p, None, 1000).expect("query");
     assert_eq!(now.licenses.len(), 11, "10 suspended and the new one");
 }
+
+#[tokio::test]
+async fn compaction_forgets_request_results_stored_below_it() {
+    let mut world = World::new(5);
+    for seq in 0..6 {
+        world.run(issue(seq)).await; // request ids r0..r5 at revisions 1..6
+    }
+    world.run(Command::Compact { revision: 4 }).await;
+    let db = world.storage.db.clone();
+    let requests = db.cf_handle("requests").expect("cf");
+    let kept: Vec<String> = db
+        .iterator_cf(requests, rocksdb::IteratorMode::Start)
+        .map(|item| String::from_utf8(item.expect("read").0.to_vec()).expect("utf-8"))
+        .collect();
+    assert_eq!(
+        kept,
+        vec!["r3", "r4", "r5"],
+        "results of revisions 4..6 stay"
+    );
+    assert_eq!(world.reader().check().expect("check").problems, vec![]);
+    // A retry of a forgotten request is decided afresh: the holder already has the card.
+    world.run(issue(0)).await;
+    let kept_after = db
+        .iterator_cf(requests, rocksdb::IteratorMode::Start)
+        .count();
+    assert_eq!(kept_after, 3, "the refused retry stores nothing");
+}
+
+#[tokio::test]
+async fn replicas_that_batch_their_applies_differently_agree() {
+    let mut cmds: Vec<Command> = (0..10).map(issue).collect();
+    cmds.push(Command::Compact { revision: 5 });
+    cmds.extend((10..15).map(issue));
+    cmds.push(Command::Compact { revision: 14 });
+    cmds.push(issue(20));
+    let mut at_once = World::new(6);
+    apply(&mut at_once.storage.state_machine, entries(1, cmds.clone())).await;
+    let mut one_by_one = World::new(6);
+    for cmd in cmds {
+        one_by_one.run(cmd).await;
+    }
+    let a = at_once.reader().state_digest().expect("digest");
+    let b = one_by_one.reader().state_digest().expect("digest");
+    assert_eq!(a, b);
+    assert_eq!(
+        at_once.reader().compacted_revision().expect("compacted"),
+        14
+    );
+    assert_eq!(at_once.reader().check().expect("check").problems, vec![]);
+}

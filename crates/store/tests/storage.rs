@@ -293,14 +293,15 @@ async fn check_finds_nothing_on_a_healthy_store_and_every_injected_fault() {
     apply(&mut s.state_machine, entries(21, vec![amend])).await;
     let healthy = reader.check().expect("check");
     assert_eq!(healthy.problems, vec![], "{healthy:?}");
-    // 20 identifier entries and 6 secondary entries for each of 20 current versions.
+    // 20 identifier entries, 6 secondary entries for each of 20 current versions, and 21 stored
+    // request results each filed under its revision.
     assert_eq!(
         (
             healthy.records_checked,
             healthy.index_entries_checked,
             healthy.events_checked
         ),
-        (21, 20 + 20 * 6, 21)
+        (21, 20 + 20 * 6 + 21 * 2, 21)
     );
 
     let cf = |name: &str| s.db.cf_handle(name).expect("cf");
