@@ -27,10 +27,25 @@ bash scripts/stop.sh >/dev/null 2>&1 || true
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"
 
+# Each node gets a config file (the keys are documented in deploy/licstored.toml); the first
+# start of node 1 also names the initial members, given as a flag because it applies once.
+write_config() {
+  local id=$1
+  cat >"$RUN_DIR/n$id.toml" <<TOML
+[node]
+id = $id
+addr = "127.0.0.1:$((BASE_PORT + id - 1))"
+data_dir = "$RUN_DIR/n$id"
+
+[feed]
+expiry_sweep_ms = 60000
+TOML
+}
+
 start_node() {
   local id=$1 init=${2:-}
-  local port=$((BASE_PORT + id - 1))
-  local args=(--id "$id" --addr "127.0.0.1:$port" --data-dir "$RUN_DIR/n$id")
+  [ -f "$RUN_DIR/n$id.toml" ] || write_config "$id"
+  local args=(--config "$RUN_DIR/n$id.toml")
   [ -n "$init" ] && args+=(--init "$init")
   setsid "$BIN/licstored" "${args[@]}" >>"$RUN_DIR/n$id.log" 2>&1 < /dev/null &
   echo $! > "$RUN_DIR/n$id.pid"

@@ -1,142 +1,155 @@
 //! `licstored`: a licstore node.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use licstore_server::{serve, Settings};
+use licstore_server::config::{parse_members, Config};
+use licstore_server::serve;
 use tracing_subscriber::EnvFilter;
 
-/// A node of a licstore cluster.
+/// A node of a licstore cluster. Settings come from the --config file, then LICSTORE_*
+/// environment variables, then these flags; deploy/licstored.toml documents every key.
 #[derive(Parser, Debug)]
 #[command(name = "licstored", version, about)]
 struct Args {
-    /// Node id, a positive integer unique in the cluster.
+    /// TOML configuration file.
+    #[arg(long, env = "LICSTORE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Node id, a positive integer unique in the cluster [node.id].
     #[arg(long, env = "LICSTORE_ID")]
-    id: u64,
-    /// Address to listen on and publish to peers, `ip:port`.
+    id: Option<u64>,
+    /// Address to listen on and publish to peers, `ip:port` [node.addr].
     #[arg(long, env = "LICSTORE_ADDR")]
-    addr: SocketAddr,
-    /// Data directory (RocksDB and snapshots).
+    addr: Option<String>,
+    /// Data directory (RocksDB and snapshots) [node.data_dir].
     #[arg(long, env = "LICSTORE_DATA_DIR")]
-    data_dir: PathBuf,
-    /// Initialise a new cluster with these members, `id=ip:port,...`; ignored once initialised.
+    data_dir: Option<PathBuf>,
+    /// Initialise a new cluster with these members, `id=ip:port,...`; ignored once
+    /// initialised [cluster.initial_members].
     #[arg(long, env = "LICSTORE_INIT")]
     init: Option<String>,
-    /// Raft heartbeat interval in milliseconds.
-    #[arg(long, default_value_t = 150)]
-    heartbeat_ms: u64,
-    /// Minimum election timeout in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    election_min_ms: u64,
-    /// Maximum election timeout in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    election_max_ms: u64,
-    /// Log entries between snapshots.
-    #[arg(long, default_value_t = 20_000)]
-    snapshot_logs: u64,
-    /// Log entries kept behind a snapshot for lagging followers.
-    #[arg(long, default_value_t = 5_000)]
-    logs_to_keep: u64,
-    /// Milliseconds between the leader's sweeps for licenses whose validity has ended.
-    #[arg(long, default_value_t = 60_000)]
-    expiry_sweep_ms: u64,
-    /// Seconds of change-feed history kept before the leader compacts it; 0 keeps everything.
-    #[arg(long, default_value_t = 3 * 24 * 3600)]
-    event_retention_secs: u64,
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long)]
+    /// Raft heartbeat interval in milliseconds [raft.heartbeat_ms; 150].
+    #[arg(long, env = "LICSTORE_HEARTBEAT_MS")]
+    heartbeat_ms: Option<u64>,
+    /// Minimum election timeout in milliseconds [raft.election_min_ms; 1000].
+    #[arg(long, env = "LICSTORE_ELECTION_MIN_MS")]
+    election_min_ms: Option<u64>,
+    /// Maximum election timeout in milliseconds [raft.election_max_ms; 2000].
+    #[arg(long, env = "LICSTORE_ELECTION_MAX_MS")]
+    election_max_ms: Option<u64>,
+    /// Log entries between snapshots [raft.snapshot_logs; 20000].
+    #[arg(long, env = "LICSTORE_SNAPSHOT_LOGS")]
+    snapshot_logs: Option<u64>,
+    /// Log entries kept behind a snapshot for lagging followers [raft.logs_to_keep; 5000].
+    #[arg(long, env = "LICSTORE_LOGS_TO_KEEP")]
+    logs_to_keep: Option<u64>,
+    /// RocksDB block cache in bytes [storage.block_cache_bytes; 134217728].
+    #[arg(long, env = "LICSTORE_BLOCK_CACHE_BYTES")]
+    block_cache_bytes: Option<u64>,
+    /// Milliseconds between the leader's sweeps for lapsed licenses [feed.expiry_sweep_ms;
+    /// 60000].
+    #[arg(long, env = "LICSTORE_EXPIRY_SWEEP_MS")]
+    expiry_sweep_ms: Option<u64>,
+    /// Seconds of change-feed history kept; 0 keeps everything [feed.event_retention_secs;
+    /// 259200].
+    #[arg(long, env = "LICSTORE_EVENT_RETENTION_SECS")]
+    event_retention_secs: Option<u64>,
+    /// Log as JSON lines instead of human-readable text [log.json].
+    #[arg(long, env = "LICSTORE_LOG_JSON")]
     log_json: bool,
+    /// RUST_LOG-style log filter [log.filter].
+    #[arg(long, env = "LICSTORE_LOG_FILTER")]
+    log_filter: Option<String>,
 }
 
-fn parse_members(spec: &str) -> Result<BTreeMap<u64, String>, String> {
-    let mut out = BTreeMap::new();
-    for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| format!("--init: {part:?} is not id=ip:port"))?;
-        let id: u64 = id
-            .trim()
-            .parse()
-            .map_err(|_| format!("--init: bad node id {id:?}"))?;
-        let addr = addr.trim();
-        addr.parse::<SocketAddr>()
-            .map_err(|_| format!("--init: bad address {addr:?}"))?;
-        if out.insert(id, addr.to_string()).is_some() {
-            return Err(format!("--init: node id {id} given twice"));
+impl Args {
+    /// Applies the flags and environment variables given over the file's values.
+    fn apply(&self, c: &mut Config) -> Result<(), String> {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
         }
+        set(&mut c.node.id, &self.id);
+        set(&mut c.node.addr, &self.addr);
+        set(&mut c.node.data_dir, &self.data_dir);
+        if let Some(spec) = &self.init {
+            c.cluster.initial_members = parse_members(spec)?;
+        }
+        set(&mut c.raft.heartbeat_ms, &self.heartbeat_ms);
+        set(&mut c.raft.election_min_ms, &self.election_min_ms);
+        set(&mut c.raft.election_max_ms, &self.election_max_ms);
+        set(&mut c.raft.snapshot_logs, &self.snapshot_logs);
+        set(&mut c.raft.logs_to_keep, &self.logs_to_keep);
+        set(&mut c.storage.block_cache_bytes, &self.block_cache_bytes);
+        set(&mut c.feed.expiry_sweep_ms, &self.expiry_sweep_ms);
+        set(&mut c.feed.event_retention_secs, &self.event_retention_secs);
+        c.log.json |= self.log_json;
+        set(&mut c.log.filter, &self.log_filter);
+        Ok(())
     }
-    Ok(out)
 }
 
-fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,h2=warn,tower=warn"));
+fn init_tracing(log: &licstore_server::config::LogConfig) {
+    let filter = match log.filter.as_str() {
+        "" => EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,h2=warn,tower=warn")),
+        spec => EnvFilter::new(spec),
+    };
     // Colours only on a terminal: log files stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    if json {
+    if log.json {
         builder.json().init();
     } else {
         builder.init();
     }
 }
 
+fn config(args: &Args) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    args.apply(&mut config)?;
+    Ok(config)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing(args.log_json);
-    let init_members = match args.init.as_deref().map(parse_members).transpose() {
-        Ok(m) => m.unwrap_or_default(),
+    let config = match config(&args) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let settings = Settings {
-        id: args.id,
-        addr: args.addr,
-        data_dir: args.data_dir,
-        init_members,
-        heartbeat_ms: args.heartbeat_ms,
-        election_min_ms: args.election_min_ms,
-        election_max_ms: args.election_max_ms,
-        snapshot_logs: args.snapshot_logs,
-        logs_to_keep: args.logs_to_keep,
-        expiry_sweep: std::time::Duration::from_millis(args.expiry_sweep_ms.max(100)),
-        event_retention: std::time::Duration::from_secs(args.event_retention_secs),
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match config.to_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
+    init_tracing(&config.log);
     match serve(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "licstored failed");
             eprintln!("error: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_members;
-
-    #[test]
-    fn member_specs() {
-        let ok = parse_members("1=127.0.0.1:7001, 2=127.0.0.1:7002").expect("valid");
-        assert_eq!(ok.len(), 2);
-        assert_eq!(ok[&2], "127.0.0.1:7002");
-        for bad in [
-            "1",
-            "x=127.0.0.1:1",
-            "1=nowhere",
-            "1=127.0.0.1:1,1=127.0.0.1:2",
-        ] {
-            assert!(parse_members(bad).is_err(), "{bad}");
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Settings {
     /// How long change-feed events are kept before the leader compacts them; zero keeps them
     /// for ever.
     pub event_retention: Duration,
+    /// RocksDB block cache, in bytes.
+    pub block_cache_bytes: usize,
 }
 
 fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
@@ -73,7 +75,10 @@ pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
     if s.id == 0 {
         return Err(ServerError::Config("node id must be positive".into()));
     }
-    let storage = licstore_store::open(&s.data_dir)?;
+    let options = licstore_store::StoreOptions {
+        block_cache_bytes: s.block_cache_bytes,
+    };
+    let storage = licstore_store::open_with(&s.data_dir, &options)?;
     let snapshot_dir = storage.state_machine.snapshot_dir().to_path_buf();
     let applied = storage.state_machine.subscribe_applied();
     let peers = Peers::default();

@@ -34,11 +34,31 @@ fn cf_options(cache: &Cache) -> Options {
     opts
 }
 
+/// Tunables of the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Block cache shared by all column families, in bytes.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            block_cache_bytes: DEFAULT_BLOCK_CACHE_BYTES,
+        }
+    }
+}
+
+/// [`open_with`] and the default options.
+pub fn open(dir: &Path) -> Result<Storage, StoreError> {
+    open_with(dir, &StoreOptions::default())
+}
+
 /// Opens (creating if needed) the database under `dir/db` and the snapshot folder
 /// `dir/snapshots`, and finishes any snapshot install that a crash interrupted.
-pub fn open(dir: &Path) -> Result<Storage, StoreError> {
+pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Storage, StoreError> {
     std::fs::create_dir_all(dir)?;
-    let cache = Cache::new_lru_cache(DEFAULT_BLOCK_CACHE_BYTES);
+    let cache = Cache::new_lru_cache(options.block_cache_bytes);
     let mut db_opts = Options::default();
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);

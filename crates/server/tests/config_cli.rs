@@ -1,0 +1,76 @@
+//! `licstored` reads its configuration file, lets flags and the environment override it, prints
+//! the result, and refuses an unknown key by name before it touches any data directory.
+
+use std::process::Command;
+
+fn licstored(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_licstored"));
+    cmd.args(args)
+        .env_remove("LICSTORE_CONFIG")
+        .env_remove("LICSTORE_ID");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run licstored");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/licstored.toml");
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&[&str], Env, &str); 4] = [
+        (&[], &[], "heartbeat_ms = 150"),
+        (
+            &[],
+            &[("LICSTORE_HEARTBEAT_MS", "120")],
+            "heartbeat_ms = 120",
+        ),
+        (
+            &["--heartbeat-ms", "110"],
+            &[("LICSTORE_HEARTBEAT_MS", "120")],
+            "heartbeat_ms = 110",
+        ),
+        (&["--id", "7"], &[], "id = 7"),
+    ];
+    for (flags, env, want) in cases {
+        let mut args = vec!["--config", file, "--print-config"];
+        args.extend_from_slice(flags);
+        let (code, out, err) = licstored(&args, env);
+        assert_eq!(code, 0, "{flags:?} {env:?}: {err}");
+        assert!(
+            out.lines().any(|l| l == want),
+            "{flags:?} {env:?}: want {want:?} in\n{out}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[raft]\nheartbeat_msec = 5\n").expect("write");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8");
+    let args = [
+        "--config",
+        path.to_str().expect("utf-8"),
+        "--id",
+        "1",
+        "--addr",
+        "127.0.0.1:1",
+        "--data-dir",
+        data_arg,
+    ];
+    let (code, _, err) = licstored(&args, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("heartbeat_msec"), "{err}");
+    assert!(
+        !data.exists(),
+        "nothing may be created before the configuration is valid"
+    );
+}
