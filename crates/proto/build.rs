@@ -19,6 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed=../../proto/{f}");
     }
     let descriptors = protox::compile(files, [&root])?;
+    // The encoded descriptors, for gRPC server reflection (`grpcurl` without proto files).
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let encoded = prost::Message::encode_to_vec(&descriptors);
+    std::fs::write(out_dir.join("licstore_descriptor.bin"), encoded)?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

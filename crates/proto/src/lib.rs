@@ -16,3 +16,7 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+/// Every licstore service and message as an encoded `FileDescriptorSet`, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/licstore_descriptor.bin"));

@@ -6,6 +6,7 @@ pub mod background;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod health;
 pub mod network;
 pub mod node;
 pub mod query;

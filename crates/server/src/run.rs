@@ -155,6 +155,9 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(ClusterServer::new(ClusterApi::new(node.clone())))
+        .add_service(crate::health::service(node.clone()).await)
+        .add_service(reflection()?.build_v1().map_err(reflection_error)?)
+        .add_service(reflection()?.build_v1alpha().map_err(reflection_error)?)
         .add_service(
             RaftServer::new(RaftService::new(node.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -192,6 +195,18 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// gRPC server reflection over the public, internal and health services, so `grpcurl` needs
+/// no proto files. Both protocol versions are served: clients differ in which they ask for.
+fn reflection() -> Result<tonic_reflection::server::Builder<'static>, ServerError> {
+    Ok(tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(licstore_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET))
+}
+
+fn reflection_error(e: tonic_reflection::server::Error) -> ServerError {
+    ServerError::Internal(format!("reflection: {e}"))
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,103 @@
+//! gRPC health checking (`grpc.health.v1.Health`) with separate liveness and readiness.
+//!
+//! - Liveness, service name `""` or `liveness`: SERVING while the process serves gRPC at all. It
+//!   needs no quorum, so a probe does not restart nodes of a cluster that has lost its majority.
+//! - Readiness, service name `readiness` (also `licstore.v1.Licenses`): SERVING while this node
+//!   knows a leader and is a member, i.e. it can take writes (forwarded if need be) and serve
+//!   linearizable reads; NOT_SERVING otherwise.
+
+use std::sync::Arc;
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use crate::node::Node;
+
+/// Service names answered for liveness.
+pub const LIVENESS: [&str; 2] = ["", "liveness"];
+/// Service names answered for readiness.
+pub const READINESS: [&str; 2] = ["readiness", "licstore.v1.Licenses"];
+
+/// Readiness from what this node knows: a leader, and membership of the cluster.
+pub fn ready(has_leader: bool, is_member: bool) -> ServingStatus {
+    if has_leader && is_member {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
+/// The health service, kept up to date from Raft's metrics until the node stops.
+pub async fn service(
+    node: Arc<Node>,
+) -> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
+    let (reporter, server) = tonic_health::server::health_reporter();
+    for name in LIVENESS {
+        reporter
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
+    tokio::spawn(follow(reporter, node));
+    server
+}
+
+async fn follow(reporter: HealthReporter, node: Arc<Node>) {
+    let mut metrics = node.raft.metrics();
+    let mut last = publish(&reporter, &node, None).await;
+    while metrics.changed().await.is_ok() {
+        last = publish(&reporter, &node, Some(last)).await;
+    }
+    for name in READINESS.into_iter().chain(LIVENESS) {
+        reporter
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+    }
+}
+
+/// Publishes readiness when it differs from `last`; returns it.
+async fn publish(
+    reporter: &HealthReporter,
+    node: &Node,
+    last: Option<ServingStatus>,
+) -> ServingStatus {
+    let (has_leader, is_member) = {
+        let m = node.raft.metrics();
+        let m = m.borrow_watched();
+        let is_member = m
+            .membership_config
+            .membership()
+            .get_node(&node.id)
+            .is_some();
+        (m.current_leader.is_some(), is_member)
+    };
+    let status = ready(has_leader, is_member);
+    if last != Some(status) {
+        for name in READINESS {
+            reporter.set_service_status(name, status).await;
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_with_a_leader_and_as_a_member() {
+        let cases = [
+            (true, true, ServingStatus::Serving),
+            (false, true, ServingStatus::NotServing),
+            (true, false, ServingStatus::NotServing),
+            (false, false, ServingStatus::NotServing),
+        ];
+        for (leader, member, want) in cases {
+            assert_eq!(
+                ready(leader, member),
+                want,
+                "leader {leader}, member {member}"
+            );
+        }
+    }
+}
