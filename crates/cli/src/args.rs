@@ -440,6 +440,8 @@ pub struct DemoIssueArgs {
 pub enum EndpointCommand {
     /// Cluster.Status of every endpoint: id, addr, role, term, leader, last log, applied.
     Status,
+    /// grpc.health.v1 liveness and readiness of every endpoint, with the call's latency.
+    Health,
 }
 
 /// `licctl member ...`.

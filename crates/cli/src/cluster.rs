@@ -1,4 +1,5 @@
-//! The cluster commands: `endpoint status`, `member list|add-learner|promote|remove`, `digest`.
+//! The cluster commands: `endpoint status|health`, `member list|add-learner|promote|remove`,
+//! `digest`.
 //!
 //! `endpoint status` and `digest` ask every endpoint directly (no retries, no leader
 //! following: the point is to see each node), concurrently, and exit 3 when any endpoint did
@@ -12,9 +13,12 @@ use licstore_proto::v1::cluster_client::ClusterClient;
 
 use crate::args::MemberCommand;
 use crate::exit::{describe_status, reported, UNAVAILABLE};
-use crate::output::emit;
+use crate::output::{emit, Render, Table};
 use crate::view::{DigestView, DigestsView, EndpointsView, MembersView, NodeView};
 use crate::Ctx;
+use serde::Serialize;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 /// Timeout for a blocking add-learner when `--timeout-ms` is not given.
 const ADD_LEARNER_TIMEOUT_MS: u64 = 120_000;
@@ -26,6 +30,82 @@ pub async fn endpoint_status(ctx: &Ctx) -> anyhow::Result<()> {
     let failed = nodes.iter().filter(|n| n.error.is_some()).count();
     emit(ctx.output, &EndpointsView(nodes))?;
     all_answered(failed, ctx.endpoints.len())
+}
+
+/// `licctl endpoint health`: exit 0 only when every endpoint is live and ready.
+pub async fn endpoint_health(ctx: &Ctx) -> anyhow::Result<()> {
+    let client = ctx.client()?;
+    let calls = ctx.endpoints.iter().enumerate().map(|(i, endpoint)| {
+        let channel = client.channel_at(i);
+        async move { health_row(endpoint, channel).await }
+    });
+    let rows = futures::future::join_all(calls).await;
+    let unhealthy = rows.iter().filter(|r| !r.healthy()).count();
+    emit(ctx.output, &HealthView(rows))?;
+    if unhealthy > 0 {
+        let msg = format!(
+            "{unhealthy} of {} endpoints not healthy",
+            ctx.endpoints.len()
+        );
+        return Err(reported(UNAVAILABLE, msg));
+    }
+    Ok(())
+}
+
+async fn health_row(endpoint: &str, channel: tonic::transport::Channel) -> HealthRow {
+    let mut client = HealthClient::new(channel);
+    let started = std::time::Instant::now();
+    let mut row = HealthRow {
+        endpoint: endpoint.to_owned(),
+        ..HealthRow::default()
+    };
+    for (service, slot) in [("liveness", &mut row.live), ("readiness", &mut row.ready)] {
+        let req = HealthCheckRequest {
+            service: service.to_owned(),
+        };
+        *slot = match client.check(req).await {
+            Ok(r) => r.into_inner().status().as_str_name().to_lowercase(),
+            Err(status) => format!("error: {}", describe_status(&status)),
+        };
+    }
+    row.took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    row
+}
+
+/// One endpoint's health.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HealthRow {
+    pub endpoint: String,
+    /// `serving`, `not_serving`, or the error.
+    pub live: String,
+    pub ready: String,
+    /// Both checks, in milliseconds.
+    pub took_ms: u64,
+}
+
+impl HealthRow {
+    fn healthy(&self) -> bool {
+        self.live == "serving" && self.ready == "serving"
+    }
+}
+
+/// `licctl endpoint health` output.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthView(pub Vec<HealthRow>);
+
+impl Render for HealthView {
+    fn table(&self) -> Table {
+        let mut t = Table::new(&["endpoint", "live", "ready", "took"]);
+        for r in &self.0 {
+            t.row([
+                r.endpoint.clone(),
+                r.live.clone(),
+                r.ready.clone(),
+                format!("{} ms", r.took_ms),
+            ]);
+        }
+        t
+    }
 }
 
 /// Cluster.Status of every endpoint, asked concurrently and once (no retries); a failed call

@@ -108,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(a) => generate(&ctx, a),
         Command::Types => emit(ctx.output, &TypesView::builtin()),
         Command::Endpoint(EndpointCommand::Status) => cluster::endpoint_status(&ctx).await,
+        Command::Endpoint(EndpointCommand::Health) => cluster::endpoint_health(&ctx).await,
         Command::Member(m) => cluster::member(&ctx, m).await,
         Command::Digest => cluster::digest(&ctx).await,
         Command::Check => check::check(&ctx).await,
