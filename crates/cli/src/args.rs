@@ -85,8 +85,8 @@ pub enum Command {
     Compact(CompactArgs),
     /// Wait until every answering endpoint names the same leader and that leader says so.
     WaitLeader(WaitLeaderArgs),
-    /// Print `ID ADDR` of the current leader.
-    Leader,
+    /// Print `ID ADDR` of the current leader; `leader transfer ID` hands leadership to a voter.
+    Leader(LeaderArgs),
     /// Wait until every endpoint has the same applied index and state digest.
     WaitConverged(WaitConvergedArgs),
     /// Issue the records of a dataset file one by one (Licenses.Issue, retried), recording the
@@ -695,4 +695,21 @@ pub struct WatchArgs {
 pub struct CompactArgs {
     /// New oldest revision of the change feed.
     pub revision: u64,
+}
+
+/// `licctl leader`.
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    #[command(subcommand)]
+    pub command: Option<LeaderCommand>,
+}
+
+/// `licctl leader ...`.
+#[derive(Debug, Subcommand)]
+pub enum LeaderCommand {
+    /// Hand leadership to a voter and wait until it leads (Cluster.TransferLeader).
+    Transfer {
+        /// Node id of the voter to lead next.
+        node_id: u64,
+    },
 }

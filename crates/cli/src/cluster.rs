@@ -32,6 +32,21 @@ pub async fn endpoint_status(ctx: &Ctx) -> anyhow::Result<()> {
     all_answered(failed, ctx.endpoints.len())
 }
 
+/// `licctl leader transfer`: asks the leader (found by following hints) to hand over.
+pub async fn transfer_leader(ctx: &Ctx, node_id: u64) -> anyhow::Result<()> {
+    let mut client = ctx.client_with_default(Some(20_000))?;
+    let req = pb::TransferLeaderRequest { node_id };
+    let r = client
+        .retrying(|ch| async move { ClusterClient::new(ch).transfer_leader(req).await })
+        .await?;
+    let line = format!("leader: node {} (term {})", r.leader_id, r.term);
+    crate::waits::print_line_or_json(
+        ctx.output,
+        &line,
+        &serde_json::json!({"leader_id": r.leader_id, "term": r.term}),
+    )
+}
+
 /// `licctl endpoint health`: exit 0 only when every endpoint is live and ready.
 pub async fn endpoint_health(ctx: &Ctx) -> anyhow::Result<()> {
     let client = ctx.client()?;

@@ -42,7 +42,7 @@ use anyhow::Context;
 use licstore_client::Client;
 use licstore_model::Date;
 
-use crate::args::{Cli, Command, EndpointCommand, GenArgs};
+use crate::args::{Cli, Command, EndpointCommand, GenArgs, LeaderCommand};
 use crate::dataset::RecordWriter;
 use crate::output::{emit, OutputFormat, Render, Table};
 
@@ -116,7 +116,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(a) => feed::watch(&ctx, a).await,
         Command::Compact(a) => feed::compact(&ctx, a).await,
         Command::WaitLeader(a) => waits::wait_leader(&ctx, a).await,
-        Command::Leader => waits::leader(&ctx).await,
+        Command::Leader(a) => match a.command {
+            None => waits::leader(&ctx).await,
+            Some(LeaderCommand::Transfer { node_id }) => {
+                cluster::transfer_leader(&ctx, node_id).await
+            }
+        },
         Command::WaitConverged(a) => waits::wait_converged(&ctx, a).await,
         Command::IssueEach(a) => acked::issue_each(&ctx, a).await,
         Command::CheckAcked(a) => acked::check_acked(&ctx, a).await,

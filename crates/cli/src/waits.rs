@@ -216,7 +216,7 @@ fn leader_line(leader: &Leader) -> String {
 }
 
 /// `line` for the table format, `value` as JSON otherwise.
-fn print_line_or_json<T: Serialize>(
+pub fn print_line_or_json<T: Serialize>(
     format: OutputFormat,
     line: &str,
     value: &T,

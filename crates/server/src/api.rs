@@ -22,6 +22,8 @@ use crate::convert::{self, field_status, model_status, rejection_status, require
 use crate::node::{Consistency, Node};
 use crate::{query, watch};
 
+/// How long a leader transfer may take before the caller is told it did not happen.
+pub const TRANSFER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Records per Raft proposal during an import.
 pub const IMPORT_BATCH: usize = 500;
 /// Offset of the plan's time zone (Asia/Shanghai, UTC+8, no daylight saving), in seconds.
@@ -811,6 +813,53 @@ impl Cluster for ClusterApi {
             problems,
             events_checked: r.events_checked,
         }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let to = req.into_inner().node_id;
+        // Only the leader's membership is authoritative: a new follower may not know it yet.
+        if !self.node.is_leader() {
+            return Err(self
+                .node
+                .unavailable("not the leader; ask the leader to transfer"));
+        }
+        match self.members().members.iter().find(|m| m.node_id == to) {
+            None => {
+                let msg = format!("no member {to}");
+                return Err(field_status(Code::NotFound, "node_id", msg));
+            }
+            Some(m) if !m.voter => {
+                let msg = format!("node {to} is a learner; promote it first");
+                return Err(field_status(Code::FailedPrecondition, "node_id", msg));
+            }
+            Some(_) => {}
+        }
+        if to != self.node.id {
+            self.node
+                .raft
+                .trigger()
+                .transfer_leader(to)
+                .await
+                .map_err(|e| Status::unavailable(format!("raft stopped: {e}")))?;
+        }
+        let waited = self
+            .node
+            .raft
+            .wait(Some(TRANSFER_WAIT))
+            .metrics(|m| m.current_leader == Some(to), "leader transfer")
+            .await;
+        match waited {
+            Ok(m) => Ok(Response::new(pb::TransferLeaderResponse {
+                leader_id: to,
+                term: m.current_term,
+            })),
+            Err(e) => Err(self.node.unavailable(&format!(
+                "node {to} did not take over within {TRANSFER_WAIT:?}: {e}"
+            ))),
+        }
     }
 
     async fn compact(

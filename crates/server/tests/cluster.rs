@@ -260,3 +260,42 @@ async fn new_learner_catches_up_through_a_snapshot() {
         .await
         .expect("write after membership changes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_named_voter() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader().await;
+    let target = (1..=3).find(|id| *id != leader).expect("a follower");
+    // Sent to a follower first: the client follows the leader hint.
+    let follower_first: Vec<String> = {
+        let other = (1..=3)
+            .find(|id| *id != leader && *id != target)
+            .expect("third");
+        vec![
+            cluster.node(other).addr.clone(),
+            cluster.node(leader).addr.clone(),
+        ]
+    };
+    let mut client = licstore_client::Client::new(&follower_first).expect("client");
+    let req = pb::TransferLeaderRequest { node_id: target };
+    let moved = client
+        .retrying(|ch| async move {
+            licstore_proto::v1::cluster_client::ClusterClient::new(ch)
+                .transfer_leader(req)
+                .await
+        })
+        .await
+        .expect("transfer");
+    assert_eq!(moved.leader_id, target);
+    assert_eq!(cluster.wait_leader().await, target);
+    let addr = cluster.node(target).addr.clone();
+    let absent = common::cluster_at(&addr)
+        .transfer_leader(pb::TransferLeaderRequest { node_id: 9 })
+        .await
+        .expect_err("no such member");
+    assert_eq!(absent.code(), tonic::Code::NotFound);
+    licenses_at(&addr)
+        .issue(issue_req(1))
+        .await
+        .expect("the new leader takes writes");
+}
