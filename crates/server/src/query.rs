@@ -23,8 +23,7 @@ const CURSOR_PREFIX: &str = "c2.";
 
 /// Checks a request and turns it into a query; every refusal names its field.
 pub fn to_query(node: &Node, req: &pb::QueryRequest) -> Result<Query, Status> {
-    let text = |field: &str, v: &str| filter_text(field, v);
-    let type_code = match text("type_code", &req.type_code)? {
+    let type_code = match filter_text("type_code", &req.type_code)? {
         Some(t) => Some(
             node.templates
                 .get(&t)
@@ -42,7 +41,7 @@ pub fn to_query(node: &Node, req: &pb::QueryRequest) -> Result<Query, Status> {
         .iter()
         .map(|s| convert::status_from_pb_strict("statuses", *s))
         .collect::<Result<Vec<_>, _>>()?;
-    let expires_before = match text("expires_before", &req.expires_before)? {
+    let expires_before = match filter_text("expires_before", &req.expires_before)? {
         Some(d) => Some(Date::parse(&d).map_err(|e| {
             let reason = match e {
                 licstore_model::ModelError::InvalidField { reason, .. } => reason,
@@ -52,15 +51,15 @@ pub fn to_query(node: &Node, req: &pb::QueryRequest) -> Result<Query, Status> {
         })?),
         None => None,
     };
-    let region_prefix = match text("region", &req.region)? {
+    let region_prefix = match filter_text("region", &req.region)? {
         Some(r) => Some(region_prefix(&r)?),
         None => None,
     };
     Ok(Query {
         type_code,
-        license_number: text("license_number", &req.license_number)?,
+        license_number: filter_text("license_number", &req.license_number)?,
         statuses,
-        issuer_code: text("issuer_code", &req.issuer_code)?.map(|i| i.to_uppercase()),
+        issuer_code: filter_text("issuer_code", &req.issuer_code)?.map(|i| i.to_uppercase()),
         region_prefix,
         expires_before,
         changed_since: req.changed_since_revision,

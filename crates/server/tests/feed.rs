@@ -110,18 +110,6 @@ async fn read_feed(addr: &str, from: u64, until: u64) -> Vec<pb::Event> {
     panic!("feed on {addr} did not reach {until}");
 }
 
-/// Issues through the retrying client: on a loaded machine leadership may move mid-test.
-async fn issue_retrying(cluster: &Cluster, req: pb::IssueRequest) -> pb::WriteResponse {
-    cluster
-        .client()
-        .retrying(|ch| {
-            let req = req.clone();
-            async move { LicensesClient::new(ch).issue(req).await }
-        })
-        .await
-        .expect("issue")
-}
-
 /// Cluster.Compact sent to `addr`, retried while there is no leader.
 async fn compact_retrying(addr: &str, revision: u64) -> Result<pb::CompactResponse, Status> {
     let mut client = licstore_client::Client::new(&[addr.to_string()]).expect("client");
@@ -281,7 +269,7 @@ async fn a_compacted_revision_is_refused_with_the_oldest_one_available() {
     let leader = cluster.wait_leader().await;
     let mut revisions = Vec::new();
     for n in 0..10 {
-        revisions.push(issue_retrying(&cluster, issue_req(n)).await.revision);
+        revisions.push(cluster.issue_retrying(issue_req(n)).await.revision);
     }
     let target = revisions[5];
     let follower = cluster
@@ -355,7 +343,7 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
         license: Some(card.clone()),
         lenient_holder_check: false,
     };
-    let issued = issue_retrying(&cluster, req).await;
+    let issued = cluster.issue_retrying(req).await;
     let identifier = issued.license.expect("license").identifier;
     let holder = card.holder.clone().expect("holder");
     let verify = pb::VerifyRequest {
@@ -464,7 +452,7 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
 async fn retention_compacts_old_events_on_every_node() {
     let cluster = Cluster::start(3, &["--event-retention-secs", "1"]);
     cluster.wait_leader().await;
-    let first = issue_retrying(&cluster, issue_req(1)).await.revision;
+    let first = cluster.issue_retrying(issue_req(1)).await.revision;
     let deadline = Instant::now() + WAIT;
     for p in &cluster.nodes {
         loop {
@@ -497,7 +485,7 @@ async fn a_listing_reads_one_state_across_its_pages() {
     cluster.wait_leader().await;
     let mut ids = Vec::new();
     for n in 0..12 {
-        let issued = issue_retrying(&cluster, issue_req(n)).await;
+        let issued = cluster.issue_retrying(issue_req(n)).await;
         ids.push(issued.license.expect("license").identifier);
     }
     let addr = cluster.endpoints()[1].clone();

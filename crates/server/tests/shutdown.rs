@@ -7,7 +7,14 @@ use std::time::{Duration, Instant};
 
 use common::{licenses_at, resident_card, Cluster};
 use licstore_proto::v1 as pb;
-use licstore_proto::v1::licenses_client::LicensesClient;
+
+fn issue_req(request_id: &str, n: u32) -> pb::IssueRequest {
+    pb::IssueRequest {
+        request_id: request_id.to_string(),
+        license: Some(resident_card(n)),
+        lenient_holder_check: false,
+    }
+}
 
 /// Sends SIGTERM and waits for the exit status.
 fn terminate(cluster: &mut Cluster, id: u64) -> std::process::ExitStatus {
@@ -35,20 +42,10 @@ fn terminate(cluster: &mut Cluster, id: u64) -> std::process::ExitStatus {
 async fn sigterm_exits_zero_with_a_watch_open_and_the_node_comes_back() {
     let mut cluster = Cluster::start(3, &[]);
     let leader = cluster.wait_leader().await;
-    let mut client = cluster.client();
     for n in 0..20u32 {
-        let req = pb::IssueRequest {
-            request_id: format!("term-{n}"),
-            license: Some(resident_card(n)),
-            lenient_holder_check: false,
-        };
-        client
-            .retrying(|ch| {
-                let req = req.clone();
-                async move { LicensesClient::new(ch).issue(req).await }
-            })
-            .await
-            .expect("issue");
+        cluster
+            .issue_retrying(issue_req(&format!("term-{n}"), n))
+            .await;
     }
     // A watcher on the leader keeps a stream open while it is told to stop.
     let leader_addr = cluster.node(leader).addr.clone();
@@ -70,18 +67,7 @@ async fn sigterm_exits_zero_with_a_watch_open_and_the_node_comes_back() {
     // The others elect a leader and take writes; the stopped node returns and catches up.
     let new_leader = cluster.wait_leader().await;
     assert_ne!(new_leader, leader);
-    let req = pb::IssueRequest {
-        request_id: "term-after".into(),
-        license: Some(resident_card(500)),
-        lenient_holder_check: false,
-    };
-    client
-        .retrying(|ch| {
-            let req = req.clone();
-            async move { LicensesClient::new(ch).issue(req).await }
-        })
-        .await
-        .expect("write after the leader stopped");
+    cluster.issue_retrying(issue_req("term-after", 500)).await;
     cluster.restart(leader);
     let converged = cluster.wait_converged().await;
     assert_eq!(converged.records, 21);

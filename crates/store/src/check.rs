@@ -9,10 +9,10 @@ use rocksdb::{IteratorMode, DB};
 use crate::command::{Rejection, WriteOutcome};
 use crate::event::Event;
 use crate::index::{self, IndexSummary};
-use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX, CF_SM_META};
-use crate::keys::{CF_REQUESTS, CF_REQ_REVS, CF_SM_VARS};
+use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX};
+use crate::keys::{CF_REQUESTS, CF_REQ_REVS};
 use crate::txn::cf_handle;
-use crate::{codec, StoreError, TypeConfig};
+use crate::{codec, StoreError};
 
 type Snap<'a> = rocksdb::Snapshot<'a>;
 
@@ -64,11 +64,10 @@ impl CheckReport {
 /// Walks records and indexes of `db` as of one snapshot.
 pub fn check(db: &DB) -> Result<CheckReport, StoreError> {
     let snap = db.snapshot();
-    let mut report = CheckReport::default();
-    if let Some(b) = snap.get_cf(cf_handle(db, CF_SM_META)?, keys::META_LAST_APPLIED)? {
-        let id: openraft::alias::LogIdOf<TypeConfig> = codec::decode("last applied", &b)?;
-        report.applied_index = id.index();
-    }
+    let mut report = CheckReport {
+        applied_index: crate::reader::applied_index_at(db, Some(&snap))?,
+        ..CheckReport::default()
+    };
     check_current(db, &snap, &mut report)?;
     check_ident(db, &snap, &mut report)?;
     check_history(db, &snap, &mut report)?;
@@ -194,10 +193,7 @@ fn check_index(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<(),
 
 /// Every event decodes, sits under its own revision and is inside the retained, applied range.
 fn check_events(db: &DB, snap: &Snap<'_>, report: &mut CheckReport) -> Result<(), StoreError> {
-    let compacted = match snap.get_cf(cf_handle(db, CF_SM_VARS)?, keys::VAR_COMPACTED)? {
-        Some(b) => crate::apply::decode_u64("compaction revision", &b)?,
-        None => 0,
-    };
+    let compacted = crate::reader::compacted_revision_at(db, Some(snap))?;
     for item in snap.iterator_cf(cf_handle(db, CF_EVENTS)?, IteratorMode::Start) {
         let (key, value) = item?;
         report.events_checked += 1;

@@ -16,7 +16,7 @@ use licstore_model::{canonical, Date, License, LicenseStatus};
 use rocksdb::{Direction, IteratorMode, DB};
 
 use crate::index::{self, date_key, IndexKind, IndexSummary};
-use crate::keys::{CF_CURRENT, CF_IDENT, CF_INDEX, CF_SM_META};
+use crate::keys::{CF_CURRENT, CF_IDENT, CF_INDEX};
 use crate::txn::cf_handle;
 use crate::{codec, StoreError};
 
@@ -235,12 +235,7 @@ impl Pinned {
         let snap = unsafe {
             std::mem::transmute::<rocksdb::Snapshot<'_>, rocksdb::Snapshot<'static>>(snap)
         };
-        let mut applied_index = 0;
-        if let Some(b) = snap.get_cf(cf_handle(&db, CF_SM_META)?, crate::keys::META_LAST_APPLIED)? {
-            let id: openraft::alias::LogIdOf<crate::TypeConfig> =
-                codec::decode("last applied", &b)?;
-            applied_index = id.index();
-        }
+        let applied_index = crate::reader::applied_index_at(&db, Some(&snap))?;
         Ok(Pinned {
             snap,
             db,

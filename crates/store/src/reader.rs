@@ -68,14 +68,7 @@ impl Reader {
 
     /// Log index of the last applied entry, 0 before the first.
     pub fn applied_index(&self) -> Result<u64, StoreError> {
-        let cf = cf_handle(&self.db, CF_SM_META)?;
-        match self.db.get_cf(cf, keys::META_LAST_APPLIED)? {
-            Some(b) => {
-                let id: LogIdOf<TypeConfig> = codec::decode("last applied", &b)?;
-                Ok(id.index())
-            }
-            None => Ok(0),
-        }
+        applied_index_at(&self.db, None)
     }
 
     /// Current licenses of one type held by one holder: one point read for types held once,
@@ -147,21 +140,13 @@ impl Reader {
         max_scanned: usize,
     ) -> Result<FeedRead, StoreError> {
         let snap = self.db.snapshot();
-        let compacted_revision =
-            match snap.get_cf(cf_handle(&self.db, CF_SM_VARS)?, keys::VAR_COMPACTED)? {
-                Some(b) => crate::apply::decode_u64("compaction revision", &b)?,
-                None => 0,
-            };
+        let compacted_revision = compacted_revision_at(&self.db, Some(&snap))?;
         if from_revision < compacted_revision {
             return Ok(FeedRead::Compacted {
                 oldest: compacted_revision,
             });
         }
-        let meta = cf_handle(&self.db, CF_SM_META)?;
-        let applied_index = match snap.get_cf(meta, keys::META_LAST_APPLIED)? {
-            Some(b) => codec::decode::<LogIdOf<TypeConfig>>("last applied", &b)?.index(),
-            None => 0,
-        };
+        let applied_index = applied_index_at(&self.db, Some(&snap))?;
         let mut page = EventPage {
             next_revision: from_revision.max(applied_index + 1),
             applied_index,
@@ -192,13 +177,7 @@ impl Reader {
 
     /// Oldest revision still in the change feed (0 before any compaction).
     pub fn compacted_revision(&self) -> Result<u64, StoreError> {
-        match self
-            .db
-            .get_cf(cf_handle(&self.db, CF_SM_VARS)?, keys::VAR_COMPACTED)?
-        {
-            Some(b) => crate::apply::decode_u64("compaction revision", &b),
-            None => Ok(0),
-        }
+        compacted_revision_at(&self.db, None)
     }
 
     /// One page of a planned query over the current state; see [`crate::query::run`].
@@ -225,11 +204,7 @@ impl Reader {
     /// Digest of the whole state machine, read from one consistent RocksDB snapshot.
     pub fn state_digest(&self) -> Result<StateDigest, StoreError> {
         let snap = self.db.snapshot();
-        let meta = cf_handle(&self.db, CF_SM_META)?;
-        let applied_index = match snap.get_cf(meta, keys::META_LAST_APPLIED)? {
-            Some(b) => codec::decode::<LogIdOf<TypeConfig>>("last applied", &b)?.index(),
-            None => 0,
-        };
+        let applied_index = applied_index_at(&self.db, Some(&snap))?;
         let mut hasher = blake3::Hasher::new();
         let mut records = 0u64;
         // Secondary-index entries are left out: they are derived from `current`, `check`
@@ -252,6 +227,42 @@ impl Reader {
             digest: *hasher.finalize().as_bytes(),
             records,
         })
+    }
+}
+
+/// Reads a state-machine value as of `snap`, or as of now without one.
+fn get_at(
+    db: &DB,
+    snap: Option<&rocksdb::Snapshot<'_>>,
+    cf: &'static str,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let cf = cf_handle(db, cf)?;
+    Ok(match snap {
+        Some(s) => s.get_cf(cf, key)?,
+        None => db.get_cf(cf, key)?,
+    })
+}
+
+/// Log index of the last applied entry as of `snap` (or now), 0 before the first.
+pub(crate) fn applied_index_at(
+    db: &DB,
+    snap: Option<&rocksdb::Snapshot<'_>>,
+) -> Result<u64, StoreError> {
+    match get_at(db, snap, CF_SM_META, keys::META_LAST_APPLIED)? {
+        Some(b) => Ok(codec::decode::<LogIdOf<TypeConfig>>("last applied", &b)?.index()),
+        None => Ok(0),
+    }
+}
+
+/// The change feed's compaction revision as of `snap` (or now), 0 before any compaction.
+pub(crate) fn compacted_revision_at(
+    db: &DB,
+    snap: Option<&rocksdb::Snapshot<'_>>,
+) -> Result<u64, StoreError> {
+    match get_at(db, snap, CF_SM_VARS, keys::VAR_COMPACTED)? {
+        Some(b) => crate::apply::decode_u64("compaction revision", &b),
+        None => Ok(0),
     }
 }
 

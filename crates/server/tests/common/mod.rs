@@ -107,6 +107,17 @@ impl Cluster {
         spawn(p, None);
     }
 
+    /// Issues through the retrying client: on a loaded machine leadership may move mid-test.
+    pub async fn issue_retrying(&self, req: pb::IssueRequest) -> pb::WriteResponse {
+        self.client()
+            .retrying(|ch| {
+                let req = req.clone();
+                async move { LicensesClient::new(ch).issue(req).await }
+            })
+            .await
+            .expect("issue")
+    }
+
     /// The id of the node that all running nodes agree is leader.
     pub async fn wait_leader(&self) -> u64 {
         let deadline = Instant::now() + WAIT;
