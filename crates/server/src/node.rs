@@ -21,6 +21,9 @@ pub const READ_WAIT: Duration = Duration::from_secs(5);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call to another node (forward, read index) may take.
 pub const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a request waits for a leader to become known (an election, or a follower that has
+/// not yet heard from a new leader) before it is told to retry.
+pub const LEADER_WAIT: Duration = Duration::from_secs(5);
 
 /// Read consistency requested by a caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +80,21 @@ impl Node {
         Some((id, addr))
     }
 
+    /// The leader as [`Node::leader`] gives it, waiting up to [`LEADER_WAIT`] for one to be
+    /// known.
+    pub async fn wait_leader(&self) -> Option<(NodeId, String)> {
+        if let Some(known) = self.leader() {
+            return Some(known);
+        }
+        let known = |m: &openraft::RaftMetrics<TypeConfig>| m.current_leader.is_some();
+        let _ = self
+            .raft
+            .wait(Some(LEADER_WAIT))
+            .metrics(known, "a leader is known")
+            .await;
+        self.leader()
+    }
+
     /// Whether this node is the leader as far as it knows.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow_watched().current_leader == Some(self.id)
@@ -95,12 +113,20 @@ impl Node {
 
     /// Proposes a command; on a follower, hands it to the leader.
     pub async fn write(&self, cmd: Command) -> WriteResult {
-        match self.propose(cmd.clone()).await? {
-            Ok(done) => Ok(done),
-            Err(e) => match self.forward_target(&e) {
-                Some(addr) => self.forward(&addr, &cmd).await,
-                None => Err(self.write_error(e)),
-            },
+        let mut refused = match self.propose(cmd.clone()).await? {
+            Ok(done) => return Ok(done),
+            Err(e) => e,
+        };
+        if leader_unknown(&refused) && self.wait_leader().await.is_some() {
+            // Refused without being appended, so proposing again cannot apply it twice.
+            refused = match self.propose(cmd.clone()).await? {
+                Ok(done) => return Ok(done),
+                Err(e) => e,
+            };
+        }
+        match self.forward_target(&refused) {
+            Some(addr) => self.forward(&addr, &cmd).await,
+            None => Err(self.write_error(refused)),
         }
     }
 
@@ -175,9 +201,16 @@ impl Node {
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {}
             Err(e) => return Err(self.unavailable(&format!("cannot confirm leadership: {e}"))),
         }
-        let (leader_id, addr) = self.leader().ok_or_else(|| self.unavailable("no leader"))?;
+        let (leader_id, addr) = self
+            .wait_leader()
+            .await
+            .ok_or_else(|| self.unavailable("no leader"))?;
         if leader_id == self.id {
-            return Err(self.unavailable("leadership changing"));
+            // Elected while waiting: confirm leadership as any leader would.
+            return match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.unavailable(&format!("leadership changing: {e}"))),
+            };
         }
         let mut client = self
             .peers
@@ -211,6 +244,14 @@ impl Node {
             .map_err(|e| self.unavailable(&format!("not leader: {e}")))?;
         Ok(read_log_id.index())
     }
+}
+
+/// Whether openraft refused a proposal because no leader is known yet.
+fn leader_unknown(e: &WriteError) -> bool {
+    matches!(
+        e.api_error(),
+        Some(ClientWriteError::ForwardToLeader(f)) if f.leader_id.is_none()
+    )
 }
 
 /// Whether a status from the leader is its own answer, passed on as it is, rather than a
