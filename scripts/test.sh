@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit, property, golden-vector and multi-process cluster tests.
+# Runs the whole test suite: unit, property, golden-vector and multi-process cluster tests, then
+# the offline checks of the deployment files (deploy/check.sh: promtool, kustomize and schema
+# validation, hadolint, systemd-analyze).
 # Builds in release mode (the profile `scripts/run.sh` uses too, so RocksDB is built once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 echo "test: cargo test --release (target dir $CARGO_TARGET_DIR)" >&2
 cargo test --release --workspace --locked -- --test-threads=2
+echo "test: deploy/check.sh" >&2
+bash deploy/check.sh

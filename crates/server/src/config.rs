@@ -38,8 +38,16 @@ pub struct Config {
 pub struct NodeConfig {
     /// Positive node id, unique in the cluster.
     pub id: u64,
-    /// `ip:port` to listen on and publish to peers.
+    /// `host:port` published to peers and clients; also the address to listen on unless
+    /// `listen_addr` is given.
     pub addr: String,
+    /// `ip:port` to listen on; empty: `addr`, which must then be `ip:port`.
+    pub listen_addr: String,
+    /// Take the id from the host name: one more than its number after the last `-`, so the
+    /// pod `licstore-0` of a StatefulSet is node 1.
+    pub id_from_hostname: bool,
+    /// `ip:port` of the plain-HTTP Prometheus endpoint (`GET /metrics`); empty: none.
+    pub metrics_addr: String,
     /// Data directory (RocksDB and snapshots).
     pub data_dir: PathBuf,
 }
@@ -147,14 +155,27 @@ impl Config {
     /// Checks the configuration and turns it into start-up settings.
     pub fn to_settings(&self) -> Result<Settings, ServerError> {
         let bad = |key: &str, why: String| ServerError::Config(format!("{key}: {why}"));
-        if self.node.id == 0 {
-            return Err(bad("node.id", "required, a positive integer".into()));
-        }
-        let addr: SocketAddr = self
-            .node
-            .addr
-            .parse()
-            .map_err(|_| bad("node.addr", format!("{:?} is not ip:port", self.node.addr)))?;
+        let id = self.node_id().map_err(|why| bad("node.id", why))?;
+        check_host_port(&self.node.addr).map_err(|why| bad("node.addr", why))?;
+        let listen = match self.node.listen_addr.as_str() {
+            "" => self.node.addr.as_str(),
+            given => given,
+        };
+        let listen_addr: SocketAddr = listen.parse().map_err(|_| {
+            let key = match self.node.listen_addr.as_str() {
+                "" => "node.listen_addr (required when node.addr is a host name)",
+                _ => "node.listen_addr",
+            };
+            bad(key, format!("{listen:?} is not ip:port"))
+        })?;
+        let metrics_addr = match self.node.metrics_addr.as_str() {
+            "" => None,
+            given => Some(
+                given
+                    .parse::<SocketAddr>()
+                    .map_err(|_| bad("node.metrics_addr", format!("{given:?} is not ip:port")))?,
+            ),
+        };
         if self.node.data_dir.as_os_str().is_empty() {
             return Err(bad("node.data_dir", "required".into()));
         }
@@ -166,9 +187,7 @@ impl Config {
                 .ok()
                 .filter(|id| *id > 0)
                 .ok_or_else(|| bad(&key, "the key must be a positive node id".into()))?;
-            member_addr
-                .parse::<SocketAddr>()
-                .map_err(|_| bad(&key, format!("{member_addr:?} is not ip:port")))?;
+            check_host_port(member_addr).map_err(|why| bad(&key, why))?;
             init_members.insert(id, member_addr.clone());
         }
         let r = &self.raft;
@@ -179,8 +198,10 @@ impl Config {
         let block_cache_bytes = usize::try_from(self.storage.block_cache_bytes)
             .map_err(|_| bad("storage.block_cache_bytes", "too large".into()))?;
         Ok(Settings {
-            id: self.node.id,
-            addr,
+            id,
+            addr: self.node.addr.clone(),
+            listen_addr,
+            metrics_addr,
             data_dir: self.node.data_dir.clone(),
             init_members,
             heartbeat_ms: r.heartbeat_ms,
@@ -195,6 +216,60 @@ impl Config {
     }
 }
 
+impl Config {
+    /// `node.id`, or the id the host name gives when `node.id_from_hostname` is set.
+    fn node_id(&self) -> Result<u64, String> {
+        match (self.node.id, self.node.id_from_hostname) {
+            (0, false) => Err("required, a positive integer".into()),
+            (id, false) => Ok(id),
+            (0, true) => {
+                let name = current_hostname().ok_or("id_from_hostname: no host name")?;
+                id_from_hostname(&name)
+            }
+            (_, true) => Err("give node.id or node.id_from_hostname, not both".into()),
+        }
+    }
+}
+
+/// This machine's host name: `HOSTNAME` if set (as in a Kubernetes pod), else the kernel's.
+fn current_hostname() -> Option<String> {
+    let name = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
+/// One more than the number after the last `-` of a host name: `licstore-0` is node 1.
+pub fn id_from_hostname(name: &str) -> Result<u64, String> {
+    let short = name.split('.').next().unwrap_or(name);
+    let ordinal = short
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .ok_or_else(|| format!("id_from_hostname: {name:?} does not end in -<number>"))?;
+    ordinal
+        .checked_add(1)
+        .ok_or_else(|| format!("id_from_hostname: {name:?} is out of range"))
+}
+
+/// Checks an address peers dial: `host:port`, where host is an IP address or a DNS name.
+pub fn check_host_port(addr: &str) -> Result<(), String> {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !name_ok || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{addr:?} is not host:port"));
+    }
+    Ok(())
+}
+
 /// Parses `id=ip:port,...` (the `--init` flag) into `[cluster] initial_members`.
 pub fn parse_members(spec: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
@@ -207,8 +282,7 @@ pub fn parse_members(spec: &str) -> Result<BTreeMap<String, String>, String> {
             .parse()
             .map_err(|_| format!("--init: bad node id {id:?}"))?;
         let addr = addr.trim();
-        addr.parse::<SocketAddr>()
-            .map_err(|_| format!("--init: bad address {addr:?}"))?;
+        check_host_port(addr).map_err(|why| format!("--init: bad address: {why}"))?;
         if out.insert(id.to_string(), addr.to_string()).is_some() {
             return Err(format!("--init: node id {id} given twice"));
         }
@@ -270,9 +344,16 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 5] = [
+        let cases: [(&str, Spoil); 10] = [
             ("node.id", |c| c.node.id = 0),
+            ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
+            ("node.addr", |c| c.node.addr = "no space:1".into()),
+            ("node.listen_addr (required", |c| {
+                c.node.addr = "licstore-0.peers:7001".into()
+            }),
+            ("node.listen_addr", |c| c.node.listen_addr = "*:1".into()),
+            ("node.metrics_addr", |c| c.node.metrics_addr = "9201".into()),
             ("node.data_dir", |c| c.node.data_dir = PathBuf::new()),
             ("cluster.initial_members.x", |c| {
                 c.cluster
@@ -294,13 +375,32 @@ mod tests {
         let ok = parse_members("1=127.0.0.1:7001, 2=127.0.0.1:7002").expect("valid");
         assert_eq!(ok.len(), 2);
         assert_eq!(ok["2"], "127.0.0.1:7002");
+        let named = parse_members("1=licstore-0.licstore-peer.ns.svc:7001").expect("dns");
+        assert_eq!(named["1"], "licstore-0.licstore-peer.ns.svc:7001");
         for bad in [
             "1",
             "x=127.0.0.1:1",
             "1=nowhere",
+            "1=bad_name:1",
+            "1=host:0",
             "1=127.0.0.1:1,1=127.0.0.1:2",
         ] {
             assert!(parse_members(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_from_host_names() {
+        let cases = [
+            ("licstore-0", Ok(1)),
+            ("licstore-2.licstore-peer.prod.svc", Ok(3)),
+            ("db-node-11", Ok(12)),
+            ("licstore", Err(())),
+            ("licstore-x", Err(())),
+            ("licstore-18446744073709551615", Err(())),
+        ];
+        for (name, want) in cases {
+            assert_eq!(id_from_hostname(name).map_err(|_| ()), want, "{name}");
         }
     }
 }

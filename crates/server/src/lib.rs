@@ -7,6 +7,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod query;

@@ -22,9 +22,20 @@ struct Args {
     /// Node id, a positive integer unique in the cluster [node.id].
     #[arg(long, env = "LICSTORE_ID")]
     id: Option<u64>,
-    /// Address to listen on and publish to peers, `ip:port` [node.addr].
+    /// Address published to peers, `host:port`; also the listen address unless
+    /// --listen-addr is given [node.addr].
     #[arg(long, env = "LICSTORE_ADDR")]
     addr: Option<String>,
+    /// Address to listen on, `ip:port`, when it differs from --addr [node.listen_addr].
+    #[arg(long, env = "LICSTORE_LISTEN_ADDR")]
+    listen_addr: Option<String>,
+    /// Node id = 1 + the number ending the host name (`licstore-0` is 1)
+    /// [node.id_from_hostname].
+    #[arg(long, env = "LICSTORE_ID_FROM_HOSTNAME")]
+    id_from_hostname: bool,
+    /// Prometheus endpoint, `ip:port`, plain HTTP [node.metrics_addr; none].
+    #[arg(long, env = "LICSTORE_METRICS_ADDR")]
+    metrics_addr: Option<String>,
     /// Data directory (RocksDB and snapshots) [node.data_dir].
     #[arg(long, env = "LICSTORE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -76,6 +87,9 @@ impl Args {
         }
         set(&mut c.node.id, &self.id);
         set(&mut c.node.addr, &self.addr);
+        set(&mut c.node.listen_addr, &self.listen_addr);
+        c.node.id_from_hostname |= self.id_from_hostname;
+        set(&mut c.node.metrics_addr, &self.metrics_addr);
         set(&mut c.node.data_dir, &self.data_dir);
         if let Some(spec) = &self.init {
             c.cluster.initial_members = parse_members(spec)?;

@@ -94,6 +94,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &licstore_store::Node) -> Connection {
+        // Exported at zero from the first contact, so a rate over it is defined before trouble.
+        let to = [("To", target.to_string())];
+        metrics::counter!(crate::metrics::PEER_SENT_FAILURES, &to).increment(0);
         Connection {
             target,
             addr: node.addr.clone(),
@@ -144,11 +147,19 @@ impl Connection {
     {
         let payload = self.addressed(encode(req)?);
         let fut = call(self.client()?, payload);
-        match tokio::time::timeout(ttl, fut).await {
-            Ok(Ok(resp)) => decode(resp.into_inner()),
+        let result = match tokio::time::timeout(ttl, fut).await {
+            Ok(Ok(resp)) => return decode(resp.into_inner()),
             Ok(Err(status)) => Err(status_to_rpc(status)),
             Err(elapsed) => Err(Rpc::Unreachable(Unreachable::new(&elapsed))),
-        }
+        };
+        self.count_failure();
+        result
+    }
+
+    /// Counts a message to this peer that did not get an answer.
+    fn count_failure(&self) {
+        let to = [("To", self.target.to_string())];
+        metrics::counter!(crate::metrics::PEER_SENT_FAILURES, &to).increment(1);
     }
 
     /// Wraps a message with the id of the node it is meant for, which the receiver checks.
@@ -247,6 +258,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             let resp = match client.stream_append(self.addressed(requests)).await {
                 Ok(resp) => resp,
                 Err(status) => {
+                    self.count_failure();
                     tokio::time::sleep(STREAM_RETRY_PAUSE).await;
                     return Err(status_to_rpc(status));
                 }
@@ -303,13 +315,16 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         tracing::info!(target = self.target, meta = %snapshot.meta, "sending snapshot");
         let mut client = self.client()?;
         let send = client.install_snapshot(self.addressed(stream));
-        tokio::select! {
+        let started = std::time::Instant::now();
+        let result = tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            resp = send => {
-                let resp = resp.map_err(status_to_rpc)?;
-                Ok(decode(resp.into_inner())?)
-            }
-        }
+            resp = send => match resp.map_err(status_to_rpc) {
+                Ok(resp) => decode(resp.into_inner()).map_err(StreamingError::from),
+                Err(e) => Err(e.into()),
+            },
+        };
+        crate::metrics::snapshot_done(true, result.is_ok(), started.elapsed());
+        result
     }
 
     fn backoff(&self) -> Option<Backoff> {

@@ -140,7 +140,12 @@ impl Node {
         &self,
         cmd: Command,
     ) -> Result<Result<(CommandResult, u64), WriteError>, Status> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(cmd)).await {
+        let _pending = crate::metrics::PendingProposal::start();
+        let proposed = tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(cmd)).await;
+        if !matches!(&proposed, Ok(Ok(_))) && !matches!(&proposed, Ok(Err(e)) if refused(e)) {
+            metrics::counter!(crate::metrics::PROPOSALS_FAILED).increment(1);
+        }
+        match proposed {
             Ok(result) => Ok(result.map(|resp| (resp.data, resp.log_id.index()))),
             Err(_) => Err(self.unavailable(&format!(
                 "not committed within {WRITE_TIMEOUT:?} (no quorum?); \
@@ -244,6 +249,12 @@ impl Node {
             .map_err(|e| self.unavailable(&format!("not leader: {e}")))?;
         Ok(read_log_id.index())
     }
+}
+
+/// Whether openraft turned a proposal away because this node is not the leader: a hand-off to
+/// the leader, not a failed proposal.
+fn refused(e: &WriteError) -> bool {
+    matches!(e.api_error(), Some(ClientWriteError::ForwardToLeader(_)))
 }
 
 /// Whether openraft refused a proposal because no leader is known yet.

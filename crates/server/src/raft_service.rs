@@ -132,6 +132,39 @@ impl RaftRpc for RaftService {
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftPayload>, Status> {
         self.check_target(&req)?;
+        let started = std::time::Instant::now();
+        let result = self.receive_snapshot(req).await;
+        crate::metrics::snapshot_done(false, result.is_ok(), started.elapsed());
+        result
+    }
+
+    async fn read_index(
+        &self,
+        _req: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        let read_index = self.node.read_index().await?;
+        Ok(Response::new(ReadIndexResponse {
+            read_index,
+            leader_id: self.node.id,
+        }))
+    }
+
+    async fn forward(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let cmd: Command = decode(req.get_ref())?;
+        // The follower validated this already; the leader checks again so that nothing reaches
+        // the log through this port that the public API would refuse.
+        crate::api::revalidate(&cmd, &self.node.templates)?;
+        let result = self.node.write_local(cmd).await?;
+        reply(&result)
+    }
+}
+
+impl RaftService {
+    /// Writes a streamed snapshot to a synced file, then hands it to openraft to install.
+    async fn receive_snapshot(
+        &self,
+        req: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let mut stream = req.into_inner();
         let first = stream
             .next()
@@ -169,25 +202,5 @@ impl RaftRpc for RaftService {
         let result = self.node.raft.install_full_snapshot(vote, snapshot).await;
         let _ = tokio::fs::remove_file(&path).await;
         reply(&result.map_err(fatal)?)
-    }
-
-    async fn read_index(
-        &self,
-        _req: Request<ReadIndexRequest>,
-    ) -> Result<Response<ReadIndexResponse>, Status> {
-        let read_index = self.node.read_index().await?;
-        Ok(Response::new(ReadIndexResponse {
-            read_index,
-            leader_id: self.node.id,
-        }))
-    }
-
-    async fn forward(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let cmd: Command = decode(req.get_ref())?;
-        // The follower validated this already; the leader checks again so that nothing reaches
-        // the log through this port that the public API would refuse.
-        crate::api::revalidate(&cmd, &self.node.templates)?;
-        let result = self.node.write_local(cmd).await?;
-        reply(&result)
     }
 }

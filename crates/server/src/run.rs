@@ -27,8 +27,12 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct Settings {
     /// This node's id (positive).
     pub id: NodeId,
-    /// Address to listen on and to publish to peers (`ip:port`).
-    pub addr: SocketAddr,
+    /// Address published to peers and clients (`host:port`).
+    pub addr: String,
+    /// Address to listen on.
+    pub listen_addr: SocketAddr,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Members to initialise a new cluster with; empty to wait to be added.
@@ -70,8 +74,9 @@ fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
     ))
 }
 
-/// Opens the data directory and starts Raft; returns the shared node.
-pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
+/// Opens the data directory and starts Raft; returns the shared node and the database's
+/// monitoring figures.
+pub async fn start(s: &Settings) -> Result<(Arc<Node>, licstore_store::DbStats), ServerError> {
     if s.id == 0 {
         return Err(ServerError::Config("node id must be positive".into()));
     }
@@ -93,7 +98,7 @@ pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
     .map_err(|e| ServerError::Raft(e.to_string()))?;
     let node = Arc::new(Node {
         id: s.id,
-        addr: s.addr.to_string(),
+        addr: s.addr.clone(),
         raft,
         reader: Reader::new(storage.db),
         templates: Arc::new(TemplateRegistry::builtin()),
@@ -104,7 +109,7 @@ pub async fn start(s: &Settings) -> Result<Arc<Node>, ServerError> {
         walks: tokio::sync::Semaphore::new(1),
         pins: Default::default(),
     });
-    Ok(node)
+    Ok((node, storage.stats))
 }
 
 async fn maybe_initialize(
@@ -140,15 +145,27 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
 /// gone; 2. the listener closes and in-flight requests get [`DRAIN_DEADLINE`] to finish (writes
 /// among them fail with `UNAVAILABLE` and are safe to retry with their request ids); 3. exit.
 pub async fn serve(s: Settings) -> Result<(), ServerError> {
-    let node = start(&s).await?;
-    let listener = tokio::net::TcpListener::bind(s.addr).await?;
+    let (node, stats) = start(&s).await?;
+    if let Some(addr) = s.metrics_addr {
+        crate::metrics::install(addr)?;
+        crate::metrics::spawn_sampler(node.clone(), stats);
+        tracing::info!(addr = %addr, "metrics at http://{addr}/metrics");
+    }
+    let listener = tokio::net::TcpListener::bind(s.listen_addr).await?;
     let data_dir = s.data_dir.display();
-    tracing::info!(id = s.id, addr = %s.addr, data_dir = %data_dir, "licstored listening");
+    tracing::info!(
+        id = s.id,
+        addr = %s.addr,
+        listen = %s.listen_addr,
+        data_dir = %data_dir,
+        "licstored listening"
+    );
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .layer(crate::metrics::GrpcMetricsLayer)
         .add_service(
             LicensesServer::new(LicenseApi::new(node.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -106,9 +106,11 @@ impl Pump {
                     progress_revision,
                     compacted_revision: page.compacted_revision,
                 };
+                let sent = response.events.len() as u64;
                 if self.tx.send(Ok(response)).await.is_err() {
                     return;
                 }
+                metrics::counter!(crate::metrics::WATCH_EVENTS_SENT).increment(sent);
                 last_sent = Instant::now();
             }
             if page.next_revision > page.applied_index {

@@ -187,6 +187,9 @@ async fn whole_cluster_killed_after_acks_recovers_every_write() {
     cluster.wait_converged().await;
 }
 
+/// Snapshots sent, as the Prometheus endpoint counts them.
+const SENT_OK: &str = "licstore_network_snapshot_send_success_total";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_learner_catches_up_through_a_snapshot() {
     let small_log = ["--snapshot-logs", "20", "--logs-to-keep", "5"];
@@ -224,6 +227,21 @@ async fn new_learner_catches_up_through_a_snapshot() {
         learner.snapshot_index > 0,
         "learner did not install a snapshot: {learner:?}"
     );
+    let learner_metrics = common::scrape(&cluster.node(4).metrics_addr).await;
+    let received = [
+        "licstore_network_snapshot_receive_success_total",
+        "licstore_network_snapshot_receive_total_duration_seconds_count",
+    ];
+    for name in received {
+        assert!(common::total(&learner_metrics, name, &[]) >= 1.0, "{name}");
+    }
+    let mut sent = 0.0;
+    for p in cluster.nodes.iter().filter(|p| p.id != 4) {
+        let s = common::scrape(&p.metrics_addr).await;
+        let count = "licstore_network_snapshot_send_total_duration_seconds_count";
+        sent += common::total(&s, count, &[]).min(common::total(&s, SENT_OK, &[]));
+    }
+    assert!(sent >= 1.0, "no node counted a snapshot sent");
 
     // Promote the learner, then remove a voter that is not the leader.
     let mut admin = common::cluster_at(&addr);

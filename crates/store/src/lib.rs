@@ -26,7 +26,7 @@ mod txn;
 
 pub use check::{CheckReport, Problem};
 pub use command::{Command, CommandResult, ImportItem, RejectCode, Rejection, WriteOutcome};
-pub use db::{open, open_with, Storage, StoreOptions};
+pub use db::{open, open_with, DbFigures, DbStats, Storage, StoreOptions};
 pub use error::StoreError;
 pub use event::{Event, EventFilter, EventOp};
 pub use log_store::LogStore;

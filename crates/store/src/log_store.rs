@@ -105,10 +105,12 @@ fn run_flusher(db: &Weak<DB>, rx: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
         // Durability: entries are reported flushed only after this sync returns.
+        let started = std::time::Instant::now();
         let result = match db.upgrade() {
             Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
             None => Err("database closed".to_string()),
         };
+        metrics::histogram!(crate::db::WAL_FSYNC_SECONDS).record(started.elapsed());
         for callback in waiting {
             callback.io_completed(result.clone().map_err(io::Error::other));
         }

@@ -127,7 +127,9 @@ impl StateMachine {
             )?;
         }
         // Not synced: see the module doc. Records, indexes and last-applied land together.
+        let started = std::time::Instant::now();
         self.db.write(txn.into_batch())?;
+        metrics::histogram!(crate::db::BACKEND_COMMIT_SECONDS).record(started.elapsed());
         if let Some(last) = &last {
             self.applied.send_replace(last.index());
         }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,7 @@ use licstore_client::Client;
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
 /// Upper bound for any wait in these tests.
@@ -23,6 +25,8 @@ pub const WAIT: Duration = Duration::from_secs(60);
 pub struct Proc {
     pub id: u64,
     pub addr: String,
+    /// The Prometheus endpoint, `ip:port`.
+    pub metrics_addr: String,
     pub dir: PathBuf,
     pub child: Option<Child>,
     pub extra_args: Vec<String>,
@@ -47,6 +51,7 @@ impl Cluster {
             .map(|id| Proc {
                 id,
                 addr: format!("127.0.0.1:{}", free_port()),
+                metrics_addr: format!("127.0.0.1:{}", free_port()),
                 dir: root.path().join(format!("n{id}")),
                 child: None,
                 extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -69,6 +74,7 @@ impl Cluster {
         let mut p = Proc {
             id,
             addr: format!("127.0.0.1:{}", free_port()),
+            metrics_addr: format!("127.0.0.1:{}", free_port()),
             dir: self.root.path().join(format!("n{id}")),
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -175,6 +181,8 @@ fn spawn(p: &mut Proc, init: Option<&str>) {
         .arg(&p.addr)
         .arg("--data-dir")
         .arg(&p.dir)
+        .arg("--metrics-addr")
+        .arg(&p.metrics_addr)
         .args([
             "--heartbeat-ms",
             "100",
@@ -315,4 +323,62 @@ fn text_for(name: &str, holder: &str) -> String {
         n if n.contains("number") || n.contains("id") => holder.to_string(),
         _ => "上海市浦东新区".to_string(),
     }
+}
+
+/// One scrape: series (name with labels, as exported) to value.
+pub type Scrape = BTreeMap<String, f64>;
+
+pub async fn scrape(addr: &str) -> Scrape {
+    let mut stream = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect to the metrics endpoint");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let text = String::from_utf8(raw).expect("utf-8");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    parse(&text)
+}
+
+/// Sample lines `name{labels} value`; chunk sizes and headers do not parse as numbers after a
+/// space and so drop out.
+pub fn parse(text: &str) -> Scrape {
+    let mut out = Scrape::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if let Ok(v) = value.parse::<f64>() {
+            out.insert(series.to_string(), v);
+        }
+    }
+    out
+}
+
+/// The sum of every series of `name` whose labels contain each of `labels`.
+pub fn total(s: &Scrape, name: &str, labels: &[&str]) -> f64 {
+    s.iter()
+        .filter(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            n == name && labels.iter().all(|l| rest.contains(l))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+pub fn has_series(s: &Scrape, name: &str) -> bool {
+    let forms = [
+        name.to_string(),
+        format!("{name}_bucket"),
+        format!("{name}_count"),
+    ];
+    s.keys().any(|series| {
+        let n = series.split('{').next().unwrap_or(series);
+        forms.iter().any(|f| f == n)
+    })
 }
