@@ -35,6 +35,7 @@ write_config() {
 [node]
 id = $id
 addr = "127.0.0.1:$((BASE_PORT + id - 1))"
+metrics_addr = "127.0.0.1:$((9200 + id))"
 data_dir = "$RUN_DIR/n$id"
 
 [feed]
@@ -110,6 +111,19 @@ say "queries through the secondary indexes (Licenses.Query --explain)"
 licctl query --status suspended --page-size 5 --explain
 licctl query -t resident-id-card --expires-before "$(date -d '+1 year' +%F)" --count --explain
 
+say "a consistent online backup (licctl snapshot save), checked"
+licctl snapshot save "$RUN_DIR/backup.snap"
+
+say "a few of node 1's Prometheus metrics (http://127.0.0.1:9201/metrics)"
+metrics() {
+  # Plain bash, no HTTP client needed: one GET over /dev/tcp.
+  exec 3<>/dev/tcp/127.0.0.1/9201
+  printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  timeout 10 cat <&3
+  exec 3<&-
+}
+metrics | grep -E '^(licstore_server_(has_leader|leader_changes_seen_total|proposals_applied_total)|licstore_disk_wal_fsync_duration_seconds_count|licstore_mvcc_db_total_size_in_bytes) ' || true
+
 cat <<MSG
 
 The cluster is running: nodes 1-3 on $EPS, data and logs in run/.
@@ -120,6 +134,8 @@ Try:
   $BIN/licctl verify --holder-kind citizen_id --holder $DEMO_CITIZEN --type resident-id-card --service-item 婚姻登记档案查询
   $BIN/licctl query --region 3101 --status valid --count --explain
   $BIN/licctl watch --show-progress        # live changes; Ctrl-C to stop
+  $BIN/licctl snapshot status run/backup.snap
+  curl -s 127.0.0.1:9201/metrics           # Prometheus metrics of node 1 (9202, 9203: nodes 2, 3)
   $BIN/licctl --help
 Stop it with: bash scripts/stop.sh   (or: make stop)
 MSG

@@ -83,6 +83,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Drop change-feed events below a revision (Cluster.Compact).
     Compact(CompactArgs),
+    /// Backups: save a consistent copy online, check one, restore one into a new cluster.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Wait until every answering endpoint names the same leader and that leader says so.
     WaitLeader(WaitLeaderArgs),
     /// Print `ID ADDR` of the current leader; `leader transfer ID` hands leadership to a voter.
@@ -712,4 +715,39 @@ pub enum LeaderCommand {
         /// Node id of the voter to lead next.
         node_id: u64,
     },
+}
+
+/// `licctl snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a consistent copy of the whole state from the first endpoint that answers
+    /// (Cluster.Snapshot); FILE appears only once it is whole and its digest checks.
+    Save {
+        /// Where to write the backup.
+        file: PathBuf,
+    },
+    /// Check a backup's digest and print what it holds (no server needed).
+    Status {
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Restore a backup into a new data directory as a member of a new cluster (offline, no
+    /// server needed). Restore the same file on every member, with the same --init.
+    Restore(RestoreArgs),
+}
+
+/// `licctl snapshot restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+    /// The new data directory; must not exist or be empty.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// This member's node id in the new cluster.
+    #[arg(long)]
+    pub id: u64,
+    /// Every member of the new cluster, `id=host:port,...` (all voters).
+    #[arg(long)]
+    pub init: String,
 }

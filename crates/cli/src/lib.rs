@@ -31,6 +31,7 @@ pub mod gen;
 pub mod import;
 pub mod licenses;
 pub mod output;
+pub mod snapshot;
 pub mod types;
 pub mod verify_items;
 pub mod view;
@@ -115,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(a) => feed::query(&ctx, a).await,
         Command::Watch(a) => feed::watch(&ctx, a).await,
         Command::Compact(a) => feed::compact(&ctx, a).await,
+        Command::Snapshot(c) => snapshot::run(&ctx, c).await,
         Command::WaitLeader(a) => waits::wait_leader(&ctx, a).await,
         Command::Leader(a) => match a.command {
             None => waits::leader(&ctx).await,

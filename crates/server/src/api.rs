@@ -907,6 +907,17 @@ impl Cluster for ClusterApi {
         }
     }
 
+    type SnapshotStream = crate::backup::SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        _req: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Ok(Response::new(
+            crate::backup::stream(self.node.clone()).await?,
+        ))
+    }
+
     async fn state_digest(
         &self,
         _req: Request<pb::StateDigestRequest>,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod background;
+pub mod backup;
 pub mod config;
 pub mod convert;
 pub mod error;

@@ -278,6 +278,7 @@ fn grpc_type(service: &str, method: &str) -> &'static str {
     match (service, method) {
         ("licstore.v1.Licenses", "Import") => "client_stream",
         ("licstore.v1.Licenses", "Watch") => "server_stream",
+        ("licstore.v1.Cluster", "Snapshot") => "server_stream",
         ("licstore.v1.raft.Raft", "StreamAppend") => "bidi_stream",
         ("licstore.v1.raft.Raft", "InstallSnapshot") => "client_stream",
         ("grpc.health.v1.Health", "Watch") => "server_stream",

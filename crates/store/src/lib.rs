@@ -9,6 +9,7 @@
 //! [`TypeConfig`] and offers [`Reader`] for the read path.
 
 mod apply;
+pub mod backup;
 pub mod check;
 pub mod codec;
 pub mod command;

@@ -61,6 +61,15 @@ pub struct StateDigest {
 }
 
 impl Reader {
+    /// Writes the state visible now to a new snapshot file in `dir`, for a backup; see
+    /// [`crate::backup::save`].
+    pub fn save_backup(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<(std::path::PathBuf, crate::snapshot::SnapshotMeta), StoreError> {
+        crate::backup::save(&self.db, dir)
+    }
+
     /// Wraps the database opened by [`crate::open`].
     pub fn new(db: Arc<DB>) -> Self {
         Reader { db }

@@ -138,7 +138,7 @@ impl StateMachine {
 
     /// Replaces the whole state with the snapshot in `path`. Resumable: the name of the file
     /// is recorded first, and a restart that finds it repeats the install.
-    fn install_file(&self, path: &Path, meta: &SnapshotMeta) -> Result<(), StoreError> {
+    pub(crate) fn install_file(&self, path: &Path, meta: &SnapshotMeta) -> Result<(), StoreError> {
         let meta_cf = cf_handle(&self.db, CF_SM_META)?;
         let name = path
             .file_name()
@@ -183,7 +183,7 @@ impl StateMachine {
         Ok(())
     }
 
-    fn build(&self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, StoreError> {
+    pub(crate) fn build(&self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, StoreError> {
         // Durability: applied state is not synced per batch; sync it before it is snapshotted
         // and the log behind it may be purged.
         self.db.flush_wal(true)?;
@@ -221,7 +221,10 @@ fn clear_cf(db: &DB, name: &'static str) -> Result<(), StoreError> {
 }
 
 /// Reads last-applied and membership, from a DB snapshot when given.
-fn read_applied_from(db: &DB, snap: Option<&rocksdb::Snapshot<'_>>) -> Result<Applied, StoreError> {
+pub(crate) fn read_applied_from(
+    db: &DB,
+    snap: Option<&rocksdb::Snapshot<'_>>,
+) -> Result<Applied, StoreError> {
     let cf = cf_handle(db, CF_SM_META)?;
     let get = |key: &[u8]| match snap {
         Some(s) => s.get_cf(cf, key),

@@ -38,7 +38,7 @@ pub struct Cluster {
     pub nodes: Vec<Proc>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
 }
@@ -173,7 +173,7 @@ impl Cluster {
     }
 }
 
-fn spawn(p: &mut Proc, init: Option<&str>) {
+pub fn spawn(p: &mut Proc, init: Option<&str>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_licstored"));
     cmd.arg("--id")
         .arg(p.id.to_string())
