@@ -73,8 +73,9 @@ pub enum Command {
     /// State-machine digest of every endpoint (Cluster.StateDigest); equal digests at equal
     /// applied indexes mean equal replicas.
     Digest,
-    /// Walk records and indexes on every endpoint (Cluster.Check) and report inconsistencies.
-    Check,
+    /// Walk records and indexes on every endpoint (Cluster.Check) and report inconsistencies;
+    /// `check perf` runs a fixed write load and says PASS or FAIL.
+    Check(CheckArgs),
     /// Find current licenses by type, status, issuer, region, expiry or change revision
     /// (Licenses.Query); --explain shows the index used.
     Query(QueryArgs),
@@ -750,4 +751,40 @@ pub struct RestoreArgs {
     /// Every member of the new cluster, `id=host:port,...` (all voters).
     #[arg(long)]
     pub init: String,
+}
+
+/// `licctl check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(subcommand)]
+    pub command: Option<CheckCommand>,
+}
+
+/// `licctl check ...`.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Offer a fixed load of 1 KiB writes (Cluster.Probe, which changes no record) for a
+    /// minute and judge throughput and latency: PASS (exit 0) or FAIL (exit 1).
+    Perf(PerfArgs),
+}
+
+/// `licctl check perf`.
+#[derive(Debug, Args)]
+pub struct PerfArgs {
+    /// Load profile: s = 150 writes/s from 16 clients, m = 500/64, l = 1500/128,
+    /// xl = 4000/256.
+    #[arg(long, value_enum, default_value_t = LoadArg::S)]
+    pub load: LoadArg,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    pub duration_s: u64,
+}
+
+/// `--load` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadArg {
+    S,
+    M,
+    L,
+    Xl,
 }

@@ -31,6 +31,7 @@ pub mod gen;
 pub mod import;
 pub mod licenses;
 pub mod output;
+pub mod perf;
 pub mod snapshot;
 pub mod types;
 pub mod verify_items;
@@ -43,7 +44,7 @@ use anyhow::Context;
 use licstore_client::Client;
 use licstore_model::Date;
 
-use crate::args::{Cli, Command, EndpointCommand, GenArgs, LeaderCommand};
+use crate::args::{CheckCommand, Cli, Command, EndpointCommand, GenArgs, LeaderCommand};
 use crate::dataset::RecordWriter;
 use crate::output::{emit, OutputFormat, Render, Table};
 
@@ -112,7 +113,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoint(EndpointCommand::Health) => cluster::endpoint_health(&ctx).await,
         Command::Member(m) => cluster::member(&ctx, m).await,
         Command::Digest => cluster::digest(&ctx).await,
-        Command::Check => check::check(&ctx).await,
+        Command::Check(a) => match a.command {
+            None => check::check(&ctx).await,
+            Some(CheckCommand::Perf(p)) => perf::run(&ctx, p).await,
+        },
         Command::Query(a) => feed::query(&ctx, a).await,
         Command::Watch(a) => feed::watch(&ctx, a).await,
         Command::Compact(a) => feed::compact(&ctx, a).await,

@@ -209,6 +209,12 @@ pub async fn leader(ctx: &Ctx) -> anyhow::Result<()> {
     print_line_or_json(ctx.output, &leader_line(&leader), &leader)
 }
 
+/// The leader's address as the endpoints know it, if any endpoint does.
+pub async fn leader_address(ctx: &Ctx) -> Option<String> {
+    let client = ctx.client_with_default(Some(POLL_CALL_TIMEOUT_MS)).ok()?;
+    known_leader(&status_rows(&client, &ctx.endpoints).await)?.addr
+}
+
 /// `ID ADDR`, with `-` for an unknown address.
 fn leader_line(leader: &Leader) -> String {
     let addr = leader.addr.as_deref().unwrap_or("-");

@@ -26,6 +26,8 @@ use crate::{query, watch};
 pub const TRANSFER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Records per Raft proposal during an import.
 pub const IMPORT_BATCH: usize = 500;
+/// Largest `Cluster.Probe` payload, in bytes.
+pub const MAX_PROBE_BYTES: usize = 64 * 1024;
 /// Offset of the plan's time zone (Asia/Shanghai, UTC+8, no daylight saving), in seconds.
 const LOCAL_OFFSET_SECS: u64 = 8 * 3600;
 
@@ -187,6 +189,12 @@ pub fn revalidate(
             .iter()
             .try_for_each(|id| identifier("identifiers", id).map(|_| ())),
         Command::Compact { .. } => Ok(()),
+        Command::Probe { payload } if payload.len() > MAX_PROBE_BYTES => Err(field_status(
+            Code::InvalidArgument,
+            "payload",
+            format!("{} bytes, at most {MAX_PROBE_BYTES}", payload.len()),
+        )),
+        Command::Probe { .. } => Ok(()),
     }
 }
 
@@ -904,6 +912,22 @@ impl Cluster for ClusterApi {
             }
             (CommandResult::Compacted(Err(r)), _) => Err(rejection_status(&r)),
             (other, _) => Err(Status::internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    async fn probe(
+        &self,
+        req: Request<pb::ProbeRequest>,
+    ) -> Result<Response<pb::ProbeResponse>, Status> {
+        let cmd = Command::Probe {
+            payload: req.into_inner().payload,
+        };
+        revalidate(&cmd, &self.node.templates)?;
+        match self.node.write(cmd).await? {
+            (CommandResult::Probed, revision) => Ok(Response::new(pb::ProbeResponse { revision })),
+            (other, _) => Err(Status::internal(format!(
+                "probe: unexpected result {other:?}"
+            ))),
         }
     }
 

@@ -57,7 +57,8 @@ async fn sweep(node: &Node) {
         let cmd = Command::Expire { as_of, identifiers };
         match node.write_local(cmd).await {
             Ok((CommandResult::Expired(done), index)) => {
-                tracing::info!(expired = done.len(), index, %as_of, "expiry sweep");
+                let expired = done.len();
+                consensus_info!(node, expired, index, %as_of, "expiry sweep");
                 if done.is_empty() || asked < EXPIRE_BATCH {
                     return;
                 }
@@ -102,7 +103,8 @@ async fn compact(node: &Node, revision: u64) {
     }
     match node.write_local(Command::Compact { revision }).await {
         Ok((CommandResult::Compacted(Ok(r)), index)) => {
-            tracing::info!(compacted_revision = r, index, "change feed compacted");
+            let compacted_revision = r;
+            consensus_info!(node, compacted_revision, index, "change feed compacted");
         }
         Ok((other, _)) => tracing::error!(?other, "retention: unexpected result"),
         Err(status) => tracing::warn!(error = %status.message(), "retention"),

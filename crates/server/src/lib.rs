@@ -1,6 +1,15 @@
 //! The `licstored` daemon: openraft wiring, the internal Raft transport over tonic, and the
 //! public gRPC services.
 
+/// An info line about consensus: `tracing::info!` with this node's id, term and role first.
+/// `$node` is anything with `raft_view()`, such as [`node::Node`].
+macro_rules! consensus_info {
+    ($node:expr, $($rest:tt)+) => {{
+        let view = $node.raft_view();
+        tracing::info!(node_id = view.node_id, term = view.term, role = view.role, $($rest)+)
+    }};
+}
+
 pub mod api;
 pub mod background;
 pub mod backup;

@@ -173,6 +173,46 @@ fn describe() {
 struct Seen {
     /// The last (leader, term) counted as a leader change.
     leader_term: Option<(u64, u64)>,
+    /// The consensus state last logged.
+    logged: Option<RaftView>,
+}
+
+/// This node's place in consensus, as consensus log lines name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaftView {
+    /// This node's id.
+    pub node_id: u64,
+    /// The term it is in.
+    pub term: u64,
+    /// `leader`, `candidate`, `follower`, `learner` or `shutdown`.
+    pub role: &'static str,
+    /// The leader it knows, if any.
+    pub leader: Option<u64>,
+}
+
+impl RaftView {
+    /// Reads the view from openraft's metrics.
+    pub fn of(m: &openraft::RaftMetrics<licstore_store::TypeConfig>) -> RaftView {
+        use openraft::ServerState;
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Candidate => "candidate",
+            ServerState::Follower => "follower",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        RaftView {
+            node_id: m.id,
+            term: m.current_term,
+            role,
+            leader: m.current_leader,
+        }
+    }
+
+    /// The leader as a log field: its id, or 0 when none is known.
+    pub fn leader_or_zero(&self) -> u64 {
+        self.leader.unwrap_or(0)
+    }
 }
 
 /// Whether a reading shows a leader not yet counted: another node, or a new term.
@@ -183,8 +223,10 @@ fn is_leader_change(seen: &Option<(u64, u64)>, leader: Option<u64>, term: u64) -
     }
 }
 
-/// Keeps the Raft and RocksDB gauges current: on every change of openraft's metrics, and every
-/// [`SAMPLE_INTERVAL`] otherwise. Ends when Raft shuts down.
+/// Keeps the Raft and RocksDB gauges current, on every change of openraft's metrics and every
+/// [`SAMPLE_INTERVAL`] otherwise, and logs each change of role, term or known leader with the
+/// node id. Runs whether or not metrics are served (without a recorder the gauges cost
+/// nothing). Ends when Raft shuts down.
 pub fn spawn_sampler(node: Arc<Node>, stats: licstore_store::DbStats) {
     tokio::spawn(async move {
         let mut rx = node.raft.metrics();
@@ -202,6 +244,17 @@ pub fn spawn_sampler(node: Arc<Node>, stats: licstore_store::DbStats) {
 }
 
 fn sample_raft(m: &openraft::RaftMetrics<licstore_store::TypeConfig>, seen: &mut Seen) {
+    let view = RaftView::of(m);
+    if seen.logged != Some(view) {
+        tracing::info!(
+            node_id = view.node_id,
+            term = view.term,
+            role = view.role,
+            leader = view.leader_or_zero(),
+            "raft state"
+        );
+        seen.logged = Some(view);
+    }
     let term = m.current_term;
     gauge!(HAS_LEADER).set(f64::from(u8::from(m.current_leader.is_some())));
     gauge!(IS_LEADER).set(f64::from(u8::from(m.current_leader == Some(m.id))));

@@ -95,6 +95,11 @@ impl Node {
         self.leader()
     }
 
+    /// This node's id, term, role and known leader, for consensus log lines.
+    pub fn raft_view(&self) -> crate::metrics::RaftView {
+        crate::metrics::RaftView::of(&self.raft.metrics().borrow_watched())
+    }
+
     /// Whether this node is the leader as far as it knows.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow_watched().current_leader == Some(self.id)

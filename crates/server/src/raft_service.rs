@@ -193,7 +193,7 @@ impl RaftService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         drop(file);
-        tracing::info!(bytes = received, meta = %meta, "received snapshot");
+        consensus_info!(self.node, bytes = received, meta = %meta, "received snapshot");
         let data = SnapshotFile::open(&path).map_err(|e| Status::internal(e.to_string()))?;
         let snapshot = SnapshotOf::<TypeConfig, SnapshotFile> {
             meta,

@@ -130,8 +130,14 @@ async fn maybe_initialize(
         .map(|(id, addr)| (*id, licstore_store::Node { addr: addr.clone() }))
         .collect();
     match node.raft.initialize(nodes).await {
-        Ok(()) => tracing::info!(members = ?members, "initialised a new cluster"),
-        Err(e) => tracing::warn!(error = %e, "initialise refused; joining the existing cluster"),
+        Ok(()) => {
+            consensus_info!(node, members = ?members, "initialised a new cluster")
+        }
+        Err(e) => tracing::warn!(
+            node_id = node.id,
+            error = %e,
+            "initialise refused; joining the existing cluster"
+        ),
     }
     Ok(())
 }
@@ -148,9 +154,9 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
     let (node, stats) = start(&s).await?;
     if let Some(addr) = s.metrics_addr {
         crate::metrics::install(addr)?;
-        crate::metrics::spawn_sampler(node.clone(), stats);
         tracing::info!(addr = %addr, "metrics at http://{addr}/metrics");
     }
+    crate::metrics::spawn_sampler(node.clone(), stats);
     let listener = tokio::net::TcpListener::bind(s.listen_addr).await?;
     let data_dir = s.data_dir.display();
     tracing::info!(
@@ -200,7 +206,7 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         }
         _ = shutdown_signal() => {}
     }
-    tracing::info!("stopping raft");
+    consensus_info!(node, "stopping raft");
     node.raft
         .shutdown()
         .await

@@ -74,3 +74,45 @@ fn an_unknown_key_is_refused_by_name() {
         "nothing may be created before the configuration is valid"
     );
 }
+
+#[test]
+fn json_logs_carry_node_term_and_role_on_consensus_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let log_path = dir.path().join("log.jsonl");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_licstored"))
+        .args(["--id", "1", "--addr", &addr, "--init", &format!("1={addr}")])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--log-json")
+        .env_remove("LICSTORE_CONFIG")
+        .env_remove("LICSTORE_LOG_FILTER")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start licstored");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut leader_line = None;
+    while leader_line.is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        leader_line = text
+            .lines()
+            .filter(|l| l.ends_with('}'))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every line is JSON"))
+            .find(|v| v["fields"]["message"] == "raft state" && v["fields"]["role"] == "leader");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = leader_line.expect("a 'raft state' line naming this node leader");
+    assert_eq!(line["fields"]["node_id"], 1, "{line}");
+    assert_eq!(line["fields"]["leader"], 1, "{line}");
+    assert!(line["fields"]["term"].as_u64() >= Some(1), "{line}");
+}

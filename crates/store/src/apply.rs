@@ -92,6 +92,7 @@ impl Applier<'_, '_> {
                 CommandResult::Expired(self.expire(*as_of, identifiers)?)
             }
             Command::Compact { revision } => CommandResult::Compacted(self.compact(*revision)?),
+            Command::Probe { .. } => CommandResult::Probed,
         })
     }
 

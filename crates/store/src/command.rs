@@ -67,6 +67,12 @@ pub enum Command {
         /// The new oldest retained revision; at most the command's own log index.
         revision: u64,
     },
+    /// Changes nothing: an entry that takes the write path (log, replication, fsync, apply)
+    /// without data, for `licctl check perf`.
+    Probe {
+        /// Bytes that make the entry the size of a real write.
+        payload: Vec<u8>,
+    },
 }
 
 impl fmt::Display for Command {
@@ -82,6 +88,7 @@ impl fmt::Display for Command {
                 write!(f, "expire({} as of {as_of})", identifiers.len())
             }
             Command::Compact { revision } => write!(f, "compact({revision})"),
+            Command::Probe { payload } => write!(f, "probe({} bytes)", payload.len()),
         }
     }
 }
@@ -154,4 +161,6 @@ pub enum CommandResult {
     Expired(Vec<String>),
     /// The compaction revision after a compact command, or why it was refused.
     Compacted(Result<u64, Rejection>),
+    /// A probe was applied (and changed nothing).
+    Probed,
 }
