@@ -333,9 +333,9 @@ if sts:
     c = pod["containers"][0]
     need(s.get("podManagementPolicy") == "Parallel", "podManagementPolicy is not Parallel")
     need(s.get("serviceName") == "licstore-peer", "serviceName is not licstore-peer")
-    need(c["livenessProbe"].get("grpc") == {"port": 7001, "service": "liveness"}, "liveness probe")
-    need(c["startupProbe"].get("grpc") == {"port": 7001, "service": "liveness"}, "startup probe")
-    need(c["readinessProbe"].get("grpc") == {"port": 7001, "service": "licstore.v1.Licenses"}, "readiness probe")
+    need(c["livenessProbe"].get("httpGet") == {"path": "/livez", "port": "metrics"}, "liveness probe")
+    need(c["startupProbe"].get("httpGet") == {"path": "/livez", "port": "metrics"}, "startup probe")
+    need(c["readinessProbe"].get("httpGet") == {"path": "/readyz", "port": "metrics"}, "readiness probe")
     sc = c.get("securityContext", {})
     need(sc.get("readOnlyRootFilesystem") is True, "root file system not read-only")
     need(sc.get("allowPrivilegeEscalation") is False, "privilege escalation allowed")

@@ -9,4 +9,5 @@ source scripts/setup.sh
 echo "test: cargo test --release (target dir $CARGO_TARGET_DIR)" >&2
 cargo test --release --workspace --locked -- --test-threads=2
 echo "test: deploy/check.sh" >&2
-bash deploy/check.sh
+# With the daemon just built, so the Kubernetes configs are also fed to a real licstored.
+LICSTORED="$CARGO_TARGET_DIR/release/licstored" bash deploy/check.sh

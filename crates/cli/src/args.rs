@@ -34,6 +34,15 @@ pub struct Cli {
     /// blocking add-learner: 120000].
     #[arg(long, global = true)]
     pub timeout_ms: Option<u64>,
+    /// CA certificate (PEM) that the nodes' certificates chain to; connects over TLS.
+    #[arg(long, global = true, env = "LICSTORE_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM), for nodes that require one; needs --key and --cacert.
+    #[arg(long, global = true, env = "LICSTORE_CERT")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "LICSTORE_KEY")]
+    pub key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -60,22 +60,31 @@ pub struct Ctx {
     pub output: OutputFormat,
     /// `--timeout-ms`, if given.
     pub timeout_ms: Option<u64>,
+    /// TLS from `--cacert`, `--cert` and `--key`; `None`: plain text.
+    pub tls: Option<licstore_client::TlsOptions>,
 }
 
 impl Ctx {
     /// The global flags, with empty endpoint entries dropped.
-    pub fn new(cli: &Cli) -> Ctx {
+    pub fn new(cli: &Cli) -> anyhow::Result<Ctx> {
         let endpoints = cli
             .endpoints
             .iter()
             .map(|e| e.trim().to_owned())
             .filter(|e| !e.is_empty())
             .collect();
-        Ctx {
+        let tls = licstore_client::TlsOptions::from_files(
+            cli.cacert.as_deref(),
+            cli.cert.as_deref(),
+            cli.key.as_deref(),
+        )
+        .map_err(|e| exit::usage(e.to_string()))?;
+        Ok(Ctx {
             endpoints,
             output: cli.output,
             timeout_ms: cli.timeout_ms,
-        }
+            tls,
+        })
     }
 
     /// A client with the default timeout.
@@ -87,16 +96,18 @@ impl Ctx {
     /// [`DEFAULT_TIMEOUT_MS`].
     pub fn client_with_default(&self, default_ms: Option<u64>) -> anyhow::Result<Client> {
         let ms = self.timeout_ms.or(default_ms).unwrap_or(DEFAULT_TIMEOUT_MS);
-        Ok(Client::with_timeout(
-            &self.endpoints,
-            Duration::from_millis(ms),
-        )?)
+        self.client_for(&self.endpoints, Duration::from_millis(ms))
+    }
+
+    /// A client for `endpoints` with this command line's TLS settings.
+    pub fn client_for(&self, endpoints: &[String], timeout: Duration) -> anyhow::Result<Client> {
+        Ok(Client::with_tls(endpoints, timeout, self.tls.as_ref())?)
     }
 }
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = Ctx::new(&cli);
+    let ctx = Ctx::new(&cli)?;
     match cli.command {
         Command::Issue(a) => licenses::issue(&ctx, a).await,
         Command::Amend(a) => licenses::amend(&ctx, a).await,

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use licstore_client::Client;
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_client::ClusterClient;
 use serde::Serialize;
@@ -177,7 +176,7 @@ pub async fn run(ctx: &Ctx, args: PerfArgs) -> anyhow::Result<()> {
             duration.as_secs()
         );
     }
-    let client = Client::with_timeout(std::slice::from_ref(&target), Duration::from_secs(10))?;
+    let client = ctx.client_for(std::slice::from_ref(&target), Duration::from_secs(10))?;
     let stats = drive(client.channel_at(0), &load, duration).await;
     let verdicts = judge(&load, &stats);
     let pass = verdicts.iter().all(|v| v.pass);

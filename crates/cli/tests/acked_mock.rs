@@ -198,6 +198,7 @@ async fn acknowledged_writes_are_recorded_once_and_read_back() {
         endpoints: vec![serve(mock.clone()).await],
         output: OutputFormat::Json,
         timeout_ms: Some(5_000),
+        tls: None,
     };
     let acked_file = dir.path().join("acked.txt");
     let args = IssueEachArgs {

@@ -53,6 +53,7 @@ async fn healthy_only_when_every_endpoint_is_live_and_ready() {
             endpoints: endpoints.clone(),
             output: OutputFormat::Json,
             timeout_ms: Some(2_000),
+            tls: None,
         };
         let got = exit_code(licstore_cli::cluster::endpoint_health(&ctx).await);
         assert_eq!(got, want, "{endpoints:?}");

@@ -172,6 +172,7 @@ async fn chunks_are_retried_and_rejections_mapped_to_lines() {
         endpoints: vec![endpoint],
         output: OutputFormat::Json,
         timeout_ms: Some(5_000),
+        tls: None,
     };
     let reject_file = dir.path().join("rejects.jsonl");
     let args = ImportArgs {

@@ -7,11 +7,12 @@
 //! it once and answers the retry with the stored result.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
 /// Metadata key in which a node names the current leader's address.
@@ -31,6 +32,9 @@ pub enum ClientError {
         /// Why it was refused.
         reason: String,
     },
+    /// A TLS file could not be read, or the TLS settings do not fit together.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The server answered with an error that retrying cannot fix, or retries ran out.
     #[error("{0}")]
     Status(#[from] Status),
@@ -67,12 +71,67 @@ pub struct Client {
     timeout: Duration,
 }
 
-fn normalise(endpoint: &str) -> String {
-    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
-        endpoint.to_string()
-    } else {
-        format!("http://{endpoint}")
+/// TLS settings of a client: the CA that servers' certificates must chain to, and the
+/// client's own certificate and key for servers that require one.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// PEM of the CA certificates to trust.
+    pub ca_pem: Vec<u8>,
+    /// PEM of the client certificate chain and of its private key.
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsOptions {
+    /// Reads the files. A certificate needs its key and the other way round; with neither a CA
+    /// nor a certificate there is no TLS (`None`).
+    pub fn from_files(
+        ca: Option<&Path>,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<Option<Self>, ClientError> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path)
+                .map_err(|e| ClientError::Tls(format!("{what} {}: {e}", path.display())))
+        };
+        let identity_pem = match (cert, key) {
+            (Some(c), Some(k)) => Some((read("certificate", c)?, read("key", k)?)),
+            (None, None) => None,
+            _ => return Err(ClientError::Tls("a certificate needs its key".into())),
+        };
+        let ca_pem = match ca {
+            Some(path) => read("CA", path)?,
+            None if identity_pem.is_some() => {
+                return Err(ClientError::Tls("a client certificate needs a CA".into()))
+            }
+            None => return Ok(None),
+        };
+        Ok(Some(TlsOptions {
+            ca_pem,
+            identity_pem,
+        }))
     }
+
+    fn config(&self) -> ClientTlsConfig {
+        let config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem));
+        match &self.identity_pem {
+            Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
+            None => config,
+        }
+    }
+}
+
+/// `host:port` as a URL with the scheme TLS or plain text calls for.
+fn normalise(endpoint: &str, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", host_port(endpoint))
+}
+
+/// An endpoint without its scheme.
+fn host_port(endpoint: &str) -> &str {
+    endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint)
 }
 
 impl Client {
@@ -83,21 +142,34 @@ impl Client {
 
     /// Like [`Client::new`] with a per-request timeout.
     pub fn with_timeout(endpoints: &[String], timeout: Duration) -> Result<Self, ClientError> {
+        Self::with_tls(endpoints, timeout, None)
+    }
+
+    /// Like [`Client::with_timeout`], over TLS when `tls` is given.
+    pub fn with_tls(
+        endpoints: &[String],
+        timeout: Duration,
+        tls: Option<&TlsOptions>,
+    ) -> Result<Self, ClientError> {
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
         let mut channels = Vec::with_capacity(endpoints.len());
         let mut names = Vec::with_capacity(endpoints.len());
         for e in endpoints {
-            let url = normalise(e);
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|err| ClientError::BadEndpoint {
-                    endpoint: e.clone(),
-                    reason: err.to_string(),
-                })?
+            let url = normalise(e, tls.is_some());
+            let bad = |err: tonic::transport::Error| ClientError::BadEndpoint {
+                endpoint: e.clone(),
+                reason: err.to_string(),
+            };
+            let mut endpoint = Endpoint::from_shared(url.clone())
+                .map_err(bad)?
                 .connect_timeout(Duration::from_secs(2))
                 .timeout(timeout)
                 .tcp_nodelay(true);
+            if let Some(tls) = tls {
+                endpoint = endpoint.tls_config(tls.config()).map_err(bad)?;
+            }
             channels.push(endpoint.connect_lazy());
             names.push(url);
         }
@@ -186,8 +258,8 @@ impl Client {
         else {
             return false;
         };
-        let wanted = normalise(leader);
-        match self.endpoints.iter().position(|e| *e == wanted) {
+        let wanted = host_port(leader);
+        match self.endpoints.iter().position(|e| host_port(e) == wanted) {
             Some(i) if i != self.current => {
                 self.current = i;
                 true
@@ -243,8 +315,10 @@ mod tests {
     #[test]
     fn endpoints_are_normalised_and_required() {
         assert!(matches!(Client::new(&[]), Err(ClientError::NoEndpoints)));
-        assert_eq!(normalise("127.0.0.1:1"), "http://127.0.0.1:1");
-        assert_eq!(normalise("http://h:1"), "http://h:1");
+        assert_eq!(normalise("127.0.0.1:1", false), "http://127.0.0.1:1");
+        assert_eq!(normalise("http://h:1", false), "http://h:1");
+        assert_eq!(normalise("127.0.0.1:1", true), "https://127.0.0.1:1");
+        assert_eq!(normalise("http://h:1", true), "https://h:1");
     }
 
     #[tokio::test]

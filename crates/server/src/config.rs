@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::Settings;
+use crate::run::{Settings, TlsPaths};
 use crate::ServerError;
 
 /// The whole configuration file.
@@ -30,6 +30,22 @@ pub struct Config {
     pub feed: FeedConfig,
     /// Logging.
     pub log: LogConfig,
+    /// TLS.
+    pub tls: TlsConfig,
+}
+
+/// `[tls]`: PEM files. No certificate: plain text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// This node's certificate chain, served on its port and presented to peers.
+    pub cert_file: PathBuf,
+    /// The certificate's private key.
+    pub key_file: PathBuf,
+    /// CA that client certificates must chain to; empty: clients need no certificate.
+    pub client_ca_file: PathBuf,
+    /// CA that peers' certificates must chain to; required with a certificate.
+    pub peer_ca_file: PathBuf,
 }
 
 /// `[node]`.
@@ -190,6 +206,7 @@ impl Config {
             check_host_port(member_addr).map_err(|why| bad(&key, why))?;
             init_members.insert(id, member_addr.clone());
         }
+        let tls = self.tls.to_paths().map_err(|(key, why)| bad(key, why))?;
         let r = &self.raft;
         if r.election_min_ms >= r.election_max_ms || r.heartbeat_ms >= r.election_min_ms {
             let why = "need heartbeat_ms < election_min_ms < election_max_ms".into();
@@ -212,7 +229,36 @@ impl Config {
             expiry_sweep: Duration::from_millis(self.feed.expiry_sweep_ms.max(100)),
             event_retention: Duration::from_secs(self.feed.event_retention_secs),
             block_cache_bytes,
+            tls,
         })
+    }
+}
+
+impl TlsConfig {
+    /// The files to load, or `None` for plain text; refuses settings that do not fit together.
+    fn to_paths(&self) -> Result<Option<TlsPaths>, (&'static str, String)> {
+        let set = |p: &PathBuf| !p.as_os_str().is_empty();
+        match (set(&self.cert_file), set(&self.key_file)) {
+            (false, false) => {
+                if set(&self.client_ca_file) || set(&self.peer_ca_file) {
+                    return Err(("tls.cert_file", "required with a CA file".into()));
+                }
+                return Ok(None);
+            }
+            (true, false) => return Err(("tls.key_file", "required with tls.cert_file".into())),
+            (false, true) => return Err(("tls.cert_file", "required with tls.key_file".into())),
+            (true, true) => {}
+        }
+        if !set(&self.peer_ca_file) {
+            let why = "required with tls.cert_file: peers are dialed over TLS".into();
+            return Err(("tls.peer_ca_file", why));
+        }
+        Ok(Some(TlsPaths {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            client_ca_file: Some(self.client_ca_file.clone()).filter(set),
+            peer_ca_file: self.peer_ca_file.clone(),
+        }))
     }
 }
 
@@ -344,7 +390,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 10] = [
+        let cases: [(&str, Spoil); 13] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -361,6 +407,12 @@ mod tests {
                     .insert("x".into(), "127.0.0.1:1".into());
             }),
             ("raft", |c| c.raft.heartbeat_ms = 5000),
+            ("tls.key_file", |c| c.tls.cert_file = "n.crt".into()),
+            ("tls.peer_ca_file", |c| {
+                c.tls.cert_file = "n.crt".into();
+                c.tls.key_file = "n.key".into();
+            }),
+            ("tls.cert_file", |c| c.tls.client_ca_file = "ca.crt".into()),
         ];
         for (key, spoil) in cases {
             let mut c = base.clone();

@@ -28,6 +28,18 @@ pub fn ready(has_leader: bool, is_member: bool) -> ServingStatus {
     }
 }
 
+/// This node's readiness now.
+pub fn readiness(node: &Node) -> ServingStatus {
+    let m = node.raft.metrics();
+    let m = m.borrow_watched();
+    let is_member = m
+        .membership_config
+        .membership()
+        .get_node(&node.id)
+        .is_some();
+    ready(m.current_leader.is_some(), is_member)
+}
+
 /// The health service, kept up to date from Raft's metrics until the node stops.
 pub async fn service(
     node: Arc<Node>,
@@ -61,17 +73,7 @@ async fn publish(
     node: &Node,
     last: Option<ServingStatus>,
 ) -> ServingStatus {
-    let (has_leader, is_member) = {
-        let m = node.raft.metrics();
-        let m = m.borrow_watched();
-        let is_member = m
-            .membership_config
-            .membership()
-            .get_node(&node.id)
-            .is_some();
-        (m.current_leader.is_some(), is_member)
-    };
-    let status = ready(has_leader, is_member);
+    let status = readiness(node);
     if last != Some(status) {
         for name in READINESS {
             reporter.set_service_status(name, status).await;

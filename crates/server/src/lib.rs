@@ -17,6 +17,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod health;
+pub mod http;
 pub mod metrics;
 pub mod network;
 pub mod node;

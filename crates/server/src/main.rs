@@ -69,6 +69,19 @@ struct Args {
     /// 259200].
     #[arg(long, env = "LICSTORE_EVENT_RETENTION_SECS")]
     event_retention_secs: Option<u64>,
+    /// This node's certificate chain (PEM); with it the node serves and dials peers over TLS
+    /// [tls.cert_file].
+    #[arg(long, env = "LICSTORE_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM) [tls.key_file].
+    #[arg(long, env = "LICSTORE_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// CA that client certificates must chain to; clients then need one [tls.client_ca_file].
+    #[arg(long, env = "LICSTORE_TLS_CLIENT_CA_FILE")]
+    tls_client_ca_file: Option<PathBuf>,
+    /// CA that peers' certificates must chain to [tls.peer_ca_file].
+    #[arg(long, env = "LICSTORE_TLS_PEER_CA_FILE")]
+    tls_peer_ca_file: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text [log.json].
     #[arg(long, env = "LICSTORE_LOG_JSON")]
     log_json: bool,
@@ -102,6 +115,10 @@ impl Args {
         set(&mut c.storage.block_cache_bytes, &self.block_cache_bytes);
         set(&mut c.feed.expiry_sweep_ms, &self.expiry_sweep_ms);
         set(&mut c.feed.event_retention_secs, &self.event_retention_secs);
+        set(&mut c.tls.cert_file, &self.tls_cert_file);
+        set(&mut c.tls.key_file, &self.tls_key_file);
+        set(&mut c.tls.client_ca_file, &self.tls_client_ca_file);
+        set(&mut c.tls.peer_ca_file, &self.tls_peer_ca_file);
         c.log.json |= self.log_json;
         set(&mut c.log.filter, &self.log_filter);
         Ok(())

@@ -1,4 +1,5 @@
-//! Prometheus metrics, served as text at `GET /metrics` on `node.metrics_addr`.
+//! Prometheus metrics, served as text at `GET /metrics` on `node.metrics_addr` (see
+//! [`crate::http`]).
 //!
 //! Names follow etcd's where the concept is the same (`licstore_` in place of `etcd_`), and
 //! the gRPC series use go-grpc-prometheus's names, so existing alerts and dashboards carry
@@ -12,7 +13,6 @@
 //! - direct updates: log fsync and apply batch write (the store crate), proposals, snapshots,
 //!   peer sends and watch events (where they happen).
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use http_body::Frame;
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use openraft::type_config::async_runtime::WatchReceiver;
 
 use crate::node::Node;
@@ -89,14 +89,14 @@ pub const GRPC_HANDLED: &str = "grpc_server_handled_total";
 /// Unary gRPC call latency, in seconds.
 pub const GRPC_HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
 
-/// Installs the recorder and serves it on `addr`. Call once, inside the Tokio runtime.
-pub fn install(addr: SocketAddr) -> Result<(), ServerError> {
-    PrometheusBuilder::new()
+/// Installs the process-wide recorder; the handle renders the text exposition. Call once.
+pub fn install() -> Result<PrometheusHandle, ServerError> {
+    let handle = PrometheusBuilder::new()
         .set_buckets(&DURATION_BUCKETS_SECONDS)
-        .and_then(|b| b.with_http_listener(addr).install())
-        .map_err(|e| ServerError::Config(format!("node.metrics_addr {addr}: {e}")))?;
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| ServerError::Internal(format!("metrics recorder: {e}")))?;
     describe();
-    Ok(())
+    Ok(handle)
 }
 
 fn describe() {

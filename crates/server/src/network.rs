@@ -49,9 +49,19 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 #[derive(Clone, Default)]
 pub struct Peers {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Dial peers over TLS with this, presenting this node's certificate.
+    tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Peers {
+    /// Peers dialed in plain text, or over TLS when `tls` is given.
+    pub fn new(tls: Option<tonic::transport::ClientTlsConfig>) -> Self {
+        Peers {
+            channels: Arc::default(),
+            tls,
+        }
+    }
+
     /// A lazily connected channel to `addr` (`host:port`), reused across calls.
     pub fn channel(&self, addr: &str) -> Result<Channel, ServerError> {
         let mut map = self
@@ -61,12 +71,17 @@ impl Peers {
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
         }
-        let ch = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ServerError::Config(format!("peer address {addr}: {e}")))?
+        let bad = |e: tonic::transport::Error| ServerError::Config(format!("peer {addr}: {e}"));
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(bad)?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .connect_lazy();
+            .http2_keep_alive_interval(Duration::from_secs(5));
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(bad)?;
+        }
+        let ch = endpoint.connect_lazy();
         map.insert(addr.to_string(), ch.clone());
         Ok(ch)
     }

@@ -54,6 +54,50 @@ pub struct Settings {
     pub event_retention: Duration,
     /// RocksDB block cache, in bytes.
     pub block_cache_bytes: usize,
+    /// TLS files; `None` serves and dials in plain text.
+    pub tls: Option<TlsPaths>,
+}
+
+/// The PEM files of a TLS set-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// This node's certificate chain.
+    pub cert_file: PathBuf,
+    /// Its private key.
+    pub key_file: PathBuf,
+    /// CA of client certificates, when clients must present one.
+    pub client_ca_file: Option<PathBuf>,
+    /// CA of peers' certificates.
+    pub peer_ca_file: PathBuf,
+}
+
+/// The loaded TLS material: what the server serves and what peer channels present.
+struct Tls {
+    server: tonic::transport::ServerTlsConfig,
+    peers: tonic::transport::ClientTlsConfig,
+}
+
+impl TlsPaths {
+    fn load(&self) -> Result<Tls, ServerError> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+        let read = |key: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| ServerError::Config(format!("{key} {}: {e}", path.display())))
+        };
+        let identity = Identity::from_pem(
+            read("tls.cert_file", &self.cert_file)?,
+            read("tls.key_file", &self.key_file)?,
+        );
+        let mut server = ServerTlsConfig::new().identity(identity.clone());
+        if let Some(ca) = &self.client_ca_file {
+            server = server.client_ca_root(Certificate::from_pem(read("tls.client_ca_file", ca)?));
+        }
+        let peer_ca = Certificate::from_pem(read("tls.peer_ca_file", &self.peer_ca_file)?);
+        let peers = ClientTlsConfig::new()
+            .ca_certificate(peer_ca)
+            .identity(identity);
+        Ok(Tls { server, peers })
+    }
 }
 
 fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
@@ -76,7 +120,10 @@ fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
 
 /// Opens the data directory and starts Raft; returns the shared node and the database's
 /// monitoring figures.
-pub async fn start(s: &Settings) -> Result<(Arc<Node>, licstore_store::DbStats), ServerError> {
+pub async fn start(
+    s: &Settings,
+    peer_tls: Option<tonic::transport::ClientTlsConfig>,
+) -> Result<(Arc<Node>, licstore_store::DbStats), ServerError> {
     if s.id == 0 {
         return Err(ServerError::Config("node id must be positive".into()));
     }
@@ -86,7 +133,7 @@ pub async fn start(s: &Settings) -> Result<(Arc<Node>, licstore_store::DbStats),
     let storage = licstore_store::open_with(&s.data_dir, &options)?;
     let snapshot_dir = storage.state_machine.snapshot_dir().to_path_buf();
     let applied = storage.state_machine.subscribe_applied();
-    let peers = Peers::default();
+    let peers = Peers::new(peer_tls);
     let raft = Raft::new(
         s.id,
         raft_config(s)?,
@@ -151,10 +198,16 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
 /// gone; 2. the listener closes and in-flight requests get [`DRAIN_DEADLINE`] to finish (writes
 /// among them fail with `UNAVAILABLE` and are safe to retry with their request ids); 3. exit.
 pub async fn serve(s: Settings) -> Result<(), ServerError> {
-    let (node, stats) = start(&s).await?;
+    // TLS files are read first, so a bad file stops the node before it opens any data.
+    let tls = s.tls.as_ref().map(TlsPaths::load).transpose()?;
+    let (node, stats) = start(&s, tls.as_ref().map(|t| t.peers.clone())).await?;
     if let Some(addr) = s.metrics_addr {
-        crate::metrics::install(addr)?;
-        tracing::info!(addr = %addr, "metrics at http://{addr}/metrics");
+        let handle = crate::metrics::install()?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServerError::Config(format!("node.metrics_addr {addr}: {e}")))?;
+        tokio::spawn(crate::http::serve(listener, handle, node.clone()));
+        tracing::info!(addr = %addr, "metrics and probes: /metrics, /livez, /readyz");
     }
     crate::metrics::spawn_sampler(node.clone(), stats);
     let listener = tokio::net::TcpListener::bind(s.listen_addr).await?;
@@ -163,12 +216,19 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         id = s.id,
         addr = %s.addr,
         listen = %s.listen_addr,
+        tls = s.tls.is_some(),
         data_dir = %data_dir,
         "licstored listening"
     );
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder
+            .tls_config(tls.server.clone())
+            .map_err(|e| ServerError::Config(format!("tls: {e}")))?;
+    }
+    let server = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .layer(crate::metrics::GrpcMetricsLayer)

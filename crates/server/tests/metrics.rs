@@ -105,6 +105,23 @@ async fn named_series_move_and_leader_changes_are_counted() {
         .collect();
     assert!(missing.is_empty(), "not exported: {missing:?}");
 
+    // Probes for what cannot speak gRPC over TLS: a member knowing a leader is ready; a node
+    // that is not (yet) a member is live but not ready.
+    let leader_metrics = cluster.node(leader).metrics_addr.clone();
+    assert_eq!(common::http_get(&leader_metrics, "/readyz").await.0, 200);
+    assert_eq!(common::http_get(&leader_metrics, "/livez").await.0, 200);
+    assert_eq!(common::http_get(&leader_metrics, "/nope").await.0, 404);
+    cluster.spawn_extra(4, &[]);
+    let outsider = cluster.node(4).metrics_addr.clone();
+    let deadline = Instant::now() + WAIT;
+    while common::try_connect(&outsider).await.is_err() {
+        assert!(Instant::now() < deadline, "node 4 never listened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(common::http_get(&outsider, "/livez").await.0, 200);
+    assert_eq!(common::http_get(&outsider, "/readyz").await.0, 503);
+    cluster.kill(4);
+
     // Kill the leader: a survivor counts the new leader.
     let survivor = cluster
         .nodes

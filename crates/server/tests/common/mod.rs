@@ -329,11 +329,18 @@ fn text_for(name: &str, holder: &str) -> String {
 pub type Scrape = BTreeMap<String, f64>;
 
 pub async fn scrape(addr: &str) -> Scrape {
+    let (status, text) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    parse(&text)
+}
+
+/// One HTTP/1.1 GET on the metrics endpoint: status code and the whole response text.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
         .await
         .expect("connect in time")
         .expect("connect to the metrics endpoint");
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
@@ -341,8 +348,12 @@ pub async fn scrape(addr: &str) -> Scrape {
         .expect("answer in time")
         .expect("read");
     let text = String::from_utf8(raw).expect("utf-8");
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    parse(&text)
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text}"));
+    (status, text)
 }
 
 /// Sample lines `name{labels} value`; chunk sizes and headers do not parse as numbers after a
@@ -381,4 +392,9 @@ pub fn has_series(s: &Scrape, name: &str) -> bool {
         let n = series.split('{').next().unwrap_or(series);
         forms.iter().any(|f| f == n)
     })
+}
+
+/// Whether something accepts connections at `addr` yet.
+pub async fn try_connect(addr: &str) -> std::io::Result<()> {
+    tokio::net::TcpStream::connect(addr).await.map(drop)
 }
