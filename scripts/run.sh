@@ -2,7 +2,7 @@
 # The main job: build, start a 3-node cluster on loopback, load a synthetic city dataset,
 # verify licenses for the plan's service items, change a status, kill the leader with SIGKILL,
 # show that a new leader took over and no acknowledged write was lost, show the change feed and
-# indexed queries, and leave the cluster running. Data and logs go to ./run (wiped at each start). Stop it with scripts/stop.sh.
+# indexed queries, take a backup, and leave the cluster running, with TLS on. Data and logs go to ./run (wiped at each start). Stop it with scripts/stop.sh.
 #
 # Settings (environment): COUNT (licenses to generate, default 100000), BASE_PORT (7001).
 set -euo pipefail
@@ -27,6 +27,35 @@ bash scripts/stop.sh >/dev/null 2>&1 || true
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"
 
+# TLS: a local CA, one certificate for the three nodes (served, and presented to peers) and
+# one for licctl, all for 127.0.0.1 and valid 30 days. Nodes require client certificates.
+make_pki() {
+  local d="$RUN_DIR/tls"
+  mkdir -p "$d"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 30 \
+    -subj "/CN=licstore local CA" 2>/dev/null
+  local name usage
+  for name in node licctl; do
+    usage="clientAuth"
+    [ "$name" = node ] && usage="serverAuth,clientAuth"
+    openssl req "${ec[@]}" -keyout "$d/$name.key" -out "$d/$name.csr" \
+      -subj "/CN=licstore $name" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=%s\n' "$usage" \
+      >"$d/$name.ext"
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+      -CAcreateserial -days 30 -extfile "$d/$name.ext" -out "$d/$name.crt" 2>/dev/null
+  done
+  chmod 600 "$d"/*.key
+  cat >"$RUN_DIR/tls.env" <<ENV
+export LICSTORE_CACERT=$d/ca.crt LICSTORE_CERT=$d/licctl.crt LICSTORE_KEY=$d/licctl.key
+ENV
+}
+say "making a local CA and certificates (run/tls); the cluster speaks TLS"
+make_pki
+# shellcheck disable=SC1091
+source "$RUN_DIR/tls.env"
+
 # Each node gets a config file (the keys are documented in deploy/licstored.toml); the first
 # start of node 1 also names the initial members, given as a flag because it applies once.
 write_config() {
@@ -40,6 +69,12 @@ data_dir = "$RUN_DIR/n$id"
 
 [feed]
 expiry_sweep_ms = 60000
+
+[tls]
+cert_file = "$RUN_DIR/tls/node.crt"
+key_file = "$RUN_DIR/tls/node.key"
+client_ca_file = "$RUN_DIR/tls/ca.crt"
+peer_ca_file = "$RUN_DIR/tls/ca.crt"
 TOML
 }
 
@@ -127,8 +162,10 @@ metrics | grep -E '^(licstore_server_(has_leader|leader_changes_seen_total|propo
 cat <<MSG
 
 The cluster is running: nodes 1-3 on $EPS, data and logs in run/.
+It speaks TLS and wants a client certificate: licctl finds them through run/tls.env.
 Try:
   export LICSTORE_ENDPOINTS=$EPS
+  source run/tls.env
   $BIN/licctl endpoint status
   $BIN/licctl list --holder-kind citizen_id --holder $DEMO_CITIZEN
   $BIN/licctl verify --holder-kind citizen_id --holder $DEMO_CITIZEN --type resident-id-card --service-item 婚姻登记档案查询

@@ -4,12 +4,14 @@
 #
 # - libclang-dev: RocksDB's Rust bindings are generated with bindgen, which needs libclang.
 # - g++ and make: RocksDB's C++ sources are compiled from the crate (once; minutes on 2 cores).
+# - openssl: scripts/run.sh makes a local CA and certificates for its cluster's TLS.
 set -euo pipefail
 
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]} with apt-get" >&2
   sudo=""
