@@ -15,7 +15,7 @@ use licstore_proto::v1::cluster_client::ClusterClient;
 use serde::Serialize;
 
 use crate::args::{LoadArg, PerfArgs};
-use crate::exit::{reported, FAILURE};
+use crate::exit::{reported, FAILURE, UNAVAILABLE};
 use crate::output::OutputFormat;
 use crate::Ctx;
 
@@ -82,9 +82,10 @@ impl Stats {
             0 => 0.0,
             _ => latencies_s[((n as f64 * q).ceil() as usize).clamp(1, n) - 1],
         };
-        let mean = latencies_s.iter().sum::<f64>() / n.max(1) as f64;
-        let variance =
-            latencies_s.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n.max(1) as f64;
+        // Folds from +0.0: an empty `sum` of floats is -0.0, which prints as "-0.000".
+        let mean = latencies_s.iter().fold(0.0, |a, b| a + b) / n.max(1) as f64;
+        let squares = latencies_s.iter().map(|l| (l - mean).powi(2));
+        let variance = squares.fold(0.0, |a, b| a + b) / n.max(1) as f64;
         Stats {
             elapsed_s,
             ok: n as u64,
@@ -117,7 +118,12 @@ pub struct Verdict {
 pub fn judge(load: &Load, s: &Stats) -> Vec<Verdict> {
     let floor = f64::from(load.rate_per_s) * MIN_THROUGHPUT_SHARE;
     let throughput = s.throughput_per_s();
-    let line = |pass: bool, text: String| Verdict { pass, text };
+    // Latency lines judge acknowledged writes; with none, there is nothing that passed.
+    let measured = s.ok > 0;
+    let line = |pass: bool, text: String| Verdict {
+        pass: pass && (measured || text.contains("failed")),
+        text,
+    };
     vec![
         line(
             throughput >= floor,
@@ -188,6 +194,12 @@ pub async fn run(ctx: &Ctx, args: PerfArgs) -> anyhow::Result<()> {
         pass,
     };
     print(ctx.output, &report)?;
+    if report.stats.ok == 0 && report.stats.failed > 0 {
+        return Err(reported(
+            UNAVAILABLE,
+            "check perf: no write was acknowledged",
+        ));
+    }
     if pass {
         Ok(())
     } else {
@@ -288,7 +300,14 @@ mod tests {
                 stats(9000, 1, 60.0, 0.01, 0.05),
                 [true, true, true, true, false],
             ),
-            (stats(0, 0, 0.0, 0.0, 0.0), [false, true, true, true, true]),
+            (
+                stats(0, 0, 0.0, 0.0, 0.0),
+                [false, false, false, false, true],
+            ),
+            (
+                stats(0, 300, 2.0, 0.0, 0.0),
+                [false, false, false, false, false],
+            ),
         ];
         for (st, want) in cases {
             let got: Vec<bool> = judge(&s, &st).iter().map(|v| v.pass).collect();
@@ -308,5 +327,6 @@ mod tests {
         assert_eq!(s.throughput_per_s(), 50.0);
         let empty = Stats::from_latencies(Vec::new(), 0, 1.0);
         assert_eq!((empty.ok, empty.p99_s, empty.slowest_s), (0, 0.0, 0.0));
+        assert!(empty.stddev_s.is_sign_positive(), "no negative zero");
     }
 }

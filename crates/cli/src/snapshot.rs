@@ -1,7 +1,8 @@
 //! `licctl snapshot save|status|restore`: online backups and the offline restore that starts a
 //! new cluster from one.
 //!
-//! `save` streams `Cluster.Snapshot` from the first endpoint that answers into `FILE.part`,
+//! `save` streams `Cluster.Snapshot` from the first endpoint that answers into
+//! `FILE.part-<pid>`,
 //! syncs it, checks its digest, and only then gives it its name: a file named `FILE` is always a
 //! whole, checked backup. `status` and `restore` need no server; `restore` writes a new data
 //! directory (see `licstore_store::backup`).
@@ -99,6 +100,9 @@ async fn save(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
     }
     let part = part_path(file);
     let client = ctx.client_with_default(Some(SAVE_TIMEOUT_MS))?;
+    // The local side is checked before any node spends a whole-state copy on it.
+    std::fs::File::create(&part)
+        .map_err(|e| reported(FAILURE, format!("{}: {e}", part.display())))?;
     let mut failures = Vec::new();
     for (i, endpoint) in ctx.endpoints.iter().enumerate() {
         let attempt = receive(ClusterClient::new(client.channel_at(i)), &part).await;
@@ -123,10 +127,10 @@ async fn save(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
     ))
 }
 
-/// `FILE.part`.
+/// `FILE.part-<pid>`: two saves to one FILE do not write into each other's part file.
 fn part_path(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
-    name.push(".part");
+    name.push(format!(".part-{}", std::process::id()));
     PathBuf::from(name)
 }
 
@@ -229,9 +233,7 @@ mod tests {
 
     #[test]
     fn part_files_sit_beside_the_target() {
-        assert_eq!(
-            part_path(Path::new("/b/x.snap")),
-            PathBuf::from("/b/x.snap.part")
-        );
+        let want = format!("/b/x.snap.part-{}", std::process::id());
+        assert_eq!(part_path(Path::new("/b/x.snap")), PathBuf::from(want));
     }
 }

@@ -103,8 +103,15 @@ fn respond(route: Route, metrics: &PrometheusHandle, node: &Node) -> Response<Fu
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    let headers = response.headers_mut();
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    if route == Route::WrongMethod {
+        headers.insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
     }
     response
 }

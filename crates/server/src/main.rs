@@ -179,7 +179,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "licstored failed");
-            eprintln!("error: {e}");
+            // JSON logs stay all JSON; the text log line above is followed by a plain summary.
+            if !config.log.json {
+                eprintln!("error: {e}");
+            }
             ExitCode::FAILURE
         }
     }

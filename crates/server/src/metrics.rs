@@ -12,6 +12,8 @@
 //! - the gRPC layer [`GrpcMetricsLayer`]: calls by method and code, unary latency;
 //! - direct updates: log fsync and apply batch write (the store crate), proposals, snapshots,
 //!   peer sends and watch events (where they happen).
+//!
+//! TODO(audit): an audit-backlog gauge (records not yet replicated) once the audit trail exists.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,7 +39,7 @@ pub const DURATION_BUCKETS_SECONDS: [f64; 16] = [
 /// How often gauges read from openraft and RocksDB are refreshed when nothing changes.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
 
-/// 1 while this node knows a leader.
+/// 1 while this node knows a leader (itself only with a quorum's recent acknowledgement).
 pub const HAS_LEADER: &str = "licstore_server_has_leader";
 /// 1 while this node is the leader.
 pub const IS_LEADER: &str = "licstore_server_is_leader";
@@ -231,8 +233,9 @@ pub fn spawn_sampler(node: Arc<Node>, stats: licstore_store::DbStats) {
     tokio::spawn(async move {
         let mut rx = node.raft.metrics();
         let mut seen = Seen::default();
+        let lease = crate::health::leader_lease(&node);
         loop {
-            sample_raft(&rx.borrow_watched().clone(), &mut seen);
+            sample_raft(&rx.borrow_watched().clone(), lease, &mut seen);
             sample_node(&node, &stats);
             // A timeout is a periodic reading; an error is Raft gone.
             let changed = tokio::time::timeout(SAMPLE_INTERVAL, rx.changed()).await;
@@ -243,7 +246,11 @@ pub fn spawn_sampler(node: Arc<Node>, stats: licstore_store::DbStats) {
     });
 }
 
-fn sample_raft(m: &openraft::RaftMetrics<licstore_store::TypeConfig>, seen: &mut Seen) {
+fn sample_raft(
+    m: &openraft::RaftMetrics<licstore_store::TypeConfig>,
+    lease: Duration,
+    seen: &mut Seen,
+) {
     let view = RaftView::of(m);
     if seen.logged != Some(view) {
         tracing::info!(
@@ -256,8 +263,10 @@ fn sample_raft(m: &openraft::RaftMetrics<licstore_store::TypeConfig>, seen: &mut
         seen.logged = Some(view);
     }
     let term = m.current_term;
-    gauge!(HAS_LEADER).set(f64::from(u8::from(m.current_leader.is_some())));
-    gauge!(IS_LEADER).set(f64::from(u8::from(m.current_leader == Some(m.id))));
+    let confirmed = crate::health::leader_confirmed(m, lease);
+    gauge!(HAS_LEADER).set(f64::from(u8::from(confirmed)));
+    let is_leader = confirmed && m.current_leader == Some(m.id);
+    gauge!(IS_LEADER).set(f64::from(u8::from(is_leader)));
     gauge!(TERM).set(term as f64);
     if is_leader_change(&seen.leader_term, m.current_leader, term) {
         counter!(LEADER_CHANGES).increment(1);

@@ -78,26 +78,84 @@ struct Tls {
 }
 
 impl TlsPaths {
+    /// Reads and checks every file: certificates and keys parse, the key belongs to the
+    /// certificate, the CAs hold certificates. Errors name the setting and the file.
     fn load(&self) -> Result<Tls, ServerError> {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
-        let read = |key: &str, path: &PathBuf| {
-            std::fs::read(path)
-                .map_err(|e| ServerError::Config(format!("{key} {}: {e}", path.display())))
-        };
-        let identity = Identity::from_pem(
-            read("tls.cert_file", &self.cert_file)?,
-            read("tls.key_file", &self.key_file)?,
-        );
+        let cert_pem = read_pem("tls.cert_file", &self.cert_file)?;
+        let key_pem = read_pem("tls.key_file", &self.key_file)?;
+        check_identity(&self.cert_file, &cert_pem, &self.key_file, &key_pem)?;
+        let identity = Identity::from_pem(&cert_pem, &key_pem);
         let mut server = ServerTlsConfig::new().identity(identity.clone());
         if let Some(ca) = &self.client_ca_file {
-            server = server.client_ca_root(Certificate::from_pem(read("tls.client_ca_file", ca)?));
+            let ca_pem = read_pem("tls.client_ca_file", ca)?;
+            check_ca("tls.client_ca_file", ca, &ca_pem)?;
+            server = server.client_ca_root(Certificate::from_pem(ca_pem));
         }
-        let peer_ca = Certificate::from_pem(read("tls.peer_ca_file", &self.peer_ca_file)?);
+        let peer_ca_pem = read_pem("tls.peer_ca_file", &self.peer_ca_file)?;
+        check_ca("tls.peer_ca_file", &self.peer_ca_file, &peer_ca_pem)?;
         let peers = ClientTlsConfig::new()
-            .ca_certificate(peer_ca)
+            .ca_certificate(Certificate::from_pem(peer_ca_pem))
             .identity(identity);
         Ok(Tls { server, peers })
     }
+}
+
+fn tls_error(key: &str, path: &std::path::Path, why: impl std::fmt::Display) -> ServerError {
+    ServerError::Config(format!("{key} {}: {why}", path.display()))
+}
+
+fn read_pem(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ServerError> {
+    std::fs::read(path).map_err(|e| tls_error(key, path, e))
+}
+
+/// The certificates in a PEM file; at least one.
+fn pem_certs(
+    key: &str,
+    path: &std::path::Path,
+    pem: &[u8],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(key, path, e))?;
+    if certs.is_empty() {
+        return Err(tls_error(key, path, "no PEM certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// The certificate chain and key parse and belong together.
+fn check_identity(
+    cert_path: &std::path::Path,
+    cert_pem: &[u8],
+    key_path: &std::path::Path,
+    key_pem: &[u8],
+) -> Result<(), ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = pem_certs("tls.cert_file", cert_path, cert_pem)?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| tls_error("tls.key_file", key_path, e))?;
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| tls_error("tls.key_file", key_path, e))?;
+    rustls::sign::CertifiedKey::new(certs, signing_key)
+        .keys_match()
+        .map_err(|e| {
+            tls_error(
+                "tls.key_file",
+                key_path,
+                format!("does not fit the cert: {e}"),
+            )
+        })
+}
+
+/// A CA file holds certificates a trust store accepts.
+fn check_ca(key: &str, path: &std::path::Path, pem: &[u8]) -> Result<(), ServerError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in pem_certs(key, path, pem)? {
+        roots.add(cert).map_err(|e| tls_error(key, path, e))?;
+    }
+    Ok(())
 }
 
 fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
@@ -189,6 +247,12 @@ async fn maybe_initialize(
     Ok(())
 }
 
+async fn bind(key: &str, addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Config(format!("{key} {addr}: {e}")))
+}
+
 /// How long in-flight requests get to finish after Raft has stopped.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
 
@@ -198,19 +262,21 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
 /// gone; 2. the listener closes and in-flight requests get [`DRAIN_DEADLINE`] to finish (writes
 /// among them fail with `UNAVAILABLE` and are safe to retry with their request ids); 3. exit.
 pub async fn serve(s: Settings) -> Result<(), ServerError> {
-    // TLS files are read first, so a bad file stops the node before it opens any data.
+    // TLS files are checked and both ports bound first, so a bad file or a busy port stops
+    // the node before it opens (or creates) any data.
     let tls = s.tls.as_ref().map(TlsPaths::load).transpose()?;
+    let listener = bind("node.listen_addr", s.listen_addr).await?;
+    let metrics_listener = match s.metrics_addr {
+        Some(addr) => Some(bind("node.metrics_addr", addr).await?),
+        None => None,
+    };
     let (node, stats) = start(&s, tls.as_ref().map(|t| t.peers.clone())).await?;
-    if let Some(addr) = s.metrics_addr {
+    if let Some(metrics_listener) = metrics_listener {
         let handle = crate::metrics::install()?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServerError::Config(format!("node.metrics_addr {addr}: {e}")))?;
-        tokio::spawn(crate::http::serve(listener, handle, node.clone()));
-        tracing::info!(addr = %addr, "metrics and probes: /metrics, /livez, /readyz");
+        tokio::spawn(crate::http::serve(metrics_listener, handle, node.clone()));
+        tracing::info!(addr = ?s.metrics_addr, "metrics and probes: /metrics, /livez, /readyz");
     }
     crate::metrics::spawn_sampler(node.clone(), stats);
-    let listener = tokio::net::TcpListener::bind(s.listen_addr).await?;
     let data_dir = s.data_dir.display();
     tracing::info!(
         id = s.id,

@@ -87,7 +87,12 @@ async fn saved_backup_restores_into_a_new_cluster_with_the_same_digest() {
     assert_eq!(code, 0, "save: {err}");
     let saved = json(&out);
     assert_eq!(saved["revision"], source.applied_index, "{out}");
-    assert!(!dir.path().join("licstore.snap.part").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let (code, out, err) = run(&["-o", "json", "snapshot", "status", file_arg]);
     assert_eq!(code, 0, "status: {err}");
@@ -117,6 +122,10 @@ async fn saved_backup_restores_into_a_new_cluster_with_the_same_digest() {
     ];
     let (code, _, err) = run(&restore);
     assert_eq!(code, 0, "restore: {err}");
+    assert!(
+        !dir.path().join(".restored.restoring").exists(),
+        "the staging directory was renamed into place"
+    );
     let (code, _, err) = run(&restore);
     assert_eq!(
         code, 1,
@@ -204,5 +213,25 @@ fn a_damaged_backup_is_refused() {
     ];
     let (code, _, err) = run(&save);
     assert_eq!(code, 3, "no server answers: {err}");
-    assert!(!target.exists() && !dir.path().join("never.snap.part").exists());
+    assert!(!target.exists());
+    // A local path that cannot be written is the caller's error, found before any node copies.
+    let nowhere = dir.path().join("no-such-dir").join("x.snap");
+    let save = [
+        "--endpoints",
+        "127.0.0.1:1",
+        "snapshot",
+        "save",
+        nowhere.to_str().expect("utf-8"),
+    ];
+    let (code, _, err) = run(&save);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no-such-dir"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.to_string_lossy().contains(".part")),
+        "{names:?}"
+    );
 }

@@ -116,3 +116,46 @@ fn json_logs_carry_node_term_and_role_on_consensus_lines() {
     assert_eq!(line["fields"]["leader"], 1, "{line}");
     assert!(line["fields"]["term"].as_u64() >= Some(1), "{line}");
 }
+
+#[test]
+fn bad_tls_files_and_busy_ports_stop_the_node_before_it_touches_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").expect("write");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_addr = busy.local_addr().expect("addr").to_string();
+    let free_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let g = garbage.to_str().expect("utf-8");
+    let tls = [
+        "--tls-cert-file",
+        g,
+        "--tls-key-file",
+        g,
+        "--tls-peer-ca-file",
+        g,
+    ];
+    // (extra flags, listen address, what the error must name)
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&tls, free_addr.as_str(), "tls.cert_file"),
+        (&[], busy_addr.as_str(), "node.listen_addr"),
+        (
+            &["--metrics-addr", busy_addr.as_str()],
+            free_addr.as_str(),
+            "node.metrics_addr",
+        ),
+    ];
+    for (extra, addr, key) in cases {
+        let data = dir.path().join(format!("data-{}", key.replace('.', "-")));
+        let mut args = vec!["--id", "1", "--addr", addr, "--data-dir"];
+        args.push(data.to_str().expect("utf-8"));
+        args.extend_from_slice(extra);
+        let (code, _, err) = licstored(&args, &[]);
+        assert_ne!(code, 0, "{key}: {err}");
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(!data.exists(), "{key}: the data directory was created");
+    }
+    drop(busy);
+}

@@ -73,6 +73,55 @@ async fn liveness_needs_no_quorum_and_readiness_does() {
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
 
+/// Sends a signal to a node process this test started.
+fn signal(cluster: &Cluster, id: u64, sig: &str) {
+    let pid = cluster.node(id).child.as_ref().expect("running").id();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_its_quorum_stops_being_ready() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader().await;
+    let addr = cluster.node(leader).addr.clone();
+    let metrics = cluster.node(leader).metrics_addr.clone();
+    wait_for(&addr, "readiness", ServingStatus::Serving).await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    for id in &followers {
+        signal(&cluster, *id, "-STOP");
+    }
+    // Still alive, but no longer a leader anyone can count on.
+    wait_for(&addr, "readiness", ServingStatus::NotServing).await;
+    assert_eq!(health(&addr, "liveness").await, ServingStatus::Serving);
+    assert_eq!(common::http_get(&metrics, "/readyz").await.0, 503);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = common::scrape(&metrics).await;
+        if common::total(&s, "licstore_server_has_leader", &[]) == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "has_leader stayed 1 without a quorum"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in &followers {
+        signal(&cluster, *id, "-CONT");
+    }
+    let leader = cluster.wait_leader().await;
+    wait_for(
+        &cluster.node(leader).addr,
+        "readiness",
+        ServingStatus::Serving,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_services() {
     let cluster = Cluster::start(1, &[]);

@@ -19,6 +19,14 @@ pub enum StoreError {
         /// Why it failed.
         reason: String,
     },
+    /// A restore could not write its new data directory.
+    #[error("restore into {data_dir}: {reason}")]
+    Restore {
+        /// The data directory being created.
+        data_dir: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A snapshot file failed its checksum or structure check.
     #[error("snapshot {path}: {reason}")]
     BadSnapshot {
