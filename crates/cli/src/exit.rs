@@ -105,7 +105,25 @@ pub fn describe_status(status: &Status) -> String {
     } else {
         message
     };
-    format!("{}: {message}", code_name(status.code()))
+    match tls_hint(status) {
+        Some(hint) => format!("{}: {message} ({hint})", code_name(status.code())),
+        None => format!("{}: {message}", code_name(status.code())),
+    }
+}
+
+/// What transport errors that usually come from a TLS mismatch most likely mean.
+fn tls_hint(status: &Status) -> Option<&'static str> {
+    let message = status.message();
+    if message.contains("h2 protocol error") {
+        Some("the node may speak TLS: give --cacert, or LICSTORE_CACERT")
+    } else if status.code() == Code::Unknown && message.ends_with("transport error") {
+        Some(
+            "a TLS handshake may have failed: check --cacert, and --cert/--key if the node \
+             wants client certificates",
+        )
+    } else {
+        None
+    }
 }
 
 /// Prints `err` on stderr and picks the exit code.
@@ -173,6 +191,23 @@ mod tests {
         ];
         for (err, line, code) in cases {
             assert_eq!(classify(&err), (line.to_owned(), code));
+        }
+    }
+
+    #[test]
+    fn transport_errors_that_smell_of_tls_get_a_hint() {
+        let cases = [
+            (Status::internal("h2 protocol error: http2 error"), true),
+            (Status::unknown("transport error"), true),
+            (Status::unavailable("tcp connect error"), false),
+            (Status::unknown("something else"), false),
+        ];
+        for (status, hinted) in cases {
+            assert_eq!(
+                describe_status(&status).contains("--cacert"),
+                hinted,
+                "{status:?}"
+            );
         }
     }
 }

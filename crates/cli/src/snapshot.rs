@@ -61,6 +61,7 @@ impl Render for SnapshotView {
         t.row(["revision".into(), self.revision.to_string()]);
         t.row(["term".into(), self.term.to_string()]);
         t.row(["bytes".into(), self.size_bytes.to_string()]);
+        t.row(["digest", "checked (blake3)"]);
         let members: Vec<String> = self
             .members
             .iter()
