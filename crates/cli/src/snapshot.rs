@@ -73,16 +73,26 @@ impl Render for SnapshotView {
 }
 
 fn view(file: &Path, meta: &SnapshotMeta) -> anyhow::Result<SnapshotView> {
-    let (revision, term) = meta
+    let position = meta
         .last_log_id
         .as_ref()
-        .map_or((0, 0), |l| (l.index(), l.committed_leader_id().term()));
+        .map(|l| (l.index(), l.committed_leader_id().term()));
     let members = meta
         .last_membership
         .membership()
         .nodes()
         .map(|(id, node)| (*id, node.addr.clone()))
         .collect();
+    view_of(file, position, members)
+}
+
+/// The view of `file` at a (revision, term), `None` for an empty state.
+fn view_of(
+    file: &Path,
+    position: Option<(u64, u64)>,
+    members: BTreeMap<u64, String>,
+) -> anyhow::Result<SnapshotView> {
+    let (revision, term) = position.unwrap_or((0, 0));
     Ok(SnapshotView {
         file: file.display().to_string(),
         revision,
@@ -181,41 +191,23 @@ fn restore(ctx: &Ctx, args: &RestoreArgs) -> anyhow::Result<()> {
     let members = parse_members(&args.init).map_err(usage)?;
     let done = licstore_store::backup::restore(&args.file, &args.data_dir, args.id, &members)
         .map_err(|e| reported(FAILURE, e.to_string()))?;
-    let meta = snapshot::verify(&args.file)?;
-    let mut v = view(&args.file, &meta)?;
-    v.members = done.members;
+    let term = done.last_log_id.committed_leader_id().term();
+    let mut v = view_of(
+        &args.file,
+        Some((done.last_log_id.index(), term)),
+        done.members,
+    )?;
     v.data_dir = Some(args.data_dir.display().to_string());
     emit(ctx.output, &v)
 }
 
-/// Parses `id=host:port,...`.
+/// Parses `--init`: the shared member-list syntax, and at least one member.
 fn parse_members(spec: &str) -> Result<BTreeMap<u64, String>, String> {
-    let mut out = BTreeMap::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| format!("--init: {part:?} is not id=host:port"))?;
-        let id: u64 = id
-            .trim()
-            .parse()
-            .ok()
-            .filter(|id| *id > 0)
-            .ok_or_else(|| format!("--init: {id:?} is not a positive node id"))?;
-        let addr = addr.trim();
-        let port_ok = addr
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !port_ok {
-            return Err(format!("--init: {addr:?} is not host:port"));
-        }
-        if out.insert(id, addr.to_string()).is_some() {
-            return Err(format!("--init: node id {id} given twice"));
-        }
-    }
-    if out.is_empty() {
+    let members = licstore_client::parse_members(spec)?;
+    if members.is_empty() {
         return Err("--init: no members".into());
     }
-    Ok(out)
+    Ok(members)
 }
 
 #[cfg(test)]

@@ -283,6 +283,48 @@ pub fn retryable(status: &Status) -> bool {
     )
 }
 
+/// Checks an address peers and clients dial: `host:port`, where host is an IP address or a DNS
+/// name.
+pub fn check_host_port(addr: &str) -> Result<(), String> {
+    if addr.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !name_ok || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{addr:?} is not host:port"));
+    }
+    Ok(())
+}
+
+/// Parses a member list `id=host:port,...` (`--init`): positive ids, each once.
+pub fn parse_members(spec: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--init: {part:?} is not id=host:port"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| format!("--init: {id:?} is not a positive node id"))?;
+        let addr = addr.trim();
+        check_host_port(addr).map_err(|why| format!("--init: bad address: {why}"))?;
+        if out.insert(id, addr.to_string()).is_some() {
+            return Err(format!("--init: node id {id} given twice"));
+        }
+    }
+    Ok(out)
+}
+
 /// A fresh request id for a write.
 pub fn new_request_id() -> String {
     use rand::Rng;

@@ -297,43 +297,15 @@ pub fn id_from_hostname(name: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("id_from_hostname: {name:?} is out of range"))
 }
 
-/// Checks an address peers dial: `host:port`, where host is an IP address or a DNS name.
-pub fn check_host_port(addr: &str) -> Result<(), String> {
-    if addr.parse::<SocketAddr>().is_ok() {
-        return Ok(());
-    }
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
-    let name_ok = !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if !name_ok || port.parse::<u16>().map_or(true, |p| p == 0) {
-        return Err(format!("{addr:?} is not host:port"));
-    }
-    Ok(())
-}
+pub use licstore_client::check_host_port;
 
-/// Parses `id=ip:port,...` (the `--init` flag) into `[cluster] initial_members`.
+/// Parses `id=host:port,...` (the `--init` flag) into `[cluster] initial_members`.
 pub fn parse_members(spec: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| format!("--init: {part:?} is not id=ip:port"))?;
-        let id: u64 = id
-            .trim()
-            .parse()
-            .map_err(|_| format!("--init: bad node id {id:?}"))?;
-        let addr = addr.trim();
-        check_host_port(addr).map_err(|why| format!("--init: bad address: {why}"))?;
-        if out.insert(id.to_string(), addr.to_string()).is_some() {
-            return Err(format!("--init: node id {id} given twice"));
-        }
-    }
-    Ok(out)
+    let members = licstore_client::parse_members(spec)?;
+    Ok(members
+        .into_iter()
+        .map(|(id, addr)| (id.to_string(), addr))
+        .collect())
 }
 
 #[cfg(test)]
