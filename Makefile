@@ -1,5 +1,5 @@
 # Shortcuts; the scripts are the source of truth (they also work without make).
-.PHONY: run stop test verify fmt
+.PHONY: run stop test verify fmt bench
 
 run:
 	bash scripts/run.sh
@@ -9,6 +9,10 @@ stop:
 
 test:
 	bash scripts/test.sh
+
+# licstore next to etcd 3.5.1, etcd 3.4.23 and a gRPC echo server; writes benches/report/.
+bench:
+	bash benches/run
 
 fmt:
 	cargo fmt --all

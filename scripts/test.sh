@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit, property, golden-vector and multi-process cluster tests, then
+# Runs the whole test suite: unit, property, golden-vector and multi-process cluster tests (the
+# bench harness's smoke test among them), the criterion benches once each, then
 # the offline checks of the deployment files (deploy/check.sh: promtool, kustomize and schema
 # validation, hadolint, systemd-analyze).
 # Builds in release mode (the profile `scripts/run.sh` uses too, so RocksDB is built once).
@@ -8,6 +9,9 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 echo "test: cargo test --release (target dir $CARGO_TARGET_DIR)" >&2
 cargo test --release --workspace --locked -- --test-threads=2
+echo "test: criterion micro-benchmarks, each run once (test mode, 2000-record store)" >&2
+LICBENCH_MICRO_RECORDS=2000 cargo test --release --workspace --locked \
+  --bench validate --bench codec --bench apply --bench read
 echo "test: deploy/check.sh" >&2
 # With the daemon just built, so the Kubernetes configs are also fed to a real licstored.
 LICSTORED="$CARGO_TARGET_DIR/release/licstored" bash deploy/check.sh

@@ -404,6 +404,7 @@ async fn read_one(mut client: Client, identifier: String) -> (String, Found) {
     let request = pb::GetByIdentifierRequest {
         identifier: identifier.clone(),
         consistency: convert::consistency(false),
+        max_staleness_ms: 0,
     };
     let result = client
         .retrying(|ch| {

@@ -216,6 +216,7 @@ async fn issue_or_get(
                 holder_id: holder.id,
                 type_code: license.type_code,
                 consistency: convert::consistency(false),
+                max_staleness_ms: 0,
             };
             let found = client
                 .retrying(|ch| {

@@ -75,6 +75,7 @@ async fn current_content(
     let request = pb::GetByIdentifierRequest {
         identifier: identifier.to_owned(),
         consistency: convert::consistency(false),
+        max_staleness_ms: 0,
     };
     let response = client
         .retrying(|ch| {
@@ -117,6 +118,7 @@ pub async fn get(ctx: &Ctx, args: GetArgs) -> anyhow::Result<()> {
         holder_id: args.holder.holder.clone(),
         type_code: types::resolve(&args.type_code),
         consistency: convert::consistency(args.serializable),
+        max_staleness_ms: 0,
     };
     let mut client = ctx.client()?;
     let response = client
@@ -133,6 +135,7 @@ pub async fn get_by_identifier(ctx: &Ctx, args: GetIdArgs) -> anyhow::Result<()>
     let request = pb::GetByIdentifierRequest {
         identifier: args.identifier,
         consistency: convert::consistency(args.serializable),
+        max_staleness_ms: 0,
     };
     let mut client = ctx.client()?;
     let response = client
@@ -162,6 +165,7 @@ pub async fn list_by_holder(
         holder_kind: convert::holder_kind_to_proto(kind) as i32,
         holder_id: holder.holder.clone(),
         consistency: convert::consistency(serializable),
+        max_staleness_ms: 0,
     };
     let response = client
         .retrying(|ch| {
@@ -182,6 +186,7 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<()> {
         type_code: types::resolve(&args.type_code),
         service_item: args.service_item,
         consistency: convert::consistency(args.serializable),
+        max_staleness_ms: 0,
     };
     let response = call_verify(&mut client, request).await?;
     emit(ctx.output, &VerifyView::from(&response))

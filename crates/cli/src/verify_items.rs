@@ -121,6 +121,7 @@ pub async fn run(ctx: &Ctx, args: VerifyItemsArgs) -> anyhow::Result<()> {
             type_code,
             service_item: item.service_item.clone(),
             consistency: convert::consistency(args.serializable),
+            max_staleness_ms: 0,
         };
         let response = call_verify(&mut client, request).await?;
         verdicts.push(ItemVerdict {

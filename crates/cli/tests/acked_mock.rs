@@ -126,6 +126,12 @@ impl Licenses for Service {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         unimplemented()
     }
+    async fn verify_batch(
+        &self,
+        _: Request<pb::VerifyBatchRequest>,
+    ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
+        unimplemented()
+    }
     async fn query(
         &self,
         _: Request<pb::QueryRequest>,

@@ -111,7 +111,8 @@ impl TlsOptions {
         }))
     }
 
-    fn config(&self) -> ClientTlsConfig {
+    /// tonic's client TLS settings for these files.
+    pub fn client_config(&self) -> ClientTlsConfig {
         let config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem));
         match &self.identity_pem {
             Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
@@ -168,7 +169,7 @@ impl Client {
                 .timeout(timeout)
                 .tcp_nodelay(true);
             if let Some(tls) = tls {
-                endpoint = endpoint.tls_config(tls.config()).map_err(bad)?;
+                endpoint = endpoint.tls_config(tls.client_config()).map_err(bad)?;
             }
             channels.push(endpoint.connect_lazy());
             names.push(url);

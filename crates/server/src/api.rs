@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use licstore_model::{
@@ -26,6 +26,10 @@ use crate::{query, watch};
 pub const TRANSFER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Records per Raft proposal during an import.
 pub const IMPORT_BATCH: usize = 500;
+/// Most verifications one `VerifyBatch` call may carry.
+pub const MAX_VERIFY_BATCH: usize = 1000;
+/// The bound of a bounded-staleness read that names none.
+pub const DEFAULT_MAX_STALENESS_MS: u32 = 1000;
 /// Largest `Cluster.Probe` payload, in bytes.
 pub const MAX_PROBE_BYTES: usize = 64 * 1024;
 /// Offset of the plan's time zone (Asia/Shanghai, UTC+8, no daylight saving), in seconds.
@@ -82,6 +86,15 @@ impl LicenseApi {
         Ok((new, checked.holder_check.legacy_checksum))
     }
 
+    /// The holder and type a verification asks for, checked.
+    fn verify_item(&self, req: &pb::VerifyRequest) -> Result<(HolderKind, String, String), Status> {
+        let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
+        let type_code = self.type_code("type_code", &req.type_code)?;
+        required("service_item", &req.service_item)?;
+        // TODO(authz): check that the service item accepts this license type (issue 8).
+        Ok((kind, id, type_code))
+    }
+
     fn holder(&self, kind: i32, id: &str) -> Result<(HolderKind, String), Status> {
         let kind = convert::holder_kind("holder_kind", kind)?;
         let id = required("holder_id", id)?.trim().to_uppercase();
@@ -92,12 +105,12 @@ impl LicenseApi {
 
     async fn read<T: Send + 'static>(
         &self,
-        consistency: i32,
+        consistency: Consistency,
         f: impl FnOnce(&licstore_store::Reader) -> Result<T, licstore_store::StoreError>
             + Send
             + 'static,
     ) -> Result<(T, u64), Status> {
-        self.node.read_barrier(consistency_of(consistency)?).await?;
+        self.node.read_barrier(consistency).await?;
         let reader = self.node.reader.clone();
         on_reader(reader, move |r| {
             let revision = r.applied_index()?;
@@ -198,12 +211,21 @@ pub fn revalidate(
     }
 }
 
-fn consistency_of(c: i32) -> Result<Consistency, Status> {
+fn consistency_of(c: i32, max_staleness_ms: u32) -> Result<Consistency, Status> {
     match pb::Consistency::try_from(c) {
         Ok(pb::Consistency::Unspecified | pb::Consistency::Linearizable) => {
             Ok(Consistency::Linearizable)
         }
         Ok(pb::Consistency::Serializable) => Ok(Consistency::Serializable),
+        Ok(pb::Consistency::BoundedStaleness) => {
+            let ms = match max_staleness_ms {
+                0 => DEFAULT_MAX_STALENESS_MS,
+                ms => ms,
+            };
+            Ok(Consistency::BoundedStaleness(Duration::from_millis(
+                ms.into(),
+            )))
+        }
         Err(_) => Err(field_status(
             Code::InvalidArgument,
             "consistency",
@@ -332,7 +354,10 @@ impl Licenses for LicenseApi {
         let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
         let type_code = self.type_code("type_code", &req.type_code)?;
         let (found, revision) = self
-            .read(req.consistency, move |r| r.get(kind, &id, &type_code))
+            .read(
+                consistency_of(req.consistency, req.max_staleness_ms)?,
+                move |r| r.get(kind, &id, &type_code),
+            )
             .await?;
         let license = best_instance(found, today()).ok_or_else(|| {
             field_status(Code::NotFound, "holder_id", "holds no license of this type")
@@ -350,7 +375,10 @@ impl Licenses for LicenseApi {
         let req = req.into_inner();
         let id = identifier("identifier", &req.identifier)?.to_string();
         let (found, revision) = self
-            .read(req.consistency, move |r| r.get_by_identifier(&id))
+            .read(
+                consistency_of(req.consistency, req.max_staleness_ms)?,
+                move |r| r.get_by_identifier(&id),
+            )
             .await?;
         let license =
             found.ok_or_else(|| field_status(Code::NotFound, "identifier", "no such license"))?;
@@ -367,7 +395,10 @@ impl Licenses for LicenseApi {
         let req = req.into_inner();
         let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
         let (found, revision) = self
-            .read(req.consistency, move |r| r.list_by_holder(kind, &id))
+            .read(
+                consistency_of(req.consistency, req.max_staleness_ms)?,
+                move |r| r.list_by_holder(kind, &id),
+            )
             .await?;
         let licenses = found.iter().map(convert::license_to_pb).collect();
         Ok(Response::new(pb::ListByHolderResponse {
@@ -381,30 +412,55 @@ impl Licenses for LicenseApi {
         req: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let req = req.into_inner();
-        let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
-        let type_code = self.type_code("type_code", &req.type_code)?;
-        required("service_item", &req.service_item)?;
-        // TODO(authz): check that the service item accepts this license type (issue 8).
+        let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
+        let (kind, id, type_code) = self.verify_item(&req)?;
         let (found, revision) = self
-            .read(req.consistency, move |r| r.get(kind, &id, &type_code))
+            .read(consistency, move |r| r.get(kind, &id, &type_code))
+            .await?;
+        Ok(Response::new(verdict_of(found, revision, today())))
+    }
+
+    async fn verify_batch(
+        &self,
+        req: Request<pb::VerifyBatchRequest>,
+    ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
+        let req = req.into_inner();
+        let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
+        if req.items.len() > MAX_VERIFY_BATCH {
+            let reason = format!("{} items; at most {MAX_VERIFY_BATCH}", req.items.len());
+            return Err(field_status(Code::InvalidArgument, "items", reason));
+        }
+        let mut asked = Vec::with_capacity(req.items.len());
+        for (i, item) in req.items.iter().enumerate() {
+            let prefix = format!("items[{i}].");
+            if item.consistency != 0 || item.max_staleness_ms != 0 {
+                let reason = "set on the batch, not on an item";
+                return Err(field_status(
+                    Code::InvalidArgument,
+                    &format!("{prefix}consistency"),
+                    reason,
+                ));
+            }
+            asked.push(
+                self.verify_item(item)
+                    .map_err(|s| convert::prefixed(&s, &prefix))?,
+            );
+        }
+        let (found, revision) = self
+            .read(consistency, move |r| {
+                asked
+                    .iter()
+                    .map(|(kind, id, type_code)| r.get(*kind, id, type_code))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .await?;
         let today = today();
-        let Some(license) = best_instance(found, today) else {
-            let resp = pb::VerifyResponse {
-                verdict: pb::Verdict::NotFound as i32,
-                read_revision: revision,
-                ..Default::default()
-            };
-            return Ok(Response::new(resp));
-        };
-        let status = license.effective_status(today);
-        Ok(Response::new(pb::VerifyResponse {
-            valid: status == LicenseStatus::Valid,
-            verdict: verdict(status) as i32,
-            status: convert::status_to_pb(status) as i32,
-            identifier: license.identifier.clone(),
-            revision: license.revision,
-            digest: convert::hex(&license.digest),
+        let results = found
+            .into_iter()
+            .map(|f| verdict_of(f, revision, today))
+            .collect();
+        Ok(Response::new(pb::VerifyBatchResponse {
+            results,
             read_revision: revision,
         }))
     }
@@ -418,7 +474,7 @@ impl Licenses for LicenseApi {
         let plan = query::plan_of(&q)?;
         let page_size = query::page_size(&req)?;
         let cursor = query::decode_cursor(&req.cursor, &plan, self.node.id)?;
-        consistency_of(req.consistency)?;
+        consistency_of(req.consistency, 0)?;
         let now = std::time::Instant::now();
         let (pin, pin_id, after) = match cursor {
             // Later pages read the state the first one pinned; it already passed the barrier.
@@ -428,7 +484,7 @@ impl Licenses for LicenseApi {
             },
             None => {
                 self.node
-                    .read_barrier(consistency_of(req.consistency)?)
+                    .read_barrier(consistency_of(req.consistency, 0)?)
                     .await?;
                 let pin = on_reader(self.node.reader.clone(), |r| r.pin()).await?;
                 (Arc::new(pin), None, None)
@@ -494,6 +550,27 @@ impl Licenses for LicenseApi {
         }
         self.flush_import(&mut batch, &mut summary).await?;
         Ok(Response::new(summary))
+    }
+}
+
+/// The verdict on the licenses a verification found.
+fn verdict_of(found: Vec<License>, read_revision: u64, today: Date) -> pb::VerifyResponse {
+    let Some(license) = best_instance(found, today) else {
+        return pb::VerifyResponse {
+            verdict: pb::Verdict::NotFound as i32,
+            read_revision,
+            ..Default::default()
+        };
+    };
+    let status = license.effective_status(today);
+    pb::VerifyResponse {
+        valid: status == LicenseStatus::Valid,
+        verdict: verdict(status) as i32,
+        status: convert::status_to_pb(status) as i32,
+        identifier: license.identifier.clone(),
+        revision: license.revision,
+        digest: convert::hex(&license.digest),
+        read_revision,
     }
 }
 

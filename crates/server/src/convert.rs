@@ -22,6 +22,24 @@ pub fn field_status(code: Code, field: &str, reason: impl std::fmt::Display) -> 
     status
 }
 
+/// The same refusal with its field prefixed (e.g. `items[3].`), in message and metadata.
+pub fn prefixed(status: &Status, prefix: &str) -> Status {
+    let field = status
+        .metadata()
+        .get(FIELD_METADATA_KEY)
+        .and_then(|v| v.to_str().ok());
+    match field {
+        Some(field) => {
+            let reason = status
+                .message()
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(status.message());
+            field_status(status.code(), &format!("{prefix}{field}"), reason)
+        }
+        None => Status::new(status.code(), format!("{prefix}: {}", status.message())),
+    }
+}
+
 /// Prefixes every field named by `e` with `prefix` (e.g. `license.`).
 pub fn model_status(e: &ModelError, prefix: &str) -> Status {
     match e {

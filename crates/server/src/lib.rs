@@ -23,6 +23,7 @@ pub mod network;
 pub mod node;
 pub mod query;
 pub mod raft_service;
+pub mod read_rounds;
 pub mod run;
 pub mod watch;
 

@@ -84,6 +84,8 @@ pub const SNAPSHOT_RECEIVE_SECONDS: &str =
     "licstore_network_snapshot_receive_total_duration_seconds";
 /// Raft messages to a peer that failed, by peer id (`To`).
 pub const PEER_SENT_FAILURES: &str = "licstore_network_peer_sent_failures_total";
+/// Read-index rounds this node ran for linearizable and bounded-staleness reads.
+pub const READ_INDEX_ROUNDS: &str = "licstore_server_read_index_rounds_total";
 /// gRPC calls started.
 pub const GRPC_STARTED: &str = "grpc_server_started_total";
 /// gRPC calls finished, by code.
@@ -137,6 +139,10 @@ fn describe() {
     describe_counter!(SNAPSHOT_RECEIVE_OK, "Snapshots received and installed.");
     describe_counter!(SNAPSHOT_RECEIVE_FAILED, "Snapshot receives that failed.");
     describe_counter!(PEER_SENT_FAILURES, "Raft messages to a peer that failed.");
+    describe_counter!(
+        READ_INDEX_ROUNDS,
+        "Read-index rounds run for linearizable and bounded-staleness reads."
+    );
     describe_counter!(GRPC_STARTED, "gRPC calls started.");
     describe_counter!(GRPC_HANDLED, "gRPC calls finished, by status code.");
     let seconds = Unit::Seconds;
@@ -164,6 +170,7 @@ fn describe() {
         SNAPSHOT_RECEIVE_FAILED,
         WATCH_EVENTS_SENT,
         LEADER_CHANGES,
+        READ_INDEX_ROUNDS,
     ] {
         counter!(name).increment(0);
     }

@@ -30,6 +30,8 @@ pub const LEADER_WAIT: Duration = Duration::from_secs(5);
 pub enum Consistency {
     /// Reflects every write acknowledged before the read started.
     Linearizable,
+    /// Reflects every write acknowledged earlier than this before the read started.
+    BoundedStaleness(Duration),
     /// Served from the local replica as it is.
     Serializable,
 }
@@ -59,6 +61,8 @@ pub struct Node {
     pub walks: tokio::sync::Semaphore,
     /// States pinned for listings that span several Query pages.
     pub pins: crate::query::Pins,
+    /// Read-index rounds shared by concurrent reads.
+    pub rounds: crate::read_rounds::ReadRounds,
 }
 
 /// A write's result and the log index it was applied at.
@@ -201,13 +205,36 @@ impl Node {
             .map_err(|e| Status::internal(e.to_string()))
     }
 
-    /// Blocks until a read at `consistency` may be served from the local replica.
+    /// Blocks until a read at `consistency` may be served from the local replica: until it
+    /// has applied a read index from a round that started late enough (see
+    /// [`crate::read_rounds`]).
     pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), Status> {
-        if consistency == Consistency::Serializable {
-            return Ok(());
-        }
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(_) => return Ok(()),
+        let arrived = std::time::Instant::now();
+        let not_before = match consistency {
+            Consistency::Serializable => return Ok(()),
+            Consistency::Linearizable => arrived,
+            Consistency::BoundedStaleness(bound) => arrived.checked_sub(bound).unwrap_or(arrived),
+        };
+        let index = self
+            .rounds
+            .read_index(not_before, || self.fetch_read_index())
+            .await?;
+        self.wait_applied(index).await
+    }
+
+    /// The leader's read index, for a follower's linearizable read.
+    pub async fn read_index(&self) -> Result<u64, Status> {
+        let arrived = std::time::Instant::now();
+        self.rounds
+            .read_index(arrived, || self.fetch_read_index())
+            .await
+    }
+
+    /// One read-index round: from openraft on the leader (a quorum-acknowledged heartbeat
+    /// round), from the leader over the internal service on a follower.
+    async fn fetch_read_index(&self) -> Result<u64, Status> {
+        match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
+            Ok((read_log_id, _)) => return Ok(read_log_id.index()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {}
             Err(e) => return Err(self.unavailable(&format!("cannot confirm leadership: {e}"))),
         }
@@ -217,8 +244,8 @@ impl Node {
             .ok_or_else(|| self.unavailable("no leader"))?;
         if leader_id == self.id {
             // Elected while waiting: confirm leadership as any leader would.
-            return match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-                Ok(_) => Ok(()),
+            return match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
+                Ok((read_log_id, _)) => Ok(read_log_id.index()),
                 Err(e) => Err(self.unavailable(&format!("leadership changing: {e}"))),
             };
         }
@@ -227,32 +254,30 @@ impl Node {
             .raft_client(&addr)
             .map_err(|e| Status::internal(e.to_string()))?;
         let call = client.read_index(ReadIndexRequest {});
-        let read_index = match tokio::time::timeout(PEER_CALL_TIMEOUT, call).await {
-            Ok(Ok(resp)) => resp.into_inner().read_index,
+        match tokio::time::timeout(PEER_CALL_TIMEOUT, call).await {
+            Ok(Ok(resp)) => Ok(resp.into_inner().read_index),
             Ok(Err(status)) => {
                 let msg = format!("read index from {addr}: {}", status.message());
-                return Err(self.unavailable(&msg));
+                Err(self.unavailable(&msg))
             }
-            Err(_) => return Err(self.unavailable(&format!("leader at {addr} did not answer"))),
-        };
-        self.raft
-            .wait(Some(READ_WAIT))
-            .applied_index_at_least(Some(read_index), "linearizable read")
-            .await
-            .map_err(|e| {
-                self.unavailable(&format!("replica did not catch up to {read_index}: {e}"))
-            })?;
-        Ok(())
+            Err(_) => Err(self.unavailable(&format!("leader at {addr} did not answer"))),
+        }
     }
 
-    /// The leader's read index, for a follower's linearizable read.
-    pub async fn read_index(&self) -> Result<u64, Status> {
-        let (read_log_id, _) = self
-            .raft
-            .get_read_log_id(ReadPolicy::ReadIndex)
-            .await
-            .map_err(|e| self.unavailable(&format!("not leader: {e}")))?;
-        Ok(read_log_id.index())
+    /// Waits until the state machine has applied `index` and its state is readable.
+    async fn wait_applied(&self, index: u64) -> Result<(), Status> {
+        let mut applied = self.applied.clone();
+        let caught_up = tokio::time::timeout(READ_WAIT, async {
+            applied.wait_for(|a| *a >= index).await.is_ok()
+        })
+        .await;
+        match caught_up {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.unavailable("state machine stopped")),
+            Err(_) => Err(self.unavailable(&format!(
+                "replica did not catch up to {index} within {READ_WAIT:?}"
+            ))),
+        }
     }
 }
 

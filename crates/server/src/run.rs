@@ -213,6 +213,7 @@ pub async fn start(
         watches: Default::default(),
         walks: tokio::sync::Semaphore::new(1),
         pins: Default::default(),
+        rounds: Default::default(),
     });
     Ok((node, storage.stats))
 }
@@ -286,7 +287,10 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         data_dir = %data_dir,
         "licstored listening"
     );
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Nagle's algorithm off on every accepted connection: the builder's `tcp_nodelay` only
+    // reaches listeners tonic binds itself, and small Raft messages and answers would
+    // otherwise wait for delayed acknowledgements (tens of milliseconds each).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &tls {
@@ -295,7 +299,6 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             .map_err(|e| ServerError::Config(format!("tls: {e}")))?;
     }
     let server = builder
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .layer(crate::metrics::GrpcMetricsLayer)
         .add_service(

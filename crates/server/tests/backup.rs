@@ -147,6 +147,7 @@ async fn saved_backup_restores_into_a_new_cluster_with_the_same_digest() {
         let req = pb::GetByIdentifierRequest {
             identifier: identifier.clone(),
             consistency: pb::Consistency::Linearizable as i32,
+            max_staleness_ms: 0,
         };
         let got = licenses_at(&addr).get_by_identifier(req).await;
         assert!(got.is_ok(), "{identifier}: {got:?}");

@@ -208,6 +208,7 @@ async fn every_rpc_names_the_bad_field_and_stores_nothing() {
         let req = pb::GetByIdentifierRequest {
             identifier: id.into(),
             consistency: 0,
+            max_staleness_ms: 0,
         };
         let err = api.get_by_identifier(req).await.expect_err(name);
         assert_eq!(
@@ -295,6 +296,7 @@ async fn every_rpc_names_the_bad_field_and_stores_nothing() {
                 holder_id: holder.clone(),
                 type_code: "resident-id-card".into(),
                 consistency: 9,
+                max_staleness_ms: 0,
             },
             "consistency",
         ),
@@ -322,6 +324,7 @@ async fn every_rpc_names_the_bad_field_and_stores_nothing() {
         holder_kind: 2,
         holder_id: holder.clone(),
         consistency: 0,
+        max_staleness_ms: 0,
     };
     assert_eq!(
         field_of(
@@ -583,6 +586,7 @@ async fn status_machine_over_grpc() {
         type_code: "resident-id-card".into(),
         service_item: "婚姻登记档案查询".into(),
         consistency: 0,
+        max_staleness_ms: 0,
     };
     assert_eq!(
         api.verify(verify())
@@ -627,6 +631,7 @@ async fn status_machine_over_grpc() {
     let req = pb::GetByIdentifierRequest {
         identifier: id.clone(),
         consistency: 0,
+        max_staleness_ms: 0,
     };
     let old = api
         .get_by_identifier(req)

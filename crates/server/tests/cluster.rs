@@ -30,6 +30,7 @@ async fn get_by_id(
     let req = pb::GetByIdentifierRequest {
         identifier: identifier.to_string(),
         consistency: consistency as i32,
+        max_staleness_ms: 0,
     };
     let resp = licenses_at(addr).get_by_identifier(req).await?.into_inner();
     Ok(resp.license.expect("license"))

@@ -352,6 +352,7 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
         type_code: card.type_code.clone(),
         service_item: "户口迁移".into(),
         consistency: 0,
+        max_staleness_ms: 0,
     };
     let v = licenses_at(&addr)
         .verify(verify.clone())
@@ -362,6 +363,7 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
     let req = pb::GetByIdentifierRequest {
         identifier: identifier.clone(),
         consistency: 0,
+        max_staleness_ms: 0,
     };
     let stored = licenses_at(&addr)
         .get_by_identifier(req)
@@ -421,6 +423,7 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
         let req = pb::GetByIdentifierRequest {
             identifier: identifier.clone(),
             consistency: pb::Consistency::Serializable as i32,
+            max_staleness_ms: 0,
         };
         let got = licenses_at(&p.addr)
             .get_by_identifier(req)

@@ -36,6 +36,7 @@ async fn named_series_move_and_leader_changes_are_counted() {
     let bad = pb::GetByIdentifierRequest {
         identifier: "not-an-identifier".into(),
         consistency: pb::Consistency::Linearizable as i32,
+        max_staleness_ms: 0,
     };
     let refused = licenses_at(&leader_addr).get_by_identifier(bad).await;
     assert_eq!(

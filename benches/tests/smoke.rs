@@ -1,0 +1,192 @@
+//! Smoke test of the bench harness on real processes: a 3-node licstore cluster and the echo
+//! server on loopback, a tiny dataset, every workload for half a second, then the report.
+//! It asserts that every run did work without errors and that the report names every
+//! workload; it asserts nothing about speed.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use licstore_bench::results::{read_all, RunResult};
+
+/// Kills the processes it holds by PID when dropped.
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn bin(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_licbench")).with_file_name(name)
+}
+
+fn start_cluster(dir: &Path, procs: &mut Procs) -> String {
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let init: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect();
+    for (i, addr) in addrs.iter().enumerate() {
+        let mut cmd = Command::new(bin("licstored"));
+        cmd.args(["--id", &(i + 1).to_string(), "--addr", addr])
+            .arg("--data-dir")
+            .arg(dir.join(format!("n{}", i + 1)))
+            .args(["--heartbeat-ms", "100", "--election-min-ms", "600"])
+            .args(["--election-max-ms", "1200"])
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if i == 0 {
+            cmd.args(["--init", &init.join(",")]);
+        }
+        procs.0.push(cmd.spawn().expect("start licstored"));
+    }
+    let endpoints = addrs.join(",");
+    let waited = Command::new(bin("licctl"))
+        .args([
+            "--endpoints",
+            &endpoints,
+            "wait-leader",
+            "--timeout-s",
+            "60",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run licctl");
+    assert!(waited.success(), "no leader elected");
+    endpoints
+}
+
+fn licbench(args: &[&str]) {
+    let out = Command::new(bin("licbench"))
+        .args(args)
+        .output()
+        .expect("run licbench");
+    assert!(
+        out.status.success(),
+        "licbench {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_workload_runs_and_the_report_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut procs = Procs(Vec::new());
+    let endpoints = start_cluster(dir.path(), &mut procs);
+    let echo = format!("127.0.0.1:{}", free_port());
+    let echo_proc = Command::new(bin("licbench"))
+        .args(["echo-server", "--listen", &echo, "--threads", "1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the echo server");
+    procs.0.push(echo_proc);
+    let results = dir.path().join("results.jsonl");
+    let results_arg = results.to_str().expect("utf-8 path");
+    let common = [
+        "--records",
+        "300",
+        "--conns",
+        "2",
+        "--json-out",
+        results_arg,
+    ];
+    let load = [
+        "load",
+        "--endpoints",
+        &endpoints,
+        "--streams",
+        "2",
+        "--batch",
+        "100",
+    ];
+    licbench(&[&load[..], &common[..]].concat());
+    let timed = [
+        "--duration-secs",
+        "0.5",
+        "--warmup-secs",
+        "0",
+        "--clients",
+        "4",
+    ];
+    let table: [&[&str]; 10] = [
+        &["--workload", "verify"],
+        &[
+            "--workload",
+            "verify",
+            "--consistency",
+            "serializable",
+            "--key-dist",
+            "zipf",
+        ],
+        &["--workload", "verify", "--consistency", "bounded-staleness"],
+        &["--workload", "verify", "--rate", "200"],
+        &["--workload", "verify-batch", "--batch", "20"],
+        &["--workload", "issue", "--run-id", "1"],
+        &["--workload", "status", "--status-keys", "20"],
+        &[
+            "--workload",
+            "city-day",
+            "--status-keys",
+            "20",
+            "--run-id",
+            "2",
+        ],
+        &[
+            "--workload",
+            "import",
+            "--batch",
+            "50",
+            "--total",
+            "3",
+            "--run-id",
+            "3",
+        ],
+        &[
+            "--workload",
+            "verify",
+            "--system",
+            "echo",
+            "--endpoints",
+            &echo,
+        ],
+    ];
+    for extra in table {
+        let base = ["run", "--endpoints", &endpoints];
+        licbench(&[&base[..], &common[..], &timed[..], extra].concat());
+    }
+    let runs = read_all(std::slice::from_ref(&results)).expect("read results");
+    assert_eq!(runs.len(), 1 + table.len(), "one result line per run");
+    for r in &runs {
+        assert!(r.ok > 0 && r.failed() == 0, "{}", r.summary());
+        assert!(r.p99_ms > 0.0 && r.p99_ms >= r.p50_ms, "{}", r.summary());
+    }
+    assert_report(dir.path(), &results, &runs);
+}
+
+fn assert_report(dir: &Path, results: &Path, runs: &[RunResult]) {
+    let out = dir.join("report");
+    let (results, out_arg) = (results.to_str().unwrap(), out.to_str().unwrap());
+    licbench(&["report", "--results", results, "--out", out_arg]);
+    let md = std::fs::read_to_string(out.join("README.md")).expect("report README.md");
+    for r in runs {
+        let name = serde_json::to_value(r.workload).unwrap();
+        let name = name.as_str().unwrap();
+        assert!(md.contains(name), "report does not mention {name}");
+    }
+    assert!(out.join("results.json").exists());
+}
