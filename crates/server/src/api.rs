@@ -13,7 +13,7 @@ use licstore_model::{
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_server::Cluster;
 use licstore_proto::v1::licenses_server::Licenses;
-use licstore_store::{Command, CommandResult, ImportItem, WriteOutcome};
+use licstore_store::{Command, CommandResult, ImportItem, StoreError, WriteOutcome};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{ChangeMembers, ServerState};
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -106,17 +106,21 @@ impl LicenseApi {
     async fn read<T: Send + 'static>(
         &self,
         consistency: Consistency,
+        cost: ReadCost,
         f: impl FnOnce(&licstore_store::Reader) -> Result<T, licstore_store::StoreError>
             + Send
             + 'static,
     ) -> Result<(T, u64), Status> {
         self.node.read_barrier(consistency).await?;
         let reader = self.node.reader.clone();
-        on_reader(reader, move |r| {
+        let run = move |r: &licstore_store::Reader| -> Result<(T, u64), StoreError> {
             let revision = r.applied_index()?;
             Ok((f(r)?, revision))
-        })
-        .await
+        };
+        match cost {
+            ReadCost::Point => run(&reader).map_err(|e| Status::internal(e.to_string())),
+            ReadCost::Walk => on_reader(reader, run).await,
+        }
     }
 
     async fn write_one(&self, cmd: Command) -> Result<Response<pb::WriteResponse>, Status> {
@@ -128,6 +132,20 @@ impl LicenseApi {
         }
     }
 }
+
+/// How much a read does. A few point lookups (microseconds from the block cache) run on the
+/// request's own task: handing them to the blocking pool would cost more than the lookups.
+/// Anything longer runs on the blocking pool, so it cannot hold up other requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadCost {
+    /// At most a few lookups of one holder's keys.
+    Point,
+    /// Many lookups.
+    Walk,
+}
+
+/// Verifications a `VerifyBatch` may carry and still be read as [`ReadCost::Point`].
+const POINT_BATCH: usize = 8;
 
 /// Runs a RocksDB read off the async workers; storage failures are `INTERNAL`.
 async fn on_reader<T, F>(reader: licstore_store::Reader, f: F) -> Result<T, Status>
@@ -356,6 +374,7 @@ impl Licenses for LicenseApi {
         let (found, revision) = self
             .read(
                 consistency_of(req.consistency, req.max_staleness_ms)?,
+                ReadCost::Point,
                 move |r| r.get(kind, &id, &type_code),
             )
             .await?;
@@ -377,6 +396,7 @@ impl Licenses for LicenseApi {
         let (found, revision) = self
             .read(
                 consistency_of(req.consistency, req.max_staleness_ms)?,
+                ReadCost::Point,
                 move |r| r.get_by_identifier(&id),
             )
             .await?;
@@ -397,6 +417,7 @@ impl Licenses for LicenseApi {
         let (found, revision) = self
             .read(
                 consistency_of(req.consistency, req.max_staleness_ms)?,
+                ReadCost::Point,
                 move |r| r.list_by_holder(kind, &id),
             )
             .await?;
@@ -415,7 +436,9 @@ impl Licenses for LicenseApi {
         let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
         let (kind, id, type_code) = self.verify_item(&req)?;
         let (found, revision) = self
-            .read(consistency, move |r| r.get(kind, &id, &type_code))
+            .read(consistency, ReadCost::Point, move |r| {
+                r.get(kind, &id, &type_code)
+            })
             .await?;
         Ok(Response::new(verdict_of(found, revision, today())))
     }
@@ -446,8 +469,12 @@ impl Licenses for LicenseApi {
                     .map_err(|s| convert::prefixed(&s, &prefix))?,
             );
         }
+        let cost = match asked.len() <= POINT_BATCH {
+            true => ReadCost::Point,
+            false => ReadCost::Walk,
+        };
         let (found, revision) = self
-            .read(consistency, move |r| {
+            .read(consistency, cost, move |r| {
                 asked
                     .iter()
                     .map(|(kind, id, type_code)| r.get(*kind, id, type_code))
