@@ -20,6 +20,11 @@ use crate::keys::Chooser;
 use crate::results::{histogram, RunResult};
 use crate::target::{Conn, OpError, StatusSlot, Target};
 
+/// How long after the end of the window an open-loop client that fell behind its schedule
+/// goes on sending. An overloaded system would otherwise stretch a run to the offered calls
+/// divided by its capacity.
+const LATE_GRACE: Duration = Duration::from_secs(1);
+
 /// What every client of a run shares.
 struct Plan {
     args: RunArgs,
@@ -205,6 +210,14 @@ async fn client(
         };
         if plan.stop_at.is_some_and(|stop| intended >= stop) {
             break;
+        }
+        if let (Some(every), Some(stop)) = (interval, plan.stop_at) {
+            if Instant::now() > stop + LATE_GRACE {
+                // Too far behind the schedule: the calls still due are counted, not sent.
+                let due = stop.duration_since(intended).as_secs_f64() / every.as_secs_f64();
+                *tally.errors.entry("unsent".into()).or_default() += due.ceil() as u64;
+                break;
+            }
         }
         if let Some(total) = a.total {
             if plan.started.fetch_add(1, Ordering::Relaxed) >= total {

@@ -99,7 +99,7 @@ impl Default for RaftConfig {
             heartbeat_ms: 150,
             election_min_ms: 1000,
             election_max_ms: 2000,
-            snapshot_logs: 20_000,
+            snapshot_logs: 100_000,
             logs_to_keep: 5_000,
         }
     }

@@ -52,7 +52,7 @@ struct Args {
     /// Maximum election timeout in milliseconds [raft.election_max_ms; 2000].
     #[arg(long, env = "LICSTORE_ELECTION_MAX_MS")]
     election_max_ms: Option<u64>,
-    /// Log entries between snapshots [raft.snapshot_logs; 20000].
+    /// Log entries between snapshots [raft.snapshot_logs; 100000].
     #[arg(long, env = "LICSTORE_SNAPSHOT_LOGS")]
     snapshot_logs: Option<u64>,
     /// Log entries kept behind a snapshot for lagging followers [raft.logs_to_keep; 5000].
