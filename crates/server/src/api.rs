@@ -950,6 +950,7 @@ impl Cluster for ClusterApi {
             Some(_) => {}
         }
         if to != self.node.id {
+            self.node.suspend_lease();
             self.node
                 .raft
                 .trigger()

@@ -63,6 +63,9 @@ pub struct Node {
     pub pins: crate::query::Pins,
     /// Read-index rounds shared by concurrent reads.
     pub rounds: crate::read_rounds::ReadRounds,
+    /// Until when reads may not be answered from the leader lease (see
+    /// [`Node::suspend_lease`]).
+    pub lease_off_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A write's result and the log index it was applied at.
@@ -222,6 +225,20 @@ impl Node {
         self.wait_applied(index).await
     }
 
+    /// Stops answering reads from the leader lease for two election timeouts. Called before
+    /// this node hands leadership over: a transfer asks voters to grant their vote although
+    /// their lease on this leader still runs, so the lease proves nothing until it has lapsed.
+    pub fn suspend_lease(&self) {
+        let lease_ms = self.raft.config().election_timeout_max.saturating_mul(2);
+        let until = std::time::Instant::now() + Duration::from_millis(lease_ms);
+        *self.lease_off_until.lock().expect("lease lock") = Some(until);
+    }
+
+    fn lease_allowed(&self) -> bool {
+        let off_until = *self.lease_off_until.lock().expect("lease lock");
+        off_until.is_none_or(|t| std::time::Instant::now() >= t)
+    }
+
     /// The leader's read index, for a follower's linearizable read.
     pub async fn read_index(&self) -> Result<u64, Status> {
         let arrived = std::time::Instant::now();
@@ -233,6 +250,16 @@ impl Node {
     /// One read-index round: from openraft on the leader (a quorum-acknowledged heartbeat
     /// round), from the leader over the internal service on a follower.
     async fn fetch_read_index(&self) -> Result<u64, Status> {
+        if self.lease_allowed() {
+            // A leader whose quorum acknowledged it within the lease (the longest election
+            // timeout) answers from the lease: no voter grants a vote while its own lease on
+            // this leader runs, so no other leader can have committed anything meanwhile.
+            // Stale or not leader: fall through to a ReadIndex round.
+            let lease = self.raft.get_read_log_id(ReadPolicy::LeaseRead).await;
+            if let Ok((read_log_id, _)) = lease {
+                return Ok(read_log_id.index());
+            }
+        }
         match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
             Ok((read_log_id, _)) => return Ok(read_log_id.index()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {}
