@@ -55,13 +55,16 @@ pub enum Workload {
     Import,
     /// 95% verify, 4% status change, 1% issue.
     CityDay,
+    /// The dataset's bulk load (`licbench load`), as recorded; not a `run` workload.
+    #[value(skip)]
+    Load,
 }
 
 /// Read consistency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Consistency {
-    /// Reflects every write acknowledged before the read (ReadIndex).
+    /// Reflects every write acknowledged before the read (leader lease or ReadIndex).
     #[value(alias = "l")]
     Linearizable,
     /// Reflects every write acknowledged `--max-staleness-ms` before the read.

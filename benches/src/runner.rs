@@ -24,6 +24,10 @@ use crate::target::{Conn, OpError, StatusSlot, Target};
 /// goes on sending. An overloaded system would otherwise stretch a run to the offered calls
 /// divided by its capacity.
 const LATE_GRACE: Duration = Duration::from_secs(1);
+/// The highest offered rate accepted, in calls per second.
+const MAX_RATE: f64 = 10_000_000.0;
+/// The largest dataset the keys are regenerated for.
+const MAX_RECORDS: u64 = 100_000_000;
 
 /// What every client of a run shares.
 struct Plan {
@@ -53,10 +57,7 @@ struct Tally {
 pub async fn run_workload(a: &RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.clients > 0, "--clients: must be at least 1");
     anyhow::ensure!(a.batch > 0, "--batch: must be at least 1");
-    anyhow::ensure!(
-        a.rate >= 0.0 && a.rate.is_finite(),
-        "--rate: must be 0 or positive"
-    );
+    check_args(a)?;
     let target = Target::connect(&a.target).await?;
     let keys = load_keys(a).await?;
     let slots = match a.workload {
@@ -100,8 +101,42 @@ pub async fn run_workload(a: &RunArgs) -> anyhow::Result<()> {
     let result = merge(a, tallies, measure_from);
     println!("{}", result.summary());
     if let Some(path) = &a.json_out {
-        result.append_to(path)?;
+        result
+            .append_to(path)
+            .with_context(|| format!("--json-out {}", path.display()))?;
     }
+    anyhow::ensure!(
+        result.ok > 0,
+        "no call succeeded ({} failed): is the system up and loaded with --records {}?",
+        result.failed(),
+        a.data.records
+    );
+    Ok(())
+}
+
+/// The checks that need no server, done before connecting.
+fn check_args(a: &RunArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.rate >= 0.0 && a.rate <= MAX_RATE,
+        "--rate: must be 0 (closed loop) or up to {MAX_RATE} calls/s"
+    );
+    anyhow::ensure!(
+        a.total.is_some() || a.duration_secs > 0.0,
+        "--duration-secs: must be positive"
+    );
+    anyhow::ensure!(a.target.timeout_ms > 0, "--timeout-ms: must be positive");
+    anyhow::ensure!(
+        a.zipf_s > 0.0 && a.zipf_s.is_finite(),
+        "--zipf-s: must be positive"
+    );
+    anyhow::ensure!(
+        a.data.records <= MAX_RECORDS,
+        "--records: at most {MAX_RECORDS}"
+    );
+    anyhow::ensure!(
+        a.workload != Workload::Import || a.total.is_some(),
+        "--workload import needs --total (calls of --batch records, generated before the run)"
+    );
     Ok(())
 }
 
@@ -126,9 +161,7 @@ async fn import_batches(a: &RunArgs) -> anyhow::Result<Vec<Vec<Prepared>>> {
     if a.workload != Workload::Import {
         return Ok(Vec::new());
     }
-    let calls = a.total.context(
-        "--workload import needs --total (calls of --batch records, generated before the run)",
-    )?;
+    let calls = a.total.context("--workload import needs --total")?;
     let (seed, run_id, batch) = (a.data.seed, a.run_id, a.batch);
     tokio::task::spawn_blocking(move || {
         let mut fresh = dataset::fresh(seed, run_id)?;
@@ -215,7 +248,8 @@ async fn client(
             if Instant::now() > stop + LATE_GRACE {
                 // Too far behind the schedule: the calls still due are counted, not sent.
                 let due = stop.duration_since(intended).as_secs_f64() / every.as_secs_f64();
-                *tally.errors.entry("unsent".into()).or_default() += due.ceil() as u64;
+                let due = due.ceil().min(u64::MAX as f64 / 2.0) as u64;
+                *tally.errors.entry("unsent".into()).or_default() += due;
                 break;
             }
         }
@@ -242,6 +276,7 @@ async fn client(
                     None => break,
                 }
             }
+            Workload::Load => anyhow::bail!("--workload load: use `licbench load`"),
             Workload::CityDay => match rng.random_range(0..100) {
                 0..95 => verify(&mut conn, &plan, &mut rng).await,
                 95..99 => toggle(&mut conn, &mut slots, &mut slot_at).await,
@@ -396,7 +431,7 @@ pub async fn load(a: &LoadArgs) -> anyhow::Result<()> {
     let mut r = RunResult {
         system: a.target.system,
         label: a.label.clone(),
-        workload: Workload::Import,
+        workload: Workload::Load,
         clients: a.streams,
         conns: a.target.conns,
         consistency: crate::args::Consistency::Linearizable,
