@@ -239,17 +239,25 @@ impl Node {
         off_until.is_none_or(|t| std::time::Instant::now() >= t)
     }
 
-    /// The leader's read index, for a follower's linearizable read.
+    /// The leader's read index, for a follower's linearizable read. A node that is not the
+    /// leader refuses rather than asking another node, so two nodes that each take the other
+    /// for the leader cannot wait on each other.
     pub async fn read_index(&self) -> Result<u64, Status> {
         let arrived = std::time::Instant::now();
-        self.rounds
-            .read_index(arrived, || self.fetch_read_index())
-            .await
+        let own = || async {
+            match self.leader_read_index().await {
+                Ok(index) => Ok(index),
+                Err(e) => Err(self.unavailable(&format!("not leader: {e}"))),
+            }
+        };
+        self.rounds.read_index(arrived, own).await
     }
 
-    /// One read-index round: from openraft on the leader (a quorum-acknowledged heartbeat
-    /// round), from the leader over the internal service on a follower.
-    async fn fetch_read_index(&self) -> Result<u64, Status> {
+    /// A read index confirmed by this node's own leadership: from the lease while it holds,
+    /// else from a quorum-acknowledged heartbeat round.
+    async fn leader_read_index(
+        &self,
+    ) -> Result<u64, RaftError<TypeConfig, LinearizableReadError<TypeConfig>>> {
         if self.lease_allowed() {
             // A leader whose quorum acknowledged it within the lease (the longest election
             // timeout) answers from the lease: no voter grants a vote while its own lease on
@@ -260,8 +268,15 @@ impl Node {
                 return Ok(read_log_id.index());
             }
         }
-        match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
-            Ok((read_log_id, _)) => return Ok(read_log_id.index()),
+        let (read_log_id, _) = self.raft.get_read_log_id(ReadPolicy::ReadIndex).await?;
+        Ok(read_log_id.index())
+    }
+
+    /// One read-index round: this node's own as leader, or the leader's over the internal
+    /// service on a follower.
+    async fn fetch_read_index(&self) -> Result<u64, Status> {
+        match self.leader_read_index().await {
+            Ok(index) => return Ok(index),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {}
             Err(e) => return Err(self.unavailable(&format!("cannot confirm leadership: {e}"))),
         }
@@ -271,10 +286,10 @@ impl Node {
             .ok_or_else(|| self.unavailable("no leader"))?;
         if leader_id == self.id {
             // Elected while waiting: confirm leadership as any leader would.
-            return match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
-                Ok((read_log_id, _)) => Ok(read_log_id.index()),
-                Err(e) => Err(self.unavailable(&format!("leadership changing: {e}"))),
-            };
+            return self
+                .leader_read_index()
+                .await
+                .map_err(|e| self.unavailable(&format!("leadership changing: {e}")));
         }
         let mut client = self
             .peers

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{citizen_id, digest, licenses_at, resident_card, Cluster};
+use common::{citizen_id, digest, field_of, licenses_at, resident_card, Cluster};
 use licstore_proto::v1 as pb;
 use tonic::Code;
 
@@ -152,15 +152,6 @@ fn bad_issues() -> Vec<(&'static str, pb::IssueRequest, Code, &'static str)> {
             "license.serial",
         ),
     ]
-}
-
-fn field_of(status: &tonic::Status) -> String {
-    status
-        .metadata()
-        .get("licstore-field")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{licenses_at, resident_card, Cluster};
+use common::{field_of, licenses_at, resident_card, Cluster};
 use licstore_proto::v1 as pb;
 use tonic::Code;
 
@@ -31,14 +31,6 @@ fn batch(
         consistency: c as i32,
         max_staleness_ms: bound_ms,
     }
-}
-
-fn field_of(status: &tonic::Status) -> String {
-    let field = status.metadata().get("licstore-field");
-    field
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

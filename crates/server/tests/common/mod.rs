@@ -398,3 +398,13 @@ pub fn has_series(s: &Scrape, name: &str) -> bool {
 pub async fn try_connect(addr: &str) -> std::io::Result<()> {
     tokio::net::TcpStream::connect(addr).await.map(drop)
 }
+
+/// The field a refusal names in its `licstore-field` metadata ("" when none).
+pub fn field_of(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get("licstore-field")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
