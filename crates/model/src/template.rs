@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
@@ -276,9 +276,10 @@ fn parse_integer(value: &str) -> Result<i64, ModelError> {
     }
 }
 
-/// The anchored regex for a pattern, compiled once per distinct pattern text.
-fn compiled_pattern(pattern: &str) -> Result<Regex, regex::Error> {
-    static CACHE: OnceLock<RwLock<HashMap<String, Regex>>> = OnceLock::new();
+/// The anchored regex for a pattern, compiled once per distinct pattern text. Shared through an
+/// `Arc`: a cloned `Regex` starts with no match cache and would build one on every use.
+fn compiled_pattern(pattern: &str) -> Result<Arc<Regex>, regex::Error> {
+    static CACHE: OnceLock<RwLock<HashMap<String, Arc<Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(RwLock::default);
     let cached = cache
         .read()
@@ -288,9 +289,11 @@ fn compiled_pattern(pattern: &str) -> Result<Regex, regex::Error> {
     if let Some(regex) = cached {
         return Ok(regex);
     }
-    let regex = RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(REGEX_BYTES_MAX)
-        .build()?;
+    let regex = Arc::new(
+        RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .size_limit(REGEX_BYTES_MAX)
+            .build()?,
+    );
     let mut writer = cache.write().unwrap_or_else(PoisonError::into_inner);
     writer.insert(pattern.to_owned(), regex.clone());
     Ok(regex)

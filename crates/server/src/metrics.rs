@@ -138,6 +138,10 @@ fn describe() {
     describe_counter!(SNAPSHOT_SEND_FAILED, "Snapshot sends that failed.");
     describe_counter!(SNAPSHOT_RECEIVE_OK, "Snapshots received and installed.");
     describe_counter!(SNAPSHOT_RECEIVE_FAILED, "Snapshot receives that failed.");
+    describe_counter!(
+        licstore_store::db::SNAPSHOT_INSTALLS,
+        "Whole-state installs: snapshots from a leader and this node's own at start-up."
+    );
     describe_counter!(PEER_SENT_FAILURES, "Raft messages to a peer that failed.");
     describe_counter!(
         READ_INDEX_ROUNDS,
@@ -171,6 +175,7 @@ fn describe() {
         WATCH_EVENTS_SENT,
         LEADER_CHANGES,
         READ_INDEX_ROUNDS,
+        licstore_store::db::SNAPSHOT_INSTALLS,
     ] {
         counter!(name).increment(0);
     }
@@ -232,18 +237,23 @@ fn is_leader_change(seen: &Option<(u64, u64)>, leader: Option<u64>, term: u64) -
     }
 }
 
-/// Keeps the Raft and RocksDB gauges current, on every change of openraft's metrics and every
-/// [`SAMPLE_INTERVAL`] otherwise, and logs each change of role, term or known leader with the
-/// node id. Runs whether or not metrics are served (without a recorder the gauges cost
-/// nothing). Ends when Raft shuts down.
+/// Keeps the Raft gauges current on every change of openraft's metrics (at least every
+/// [`SAMPLE_INTERVAL`]) and logs each change of role, term or known leader with the node id.
+/// RocksDB's figures take a property read per column family, so they are sampled once per
+/// [`SAMPLE_INTERVAL`] only: metrics change on every commit. Runs whether or not metrics are
+/// served (without a recorder the gauges cost nothing). Ends when Raft shuts down.
 pub fn spawn_sampler(node: Arc<Node>, stats: licstore_store::DbStats) {
     tokio::spawn(async move {
         let mut rx = node.raft.metrics();
         let mut seen = Seen::default();
         let lease = crate::health::leader_lease(&node);
+        let mut node_sampled: Option<std::time::Instant> = None;
         loop {
             sample_raft(&rx.borrow_watched().clone(), lease, &mut seen);
-            sample_node(&node, &stats);
+            if node_sampled.is_none_or(|at| at.elapsed() >= SAMPLE_INTERVAL) {
+                sample_node(&node, &stats);
+                node_sampled = Some(std::time::Instant::now());
+            }
             // A timeout is a periodic reading; an error is Raft gone.
             let changed = tokio::time::timeout(SAMPLE_INTERVAL, rx.changed()).await;
             if matches!(changed, Ok(Err(_))) {

@@ -272,9 +272,14 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         Some(addr) => Some(bind("node.metrics_addr", addr).await?),
         None => None,
     };
+    // The recorder goes in before the data is opened, so what start-up does (such as
+    // reinstalling a snapshot) is counted.
+    let recorder = match metrics_listener {
+        Some(listener) => Some((listener, crate::metrics::install()?)),
+        None => None,
+    };
     let (node, stats) = start(&s, tls.as_ref().map(|t| t.peers.clone())).await?;
-    if let Some(metrics_listener) = metrics_listener {
-        let handle = crate::metrics::install()?;
+    if let Some((metrics_listener, handle)) = recorder {
         tokio::spawn(crate::http::serve(metrics_listener, handle, node.clone()));
         tracing::info!(addr = ?s.metrics_addr, "metrics and probes: /metrics, /livez, /readyz");
     }

@@ -160,18 +160,20 @@ async fn leader_killed_under_writes_loses_nothing_acknowledged() {
     assert!(d.records as usize >= acked.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_cluster_killed_after_acks_recovers_every_write() {
-    let mut cluster = Cluster::start(3, &[]);
-    cluster.wait_leader().await;
+/// Issues `n` licenses (retried: on a loaded machine leadership may move meanwhile) and
+/// returns their identifiers.
+async fn issue_all(cluster: &Cluster, n: u32) -> Vec<String> {
     let mut ids = Vec::new();
-    for n in 0..40 {
-        // Retried: on a loaded machine leadership may move while the writes go on.
-        let resp = cluster.issue_retrying(issue_req(n)).await;
+    for i in 0..n {
+        let resp = cluster.issue_retrying(issue_req(i)).await;
         ids.push(resp.license.expect("license").identifier);
     }
-    // Power cut for everyone right after the acknowledgements: applied state was not synced on
-    // its own and must come back from the log.
+    ids
+}
+
+/// Kills every node at once, starts them again, checks that every identifier is readable and
+/// waits for the replicas to agree.
+async fn power_cut_and_check(cluster: &mut Cluster, ids: &[String]) -> pb::StateDigestResponse {
     for id in 1..=3 {
         cluster.kill(id);
     }
@@ -180,12 +182,46 @@ async fn whole_cluster_killed_after_acks_recovers_every_write() {
     }
     let leader = cluster.wait_leader().await;
     let addr = cluster.node(leader).addr.clone();
-    for id in &ids {
+    for id in ids {
         get_by_id(&addr, id, pb::Consistency::Linearizable)
             .await
             .expect("write survived");
     }
+    cluster.wait_converged().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_killed_after_acks_recovers_every_write() {
+    let mut cluster = Cluster::start(3, &[]);
+    cluster.wait_leader().await;
+    let ids = issue_all(&cluster, 40).await;
+    // Power cut for everyone right after the acknowledgements: applied state was not written
+    // to the write-ahead log and must come back from the Raft log.
+    power_cut_and_check(&mut cluster, &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_killed_after_log_purge_recovers_every_write() {
+    let small_log = ["--snapshot-logs", "20", "--logs-to-keep", "5"];
+    let mut cluster = Cluster::start(3, &small_log);
+    cluster.wait_leader().await;
+    let ids = issue_all(&cluster, 120).await;
+    // Every node has dropped log entries whose effect lives only in its state machine, which
+    // is written without the write-ahead log: the purge must have put that state on disk.
     cluster.wait_converged().await;
+    for id in 1..=3 {
+        let addr = cluster.node(id).addr.clone();
+        let st = status(&addr).await.expect("status");
+        assert!(st.purged_index > 0, "node {id} never purged: {st:?}");
+    }
+    assert_eq!(power_cut_and_check(&mut cluster, &ids).await.records, 120);
+    // The state on disk was at least as new as each node's last snapshot, so none of them had
+    // to reinstall a snapshot to get back to it.
+    for id in 1..=3 {
+        let scraped = common::scrape(&cluster.node(id).metrics_addr).await;
+        let installs = common::total(&scraped, "licstore_snapshot_installs_total", &[]);
+        assert_eq!(installs, 0.0, "node {id} reinstalled a snapshot");
+    }
 }
 
 /// Snapshots sent, as the Prometheus endpoint counts them.

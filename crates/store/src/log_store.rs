@@ -228,8 +228,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> Result<(), io::Error> {
-        // Durability: purged entries must already be reflected in a durable state machine, whose
-        // writes are not synced on their own; one sync covers them and the purge marker.
+        // Durability: purged entries must already be reflected in the state machine on disk,
+        // whose batches skip the write-ahead log; the flush puts them there, and the sync makes
+        // the purge marker durable before any entry is deleted.
+        let db = self.db.clone();
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || crate::state_machine::flush_state(&db))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        let flush_ms = started.elapsed().as_millis();
+        tracing::debug!(
+            flush_ms,
+            upto = log_id.index(),
+            "state flushed before log purge"
+        );
         self.put_meta(keys::META_LAST_PURGED, &log_id)?;
         self.db.flush_wal(true).map_err(io::Error::other)?;
         let cf = cf_handle(&self.db, CF_RAFT_LOG)?;

@@ -1,9 +1,11 @@
 //! The replicated state machine in RocksDB: openraft's `RaftStateMachine` and snapshot builder.
 //!
 //! Each apply call writes the records, indexes, request results and the last-applied log id in
-//! one write batch, so a crash never leaves them out of step. The batch is not synced on its
-//! own: the entries it applies are already durable in the log, which shares the write-ahead log,
-//! and openraft re-applies them after a crash (see `save_committed`).
+//! one write batch, so a crash never leaves them out of step. The batch skips the write-ahead
+//! log: the entries it applies are already durable in the Raft log, and openraft re-applies them
+//! after a crash (see `save_committed`). What is on disk is therefore the state of the last
+//! memtable flush, which is atomic across families; [`flush_state`] forces one before the log
+//! behind the applied state is purged.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use openraft::alias::{LogIdOf, SnapshotOf, StoredMembershipOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use rocksdb::{WriteBatch, WriteOptions, DB};
+use rocksdb::{FlushOptions, WriteBatch, WriteOptions, DB};
 
 use crate::apply::Applier;
 use crate::keys::{self, CF_SM_META, SM_DATA_CFS};
@@ -126,9 +128,11 @@ impl StateMachine {
                 codec::encode("membership", m)?,
             )?;
         }
-        // Not synced: see the module doc. Records, indexes and last-applied land together.
         let started = std::time::Instant::now();
-        self.db.write(txn.into_batch())?;
+        // Not logged: see the module doc. Records, indexes and last-applied land together.
+        let mut no_wal = WriteOptions::default();
+        no_wal.disable_wal(true);
+        self.db.write_opt(txn.into_batch(), &no_wal)?;
         metrics::histogram!(crate::db::BACKEND_COMMIT_SECONDS).record(started.elapsed());
         if let Some(last) = &last {
             self.applied.send_replace(last.index());
@@ -184,10 +188,11 @@ impl StateMachine {
     }
 
     pub(crate) fn build(&self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, StoreError> {
-        // Durability: applied state is not synced per batch; sync it before it is snapshotted
-        // and the log behind it may be purged.
-        self.db.flush_wal(true)?;
         let snap = self.db.snapshot();
+        // Durability: after this flush the state on disk is at least as new as the snapshot,
+        // so a node that crashes re-applies its log from there instead of installing the
+        // whole snapshot again at start-up.
+        flush_state(&self.db)?;
         let (last_log_id, last_membership) = read_applied_from(&self.db, Some(&snap))?;
         let meta = SnapshotMeta {
             last_log_id,
@@ -206,6 +211,18 @@ impl StateMachine {
 
 /// Deletes every key of a column family: one range delete for keys below 0xFF (all text keys
 /// and every event key of a realistic revision), then one by one for any key at or above it.
+/// Writes the state machine's memtables to disk in one atomic flush and waits for it, so the
+/// applied state on disk is at least as new as when this was called.
+pub(crate) fn flush_state(db: &DB) -> Result<(), StoreError> {
+    let mut cfs = Vec::with_capacity(SM_DATA_CFS.len() + 1);
+    for name in SM_DATA_CFS.iter().chain([&CF_SM_META]) {
+        cfs.push(cf_handle(db, name)?);
+    }
+    let mut wait = FlushOptions::default();
+    wait.set_wait(true);
+    Ok(db.flush_cfs_opt(&cfs, &wait)?)
+}
+
 fn clear_cf(db: &DB, name: &'static str) -> Result<(), StoreError> {
     let cf = cf_handle(db, name)?;
     db.delete_range_cf(cf, b"".as_slice(), b"\xff".as_slice())?;
@@ -312,6 +329,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot::sync_dir(&sm.snapshot_dir)?;
             }
             sm.install_file(&dest, &meta)?;
+            metrics::counter!(crate::db::SNAPSHOT_INSTALLS).increment(1);
             snapshot::prune(&sm.snapshot_dir, false)?;
             tracing::info!(index, "installed snapshot");
             Ok(())

@@ -2,17 +2,29 @@
 //!
 //! Later entries in one apply call must see what earlier ones wrote, but nothing may reach the
 //! database until the whole batch, with the new last-applied log id, is written at once.
+//!
+//! Families that applying only ever writes ([`WRITE_ONLY_CFS`]) are kept out of the
+//! read-your-writes overlay: most keys of a new license go there, and copying each of them
+//! into a map cost as much as writing it.
 
 use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::{WriteBatch, DB};
 
+use crate::keys::{CF_EVENTS, CF_INDEX};
 use crate::StoreError;
+
+/// Column families that are written but never read while applying.
+const WRITE_ONLY_CFS: [&str; 2] = [CF_INDEX, CF_EVENTS];
+
+/// Pending writes of one column family: `None` is a delete.
+type Pending = HashMap<Vec<u8>, Option<Vec<u8>>>;
 
 pub(crate) struct Txn<'a> {
     db: &'a DB,
     batch: WriteBatch,
-    overlay: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    /// Pending writes per readable column family, found by name.
+    overlay: Vec<(&'static str, Pending)>,
 }
 
 impl<'a> Txn<'a> {
@@ -20,12 +32,16 @@ impl<'a> Txn<'a> {
         Txn {
             db,
             batch: WriteBatch::default(),
-            overlay: HashMap::new(),
+            overlay: Vec::new(),
         }
     }
 
     pub(crate) fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.overlay.get(&(cf, key.to_vec())) {
+        if WRITE_ONLY_CFS.contains(&cf) {
+            let why = format!("{cf} is write-only while applying");
+            return Err(StoreError::corrupt("transaction", why));
+        }
+        if let Some(v) = self.pending(cf).and_then(|p| p.get(key)) {
             return Ok(v.clone());
         }
         Ok(self.db.get_cf(cf_handle(self.db, cf)?, key)?)
@@ -38,14 +54,40 @@ impl<'a> Txn<'a> {
         value: Vec<u8>,
     ) -> Result<(), StoreError> {
         self.batch.put_cf(cf_handle(self.db, cf)?, key, &value);
-        self.overlay.insert((cf, key.to_vec()), Some(value));
+        if let Some(pending) = self.pending_mut(cf) {
+            pending.insert(key.to_vec(), Some(value));
+        }
         Ok(())
     }
 
     pub(crate) fn delete(&mut self, cf: &'static str, key: &[u8]) -> Result<(), StoreError> {
         self.batch.delete_cf(cf_handle(self.db, cf)?, key);
-        self.overlay.insert((cf, key.to_vec()), None);
+        if let Some(pending) = self.pending_mut(cf) {
+            pending.insert(key.to_vec(), None);
+        }
         Ok(())
+    }
+
+    fn pending(&self, cf: &'static str) -> Option<&Pending> {
+        self.overlay
+            .iter()
+            .find(|(name, _)| *name == cf)
+            .map(|(_, p)| p)
+    }
+
+    /// The overlay of `cf`, created on first use; `None` for a write-only family.
+    fn pending_mut(&mut self, cf: &'static str) -> Option<&mut Pending> {
+        if WRITE_ONLY_CFS.contains(&cf) {
+            return None;
+        }
+        let at = match self.overlay.iter().position(|(name, _)| *name == cf) {
+            Some(at) => at,
+            None => {
+                self.overlay.push((cf, Pending::new()));
+                self.overlay.len() - 1
+            }
+        };
+        self.overlay.get_mut(at).map(|(_, p)| p)
     }
 
     /// Deletes `[from, to)` in the batch only: the overlay does not see it, so callers must not
@@ -72,10 +114,11 @@ impl<'a> Txn<'a> {
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let pending: BTreeMap<&[u8], bool> = self
-            .overlay
-            .iter()
-            .filter(|((family, key), _)| *family == cf && key.as_slice() < bound)
-            .map(|((_, key), value)| (key.as_slice(), value.is_some()))
+            .pending(cf)
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| key.as_slice() < bound)
+            .map(|(key, value)| (key.as_slice(), value.is_some()))
             .collect();
         let mut puts = pending
             .iter()
@@ -119,6 +162,28 @@ pub(crate) fn cf_handle<'d>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_only_families_reach_the_batch_but_refuse_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = crate::open(dir.path()).expect("open");
+        let db = &storage.db;
+        let mut txn = Txn::new(db);
+        for cf in WRITE_ONLY_CFS {
+            txn.put(cf, b"k", b"v".to_vec()).expect("put");
+            assert!(txn.get(cf, b"k").is_err(), "{cf} read inside the batch");
+        }
+        let readable = crate::keys::CF_IDENT;
+        txn.put(readable, b"k", b"v".to_vec()).expect("put");
+        assert_eq!(txn.get(readable, b"k").expect("get"), Some(b"v".to_vec()));
+        db.write(txn.into_batch()).expect("write");
+        for cf in WRITE_ONLY_CFS.into_iter().chain([readable]) {
+            let stored = db
+                .get_cf(cf_handle(db, cf).expect("cf"), b"k")
+                .expect("get");
+            assert_eq!(stored, Some(b"v".to_vec()), "{cf}");
+        }
+    }
 
     #[test]
     fn keys_below_sees_the_batch_and_the_database_as_one() {
