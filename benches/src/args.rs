@@ -109,6 +109,20 @@ pub struct TargetArgs {
     /// Per-call timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// Where writes (issue, status changes, imports) go. Reads always use every connection.
+    #[arg(long, value_enum, default_value = "leader")]
+    pub write_to: WriteTo,
+}
+
+/// How writes pick their connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WriteTo {
+    /// The connections to the member that leads when the run starts, as clients that route to
+    /// the leader do; a follower still forwards if leadership moves. Falls back to `any` when
+    /// the leader is not among the endpoints or the system cannot name it.
+    Leader,
+    /// Every connection, so followers forward two writes in three to the leader.
+    Any,
 }
 
 /// The dataset: the same seed gives the same records on every system.
@@ -178,6 +192,10 @@ pub struct RunArgs {
     /// Salt for the new records of `issue` and `import`, so repeated runs issue new holders.
     #[arg(long, default_value_t = 0)]
     pub run_id: u64,
+    /// PIDs of the server processes, when they run on this machine: the figures then include
+    /// their CPU time per item in the measured window (from `/proc/<pid>/stat`).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
 }
 
 /// `licbench load`.

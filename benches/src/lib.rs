@@ -13,6 +13,7 @@
 //! * [`runner`]: clients in a closed loop or at a fixed arrival rate, latency into HDR
 //!   histograms measured from the intended send time.
 //! * [`results`]: one run's figures, printed and appended to a JSON-lines file.
+//! * [`cpu`]: the server processes' CPU time per item, when they run on this machine.
 //! * [`echo`]: the no-storage gRPC server, the transport ceiling.
 //! * [`report`]: the Markdown report and SVG plots from the JSON-lines files.
 //!
@@ -20,6 +21,7 @@
 //! `--endpoints`.
 
 pub mod args;
+pub mod cpu;
 pub mod dataset;
 pub mod echo;
 pub mod keys;

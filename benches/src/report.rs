@@ -353,6 +353,11 @@ fn push_reading_notes(out: &mut String, runs: usize, sources: &[PathBuf]) {
          - Latency is in milliseconds, over successful calls. Rate \"closed\" is a closed loop \
          (each client waits for its answer); open-loop runs offer a fixed rate and measure each \
          call from its intended start, so stalls show.\n\
+         - Server CPU is the user and system time of the system's processes (every member) \
+         over the measured window, per successful item: the figure a capacity plan divides a \
+         peak by. It includes background work such as compaction.\n\
+         - Writes go to the member that led when the run started, for every system, as clients \
+         that route to the leader do; reads go to every member.\n\
          - A setting recorded more than once for a series shows its last run.\n\n",
         files.join(", "),
     ));
@@ -472,7 +477,14 @@ fn figure_head(varying: &[SettingColumn], batched: bool) -> Vec<(String, bool)> 
     if batched {
         names.push("calls/s");
     }
-    names.extend(["p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors"]);
+    names.extend([
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "server CPU µs/item",
+        "errors",
+    ]);
     head(&names, varying.len() + 1)
 }
 
@@ -487,6 +499,7 @@ fn figures(r: &RunResult, batched: bool) -> Vec<String> {
     }
     let latency = [r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms];
     cells.extend(latency.into_iter().map(fmt_ms));
+    cells.push(r.server_cpu_us_per_item.map_or("–".to_string(), fmt_ms));
     cells.push(errors_cell(r));
     cells
 }
@@ -1195,7 +1208,10 @@ mod tests {
                 ..run("", 5000.0, 0.5)
             },
             failing,
-            run("etcd-3.5.1", 1000.0, 8.0),
+            RunResult {
+                server_cpu_us_per_item: Some(250.0),
+                ..run("etcd-3.5.1", 1000.0, 8.0)
+            },
             RunResult {
                 system: System::Licstore,
                 ..run("", 1200.0, 6.0)
@@ -1220,10 +1236,15 @@ mod tests {
             etcd34.ends_with("| 3 (timeout: 2, unavailable: 1) |"),
             "{etcd34}"
         );
+        let etcd35 = line_with(results, &["| etcd-3.5.1 |"]);
+        assert!(
+            etcd35.ends_with("| 250 | 0 |"),
+            "server CPU per item: {etcd35}"
+        );
         // The later licstore run of the same setting replaces the first.
         let lic = line_with(results, &["| licstore |"]);
         assert!(
-            lic.contains("| 1200 | 1.50 | 6.00 | 12.0 | 18.0 | 0 |"),
+            lic.contains("| 1200 | 1.50 | 6.00 | 12.0 | 18.0 | – | 0 |"),
             "{lic}"
         );
         assert!(results.contains("Every row: consistency linearizable, keys uniform"));

@@ -55,6 +55,10 @@ pub struct RunResult {
     pub max_ms: f64,
     /// Mean latency.
     pub mean_ms: f64,
+    /// CPU time of the server processes per successful item in the measured window, in
+    /// microseconds (`--server-pids`); `None` when not measured.
+    #[serde(default)]
+    pub server_cpu_us_per_item: Option<f64>,
 }
 
 /// A latency histogram in microseconds, from 1 µs to 10 minutes at 3 significant digits.
@@ -92,6 +96,7 @@ impl RunResult {
             p999_ms: 0.0,
             max_ms: 0.0,
             mean_ms: 0.0,
+            server_cpu_us_per_item: None,
         }
     }
 
@@ -140,7 +145,14 @@ impl RunResult {
             p999 = self.p999_ms,
             max = self.max_ms,
             mean = self.mean_ms,
-        )
+        ) + &self.cpu_line()
+    }
+
+    fn cpu_line(&self) -> String {
+        match self.server_cpu_us_per_item {
+            Some(us) => format!("\n  server cpu: {us:.1} µs per item"),
+            None => String::new(),
+        }
     }
 
     /// Appends the figures as one JSON line.

@@ -13,6 +13,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tokio::task::JoinHandle;
 
 use crate::args::{LoadArgs, RunArgs, Workload};
 use crate::dataset::{self, Key, Prepared};
@@ -58,6 +59,8 @@ pub async fn run_workload(a: &RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.clients > 0, "--clients: must be at least 1");
     anyhow::ensure!(a.batch > 0, "--batch: must be at least 1");
     check_args(a)?;
+    // Checked before connecting: a wrong PID fails at once.
+    crate::cpu::cpu_time(&a.server_pids)?;
     let target = Target::connect(&a.target).await?;
     let keys = load_keys(a).await?;
     let slots = match a.workload {
@@ -88,6 +91,7 @@ pub async fn run_workload(a: &RunArgs) -> anyhow::Result<()> {
     for (j, slot) in slots.into_iter().enumerate() {
         own_slots[j % a.clients].push(slot);
     }
+    let cpu_at_start = cpu_when(a.server_pids.clone(), measure_from);
     let mut tasks = Vec::with_capacity(a.clients);
     for (i, slots) in own_slots.into_iter().enumerate() {
         let plan = plan.clone();
@@ -98,7 +102,12 @@ pub async fn run_workload(a: &RunArgs) -> anyhow::Result<()> {
     for t in tasks {
         tallies.push(t.await.context("client task")??);
     }
-    let result = merge(a, tallies, measure_from);
+    let cpu_at_end = cpu_when(a.server_pids.clone(), Instant::now());
+    let mut result = merge(a, tallies, measure_from);
+    if let (Some(from), Some(to)) = (cpu_at_start.await??, cpu_at_end.await??) {
+        let items = result.ok * result.items_per_call as u64;
+        result.server_cpu_us_per_item = crate::cpu::us_per_item(to.saturating_sub(from), items);
+    }
     println!("{}", result.summary());
     if let Some(path) = &a.json_out {
         result
@@ -112,6 +121,17 @@ pub async fn run_workload(a: &RunArgs) -> anyhow::Result<()> {
         a.data.records
     );
     Ok(())
+}
+
+/// The servers' CPU time read once `at` comes; `None` without PIDs.
+fn cpu_when(pids: Vec<u32>, at: Instant) -> JoinHandle<anyhow::Result<Option<Duration>>> {
+    tokio::spawn(async move {
+        if pids.is_empty() {
+            return Ok(None);
+        }
+        tokio::time::sleep_until(at.into()).await;
+        crate::cpu::cpu_time(&pids).map(Some)
+    })
 }
 
 /// The checks that need no server, done before connecting.

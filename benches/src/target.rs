@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use licstore_client::TlsOptions;
 use licstore_proto::v1 as pb;
+use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::args::{Consistency, System, TargetArgs};
+use crate::args::{Consistency, System, TargetArgs, WriteTo};
 use crate::dataset::{Key, Prepared};
 
 /// Why a call failed: a gRPC code name, `timeout`, `not-found` (a loaded key missing) or
@@ -55,48 +56,119 @@ pub struct StatusSlot {
 #[derive(Clone)]
 pub enum Target {
     /// licstore or the echo server.
-    Licstore(Vec<Channel>),
+    Licstore(Pool<Channel>),
     /// etcd.
     #[cfg(feature = "etcd")]
-    Etcd(Vec<etcd_client::KvClient>),
+    Etcd(Pool<etcd_client::KvClient>),
 }
 
-/// One client's handle.
+/// Every connection, for reads, and the ones writes use (all, or those to the leader).
+#[derive(Clone)]
+pub struct Pool<C> {
+    reads: Vec<C>,
+    writes: Vec<C>,
+}
+
+impl<C: Clone> Pool<C> {
+    /// `conns[i]` is connected to `endpoints[i % endpoints.len()]`. Writes use the connections
+    /// to `leader` when it is given and among the endpoints, every connection otherwise.
+    pub fn new(conns: Vec<C>, endpoints: &[String], leader: Option<&str>) -> Pool<C> {
+        let to_leader: Vec<C> = conns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| leader == Some(endpoints[i % endpoints.len()].as_str()))
+            .map(|(_, c)| c.clone())
+            .collect();
+        let writes = match to_leader.is_empty() {
+            true => conns.clone(),
+            false => to_leader,
+        };
+        Pool {
+            reads: conns,
+            writes,
+        }
+    }
+
+    /// The read and the write connection of client `i`.
+    fn pick(&self, i: usize) -> (C, C) {
+        (
+            self.reads[i % self.reads.len()].clone(),
+            self.writes[i % self.writes.len()].clone(),
+        )
+    }
+
+    /// How many connections writes use.
+    pub fn write_conns(&self) -> usize {
+        self.writes.len()
+    }
+}
+
+/// One client's handles (boxed: an etcd client is several times the size of a tonic stub).
 #[derive(Clone)]
 pub enum Conn {
     /// licstore or the echo server.
-    Licstore(LicensesClient<Channel>),
-    /// etcd (boxed: its client is several times the size of a tonic stub).
+    Licstore(Box<Pair<LicensesClient<Channel>>>),
+    /// etcd.
     #[cfg(feature = "etcd")]
-    Etcd(Box<etcd_client::KvClient>),
+    Etcd(Box<Pair<etcd_client::KvClient>>),
+}
+
+/// A handle for reads and one for writes (often the same connection).
+#[derive(Clone)]
+pub struct Pair<C> {
+    /// Reads.
+    pub read: C,
+    /// Writes.
+    pub write: C,
 }
 
 impl Target {
-    /// Opens `args.conns` connections, spread round-robin over the endpoints.
+    /// Opens `args.conns` connections, spread round-robin over the endpoints, and picks the
+    /// ones writes use (`--write-to`).
     pub async fn connect(args: &TargetArgs) -> anyhow::Result<Target> {
         anyhow::ensure!(!args.endpoints.is_empty(), "--endpoints: none given");
         anyhow::ensure!(args.conns > 0, "--conns: must be at least 1");
-        match args.system {
-            System::Licstore | System::Echo => licstore_channels(args).await,
+        let target = match args.system {
+            System::Licstore | System::Echo => licstore_channels(args).await?,
             #[cfg(feature = "etcd")]
-            System::Etcd => etcd::connect(args).await,
+            System::Etcd => etcd::connect(args).await?,
             #[cfg(not(feature = "etcd"))]
             System::Etcd => anyhow::bail!(
                 "--system etcd: this licbench was built without the `etcd` feature \
                  (benches/run builds it with --features licstore-bench/etcd)"
             ),
+        };
+        let writes = target.write_conns();
+        if args.write_to == WriteTo::Leader && writes == args.conns && args.endpoints.len() > 1 {
+            eprintln!("licbench: the leader is not among --endpoints; writes use every connection");
+        }
+        Ok(target)
+    }
+
+    /// The handles of client `i`.
+    pub fn conn(&self, i: usize) -> Conn {
+        match self {
+            Target::Licstore(pool) => {
+                let (read, write) = pool.pick(i);
+                let stub = |c: Channel| LicensesClient::new(c).max_decoding_message_size(64 << 20);
+                Conn::Licstore(Box::new(Pair {
+                    read: stub(read),
+                    write: stub(write),
+                }))
+            }
+            #[cfg(feature = "etcd")]
+            Target::Etcd(pool) => {
+                let (read, write) = pool.pick(i);
+                Conn::Etcd(Box::new(Pair { read, write }))
+            }
         }
     }
 
-    /// The handle of client `i`.
-    pub fn conn(&self, i: usize) -> Conn {
+    fn write_conns(&self) -> usize {
         match self {
-            Target::Licstore(chans) => Conn::Licstore(
-                LicensesClient::new(chans[i % chans.len()].clone())
-                    .max_decoding_message_size(64 << 20),
-            ),
+            Target::Licstore(pool) => pool.write_conns(),
             #[cfg(feature = "etcd")]
-            Target::Etcd(clients) => Conn::Etcd(Box::new(clients[i % clients.len()].clone())),
+            Target::Etcd(pool) => pool.write_conns(),
         }
     }
 }
@@ -124,7 +196,30 @@ async fn licstore_channels(args: &TargetArgs) -> anyhow::Result<Target> {
             .map_err(|e| anyhow::anyhow!("connect to {addr}: {e}"))?;
         chans.push(chan);
     }
-    Ok(Target::Licstore(chans))
+    let leader = match args.write_to {
+        WriteTo::Leader => licstore_leader(&chans[0]).await,
+        WriteTo::Any => None,
+    };
+    Ok(Target::Licstore(Pool::new(
+        chans,
+        &args.endpoints,
+        leader.as_deref(),
+    )))
+}
+
+/// The leader's address as the members list names it; `None` when there is no leader yet or
+/// the server has no cluster service (the echo server).
+async fn licstore_leader(chan: &Channel) -> Option<String> {
+    let mut cluster = ClusterClient::new(chan.clone());
+    let list = cluster
+        .member_list(pb::MemberListRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    list.members
+        .into_iter()
+        .find(|m| m.node_id == list.leader_id)
+        .map(|m| m.addr)
 }
 
 /// The proto consistency level and bound.
@@ -162,14 +257,14 @@ impl Conn {
         bound_ms: u32,
     ) -> Result<(), OpError> {
         match self {
-            Conn::Licstore(client) => {
+            Conn::Licstore(pair) => {
                 let mut req = verify_request(key);
                 req.consistency = consistency_pb(c) as i32;
                 req.max_staleness_ms = bound_ms;
-                found(&client.verify(req).await?.into_inner())
+                found(&pair.read.verify(req).await?.into_inner())
             }
             #[cfg(feature = "etcd")]
-            Conn::Etcd(kv) => etcd::verify(kv, key, c).await,
+            Conn::Etcd(kv) => etcd::verify(&mut kv.read, key, c).await,
         }
     }
 
@@ -181,44 +276,44 @@ impl Conn {
         bound_ms: u32,
     ) -> Result<(), OpError> {
         match self {
-            Conn::Licstore(client) => {
+            Conn::Licstore(pair) => {
                 let req = pb::VerifyBatchRequest {
                     items: keys.iter().map(|k| verify_request(k)).collect(),
                     consistency: consistency_pb(c) as i32,
                     max_staleness_ms: bound_ms,
                 };
-                let resp = client.verify_batch(req).await?.into_inner();
+                let resp = pair.read.verify_batch(req).await?.into_inner();
                 if resp.results.len() != keys.len() {
                     return Err(OpError("short-batch".into()));
                 }
                 resp.results.iter().try_for_each(found)
             }
             #[cfg(feature = "etcd")]
-            Conn::Etcd(kv) => etcd::verify_batch(kv, keys).await,
+            Conn::Etcd(kv) => etcd::verify_batch(&mut kv.read, keys).await,
         }
     }
 
     /// Issues a new license.
     pub async fn issue(&mut self, record: &Prepared) -> Result<(), OpError> {
         match self {
-            Conn::Licstore(client) => {
+            Conn::Licstore(pair) => {
                 let req = pb::IssueRequest {
                     request_id: record.import.request_id.clone(),
                     license: Some(record.license().clone()),
                     lenient_holder_check: false,
                 };
-                client.issue(req).await?;
+                pair.write.issue(req).await?;
                 Ok(())
             }
             #[cfg(feature = "etcd")]
-            Conn::Etcd(kv) => etcd::issue(kv, record).await,
+            Conn::Etcd(kv) => etcd::issue(&mut kv.write, record).await,
         }
     }
 
     /// Suspends the license or lifts its suspension.
     pub async fn toggle_status(&mut self, slot: &mut StatusSlot) -> Result<(), OpError> {
         match self {
-            Conn::Licstore(client) => {
+            Conn::Licstore(pair) => {
                 let op = match slot.suspended {
                     true => pb::StatusOp::LiftSuspension,
                     false => pb::StatusOp::Suspend,
@@ -229,10 +324,10 @@ impl Conn {
                     op: op as i32,
                     reason: String::new(),
                 };
-                client.change_status(req).await?;
+                pair.write.change_status(req).await?;
             }
             #[cfg(feature = "etcd")]
-            Conn::Etcd(kv) => etcd::toggle_status(kv, slot).await?,
+            Conn::Etcd(kv) => etcd::toggle_status(&mut kv.write, slot).await?,
         }
         slot.suspended = !slot.suspended;
         Ok(())
@@ -241,17 +336,21 @@ impl Conn {
     /// Bulk-loads records in one call.
     pub async fn import(&mut self, records: &[Prepared]) -> Result<(), OpError> {
         match self {
-            Conn::Licstore(client) => {
+            Conn::Licstore(pair) => {
                 let msgs: Vec<pb::ImportRecord> =
                     records.iter().map(|r| r.import.clone()).collect();
-                let summary = client.import(tokio_stream::iter(msgs)).await?.into_inner();
+                let summary = pair
+                    .write
+                    .import(tokio_stream::iter(msgs))
+                    .await?
+                    .into_inner();
                 match summary.rejected {
                     0 => Ok(()),
                     _ => Err(OpError("rejected".into())),
                 }
             }
             #[cfg(feature = "etcd")]
-            Conn::Etcd(kv) => etcd::import(kv, records).await,
+            Conn::Etcd(kv) => etcd::import(&mut kv.write, records).await,
         }
     }
 
@@ -259,7 +358,7 @@ impl Conn {
     /// or suspended now.
     pub async fn status_slot(&mut self, key: &Key) -> Result<Option<StatusSlot>, OpError> {
         match self {
-            Conn::Licstore(client) => {
+            Conn::Licstore(pair) => {
                 let req = pb::GetRequest {
                     holder_kind: key.holder_kind,
                     holder_id: key.holder_id.clone(),
@@ -267,7 +366,7 @@ impl Conn {
                     consistency: pb::Consistency::Linearizable as i32,
                     max_staleness_ms: 0,
                 };
-                let got = client.get(req).await;
+                let got = pair.read.get(req).await;
                 let license = match got {
                     Ok(resp) => resp.into_inner().license,
                     Err(s) if s.code() == tonic::Code::NotFound => None,
@@ -276,7 +375,7 @@ impl Conn {
                 Ok(license.and_then(|l| slot_of(key, l.identifier, l.status, None)))
             }
             #[cfg(feature = "etcd")]
-            Conn::Etcd(kv) => etcd::status_slot(kv, key).await,
+            Conn::Etcd(kv) => etcd::status_slot(&mut kv.read, key).await,
         }
     }
 }
@@ -299,4 +398,36 @@ pub fn slot_of(
         value,
         suspended,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pool;
+
+    #[test]
+    fn writes_use_the_connections_to_the_leader_or_else_all() {
+        let endpoints: Vec<String> = ["a:1", "b:2", "c:3"].map(String::from).to_vec();
+        // Connection i goes to endpoint i % 3; the pool holds the connection numbers.
+        let cases: [(Option<&str>, &[usize]); 4] = [
+            (Some("b:2"), &[1, 4, 7]),
+            (Some("a:1"), &[0, 3, 6]),
+            (Some("d:4"), &[0, 1, 2, 3, 4, 5, 6, 7]),
+            (None, &[0, 1, 2, 3, 4, 5, 6, 7]),
+        ];
+        for (leader, want) in cases {
+            let pool = Pool::new((0..8).collect(), &endpoints, leader);
+            assert_eq!(pool.writes, want, "leader {leader:?}");
+            assert_eq!(
+                pool.reads,
+                (0..8).collect::<Vec<usize>>(),
+                "leader {leader:?}"
+            );
+            let (read, write) = pool.pick(5);
+            assert_eq!(
+                (read, write),
+                (5, want[5 % want.len()]),
+                "leader {leader:?}"
+            );
+        }
+    }
 }

@@ -165,8 +165,11 @@ fn every_workload_runs_and_the_report_is_written() {
             &echo,
         ],
     ];
+    // Every server process, the echo server's included: each run reports their CPU time.
+    let pids: Vec<String> = procs.0.iter().map(|c| c.id().to_string()).collect();
+    let pids = pids.join(",");
     for extra in table {
-        let base = ["run", "--endpoints", &endpoints];
+        let base = ["run", "--endpoints", &endpoints, "--server-pids", &pids];
         licbench(&[&base[..], &common[..], &timed[..], extra].concat());
     }
     let runs = read_all(std::slice::from_ref(&results)).expect("read results");
@@ -174,6 +177,15 @@ fn every_workload_runs_and_the_report_is_written() {
     for r in &runs {
         assert!(r.ok > 0 && r.failed() == 0, "{}", r.summary());
         assert!(r.p99_ms > 0.0 && r.p99_ms >= r.p50_ms, "{}", r.summary());
+    }
+    // The load has no CPU figure; a closed-loop run keeps the servers busy for whole clock
+    // ticks, a slow open-loop one may not.
+    for r in &runs[1..] {
+        let cpu = r.server_cpu_us_per_item;
+        assert!(cpu.is_some_and(|us| us >= 0.0), "{}", r.summary());
+        if r.rate == 0.0 {
+            assert!(cpu.is_some_and(|us| us > 0.0), "{}", r.summary());
+        }
     }
     assert_report(dir.path(), &results, &runs);
 }

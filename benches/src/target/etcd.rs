@@ -5,8 +5,8 @@ use etcd_client::{Client, Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, 
 use licstore_proto::v1 as pb;
 use prost::Message;
 
-use super::{slot_of, OpError, StatusSlot, Target};
-use crate::args::{Consistency, TargetArgs};
+use super::{slot_of, OpError, Pool, StatusSlot, Target};
+use crate::args::{Consistency, TargetArgs, WriteTo};
 use crate::dataset::{Key, Prepared};
 
 fn err(e: etcd_client::Error) -> OpError {
@@ -16,20 +16,43 @@ fn err(e: etcd_client::Error) -> OpError {
     }
 }
 
-/// One etcd client per connection, each bound to one endpoint (round-robin).
+/// One etcd client per connection, each bound to one endpoint (round-robin); writes go as
+/// `--write-to` says.
 pub async fn connect(args: &TargetArgs) -> anyhow::Result<Target> {
     let mut clients = Vec::with_capacity(args.conns);
+    let mut leader = None;
     for i in 0..args.conns {
         let ep = format!("http://{}", args.endpoints[i % args.endpoints.len()]);
         let opts = etcd_client::ConnectOptions::new()
             .with_timeout(std::time::Duration::from_millis(args.timeout_ms))
             .with_connect_timeout(std::time::Duration::from_secs(2));
-        let client = Client::connect([ep.as_str()], Some(opts))
+        let mut client = Client::connect([ep.as_str()], Some(opts))
             .await
             .map_err(|e| anyhow::anyhow!("connect to etcd at {ep}: {e}"))?;
+        if i == 0 && args.write_to == WriteTo::Leader {
+            leader = leader_endpoint(&mut client).await;
+        }
         clients.push(client.kv_client());
     }
-    Ok(Target::Etcd(clients))
+    Ok(Target::Etcd(Pool::new(
+        clients,
+        &args.endpoints,
+        leader.as_deref(),
+    )))
+}
+
+/// The leader's first client URL without its scheme (`host:port`), as `--endpoints` names
+/// members; `None` when etcd cannot tell.
+async fn leader_endpoint(client: &mut Client) -> Option<String> {
+    let leader = client.status().await.ok()?.leader();
+    let members = client.member_list().await.ok()?;
+    let member = members.members().iter().find(|m| m.id() == leader)?;
+    let url = member.client_urls().first()?;
+    Some(
+        url.split_once("://")
+            .map_or(url.as_str(), |(_, rest)| rest)
+            .to_string(),
+    )
 }
 
 fn get_options(c: Consistency) -> Option<GetOptions> {
