@@ -105,18 +105,24 @@ impl Default for RaftConfig {
     }
 }
 
+/// The smallest memtable budget accepted: below it RocksDB would flush on nearly every write.
+const MEMTABLE_BUDGET_MIN_BYTES: usize = 1 << 20;
+
 /// `[storage]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// RocksDB block cache shared by all column families.
     pub block_cache_bytes: u64,
+    /// Memtables of all column families together; past it RocksDB flushes.
+    pub memtable_budget_bytes: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             block_cache_bytes: licstore_store::db::DEFAULT_BLOCK_CACHE_BYTES as u64,
+            memtable_budget_bytes: licstore_store::db::DEFAULT_MEMTABLE_BUDGET_BYTES as u64,
         }
     }
 }
@@ -214,6 +220,13 @@ impl Config {
         }
         let block_cache_bytes = usize::try_from(self.storage.block_cache_bytes)
             .map_err(|_| bad("storage.block_cache_bytes", "too large".into()))?;
+        let memtable_budget_bytes = usize::try_from(self.storage.memtable_budget_bytes)
+            .ok()
+            .filter(|b| *b >= MEMTABLE_BUDGET_MIN_BYTES)
+            .ok_or_else(|| {
+                let why = format!("must be from {MEMTABLE_BUDGET_MIN_BYTES} bytes (1 MiB) up");
+                bad("storage.memtable_budget_bytes", why)
+            })?;
         Ok(Settings {
             id,
             addr: self.node.addr.clone(),
@@ -229,6 +242,7 @@ impl Config {
             expiry_sweep: Duration::from_millis(self.feed.expiry_sweep_ms.max(100)),
             event_retention: Duration::from_secs(self.feed.event_retention_secs),
             block_cache_bytes,
+            memtable_budget_bytes,
             tls,
         })
     }
@@ -362,7 +376,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 13] = [
+        let cases: [(&str, Spoil); 14] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -385,6 +399,9 @@ mod tests {
                 c.tls.key_file = "n.key".into();
             }),
             ("tls.cert_file", |c| c.tls.client_ca_file = "ca.crt".into()),
+            ("storage.memtable_budget_bytes", |c| {
+                c.storage.memtable_budget_bytes = 4096
+            }),
         ];
         for (key, spoil) in cases {
             let mut c = base.clone();

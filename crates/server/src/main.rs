@@ -61,6 +61,10 @@ struct Args {
     /// RocksDB block cache in bytes [storage.block_cache_bytes; 134217728].
     #[arg(long, env = "LICSTORE_BLOCK_CACHE_BYTES")]
     block_cache_bytes: Option<u64>,
+    /// Memtables of all column families together, in bytes [storage.memtable_budget_bytes;
+    /// 268435456].
+    #[arg(long, env = "LICSTORE_MEMTABLE_BUDGET_BYTES")]
+    memtable_budget_bytes: Option<u64>,
     /// Milliseconds between the leader's sweeps for lapsed licenses [feed.expiry_sweep_ms;
     /// 60000].
     #[arg(long, env = "LICSTORE_EXPIRY_SWEEP_MS")]
@@ -113,6 +117,10 @@ impl Args {
         set(&mut c.raft.snapshot_logs, &self.snapshot_logs);
         set(&mut c.raft.logs_to_keep, &self.logs_to_keep);
         set(&mut c.storage.block_cache_bytes, &self.block_cache_bytes);
+        set(
+            &mut c.storage.memtable_budget_bytes,
+            &self.memtable_budget_bytes,
+        );
         set(&mut c.feed.expiry_sweep_ms, &self.expiry_sweep_ms);
         set(&mut c.feed.event_retention_secs, &self.event_retention_secs);
         set(&mut c.tls.cert_file, &self.tls_cert_file);

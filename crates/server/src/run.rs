@@ -54,6 +54,8 @@ pub struct Settings {
     pub event_retention: Duration,
     /// RocksDB block cache, in bytes.
     pub block_cache_bytes: usize,
+    /// Memtables of all column families together, in bytes.
+    pub memtable_budget_bytes: usize,
     /// TLS files; `None` serves and dials in plain text.
     pub tls: Option<TlsPaths>,
 }
@@ -187,6 +189,7 @@ pub async fn start(
     }
     let options = licstore_store::StoreOptions {
         block_cache_bytes: s.block_cache_bytes,
+        memtable_budget_bytes: s.memtable_budget_bytes,
     };
     let storage = licstore_store::open_with(&s.data_dir, &options)?;
     let snapshot_dir = storage.state_machine.snapshot_dir().to_path_buf();
