@@ -61,8 +61,12 @@ pub struct Node {
     pub walks: tokio::sync::Semaphore,
     /// States pinned for listings that span several Query pages.
     pub pins: crate::query::Pins,
-    /// Read-index rounds shared by concurrent reads.
+    /// Read-index rounds shared by concurrent reads served here.
     pub rounds: crate::read_rounds::ReadRounds,
+    /// Read-index rounds run for other nodes' reads (the internal `ReadIndex` call). Kept
+    /// apart from `rounds`, whose rounds may ask another node: a call joining one of those
+    /// could wait on a node that is waiting on this one.
+    pub served_rounds: crate::read_rounds::ReadRounds,
     /// Until when reads may not be answered from the leader lease (see
     /// [`Node::suspend_lease`]).
     pub lease_off_until: std::sync::Mutex<Option<std::time::Instant>>,
@@ -250,7 +254,7 @@ impl Node {
                 Err(e) => Err(self.unavailable(&format!("not leader: {e}"))),
             }
         };
-        self.rounds.read_index(arrived, own).await
+        self.served_rounds.read_index(arrived, own).await
     }
 
     /// A read index confirmed by this node's own leadership: from the lease while it holds,

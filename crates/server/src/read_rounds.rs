@@ -3,7 +3,8 @@
 //! A linearizable read needs a read index learnt from the leader *after* the read arrived; it
 //! may then be served once the local replica has applied that index. Asking the leader once
 //! per read costs a round trip and a quorum heartbeat each, so reads share rounds instead:
-//! at most one round is in flight per node, and every read that arrived before that round
+//! at most one round is in flight per `ReadRounds` (a node keeps one for its own reads and one
+//! for read-index calls it answers), and every read that arrived before that round
 //! started waits for the next one, which one of them starts. Under load a round serves every
 //! read that queued during the previous one.
 //!

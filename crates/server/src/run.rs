@@ -217,6 +217,7 @@ pub async fn start(
         walks: tokio::sync::Semaphore::new(1),
         pins: Default::default(),
         rounds: Default::default(),
+        served_rounds: Default::default(),
         lease_off_until: Default::default(),
     });
     Ok((node, storage.stats))

@@ -4,7 +4,7 @@
 //! one write batch, so a crash never leaves them out of step. The batch skips the write-ahead
 //! log: the entries it applies are already durable in the Raft log, and openraft re-applies them
 //! after a crash (see `save_committed`). What is on disk is therefore the state of the last
-//! memtable flush, which is atomic across families; [`flush_state`] forces one before the log
+//! memtable flush, which is atomic across families; `flush_state` forces one before the log
 //! behind the applied state is purged.
 
 use std::io;
@@ -209,8 +209,6 @@ impl StateMachine {
     }
 }
 
-/// Deletes every key of a column family: one range delete for keys below 0xFF (all text keys
-/// and every event key of a realistic revision), then one by one for any key at or above it.
 /// Writes the state machine's memtables to disk in one atomic flush and waits for it, so the
 /// applied state on disk is at least as new as when this was called.
 pub(crate) fn flush_state(db: &DB) -> Result<(), StoreError> {
@@ -223,6 +221,8 @@ pub(crate) fn flush_state(db: &DB) -> Result<(), StoreError> {
     Ok(db.flush_cfs_opt(&cfs, &wait)?)
 }
 
+/// Deletes every key of a column family: one range delete for keys below 0xFF (all text keys
+/// and every event key of a realistic revision), then one by one for any key at or above it.
 fn clear_cf(db: &DB, name: &'static str) -> Result<(), StoreError> {
     let cf = cf_handle(db, name)?;
     db.delete_range_cf(cf, b"".as_slice(), b"\xff".as_slice())?;
