@@ -6,6 +6,10 @@
 //!   shared vocabulary of the workloads, which write histories, and the checkers, which read
 //!   them.
 //! - [`check`]: the checkers, pure functions from a history to a verdict.
+//! - [`recorder`]: op ids and times for the workloads, and the error-to-outcome table.
+//! - [`workload`]: the client workloads (register, set, import, watch) and the final read.
 
 pub mod check;
 pub mod history;
+pub mod recorder;
+pub mod workload;
