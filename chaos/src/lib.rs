@@ -8,8 +8,17 @@
 //! - [`check`]: the checkers, pure functions from a history to a verdict.
 //! - [`recorder`]: op ids and times for the workloads, and the error-to-outcome table.
 //! - [`workload`]: the client workloads (register, set, import, watch) and the final read.
+//! - [`net`]: one network namespace per node joined by a bridge (or loopback ports when
+//!   namespaces are not available), nft partitions and packet loss inside them.
+//! - [`proxy`]: userspace TCP proxies per link, for delay, blackholes and closed connections.
+//! - [`cluster`]: real `licstored` processes, with their signals, wrappers and capped disks.
+//! - [`nemesis`]: the faults, injected and healed from the run's seeded generator.
 
 pub mod check;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
+pub mod net;
+pub mod proxy;
 pub mod recorder;
 pub mod workload;
