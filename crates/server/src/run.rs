@@ -288,6 +288,14 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         tracing::info!(addr = ?s.metrics_addr, "metrics and probes: /metrics, /livez, /readyz");
     }
     crate::metrics::spawn_sampler(node.clone(), stats);
+    #[cfg(feature = "fault-injection")]
+    if let Some(every) = licstore_store::fault::drop_amend_every() {
+        tracing::error!(
+            every,
+            "FAULT INJECTION: amends at log indexes divisible by this are acknowledged and \
+             thrown away; this build loses data on purpose"
+        );
+    }
     let data_dir = s.data_dir.display();
     tracing::info!(
         id = s.id,

@@ -16,6 +16,8 @@ pub mod command;
 pub mod db;
 pub mod error;
 pub mod event;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod index;
 pub mod keys;
 pub mod log_store;

@@ -85,6 +85,37 @@ impl StateMachine {
         read_applied_from(&self.db, None)
     }
 
+    /// Applies one command into `txn` at log index `index`.
+    fn apply_command(
+        &self,
+        txn: &mut Txn<'_>,
+        index: u64,
+        cmd: &crate::Command,
+    ) -> Result<CommandResult, StoreError> {
+        #[cfg(feature = "fault-injection")]
+        if crate::fault::drops(crate::fault::drop_amend_every(), index, cmd) {
+            // Decided against the database and answered, but written to a batch nobody keeps.
+            let mut scratch = Txn::new(&self.db);
+            return self.apply_command_unfaulted(&mut scratch, index, cmd);
+        }
+        self.apply_command_unfaulted(txn, index, cmd)
+    }
+
+    fn apply_command_unfaulted(
+        &self,
+        txn: &mut Txn<'_>,
+        index: u64,
+        cmd: &crate::Command,
+    ) -> Result<CommandResult, StoreError> {
+        let mut applier = Applier {
+            txn,
+            templates: &self.templates,
+            index,
+            events: 0,
+        };
+        applier.apply(cmd)
+    }
+
     fn apply_batch(
         &self,
         entries: Vec<openraft::alias::EntryOf<TypeConfig>>,
@@ -97,15 +128,7 @@ impl StateMachine {
             let log_id = entry.log_id();
             let result = match entry.payload {
                 EntryPayload::Blank => CommandResult::None,
-                EntryPayload::Normal(cmd) => {
-                    let mut applier = Applier {
-                        txn: &mut txn,
-                        templates: &self.templates,
-                        index: log_id.index(),
-                        events: 0,
-                    };
-                    applier.apply(&cmd)?
-                }
+                EntryPayload::Normal(cmd) => self.apply_command(&mut txn, log_id.index(), &cmd)?,
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembershipOf::<TypeConfig>::new(Some(log_id), m));
                     CommandResult::None
