@@ -409,7 +409,8 @@ async fn round_trip(
 }
 
 /// The per-node wrappers reach licstored itself (libeatmydata, libfiu, libfaketime in its
-/// memory map), libfiu's EIO on fdatasync hits its log writes and is healed by a restart,
+/// memory map), libfiu's EIO on fdatasync hits its log writes and the node exits (fail-stop)
+/// and recovers when restarted,
 /// the faketime spec can change at run time, a capped disk fills and empties.
 #[test]
 fn wrappers_and_a_capped_disk_reach_licstored() {
@@ -504,8 +505,22 @@ fn wrappers_and_a_capped_disk_reach_licstored() {
             seen = text.contains("Input/output error");
         }
         assert!(seen, "node 2 saw EIO\n{}", log_tail(&cluster));
+        // Fail-stop: the node whose Raft core stopped exits on its own, to be restarted.
+        let deadline = Instant::now() + WAIT;
+        let mut exits = cluster.reap_exited();
+        while exits.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            exits = cluster.reap_exited();
+        }
+        let nodes: Vec<u64> = exits.iter().map(|e| e.node).collect();
+        assert_eq!(nodes, [2], "{exits:?}\n{}", log_tail(&cluster));
+        let text = std::fs::read_to_string(&log2).unwrap_or_default();
+        assert!(
+            text.contains("raft stopped on its own"),
+            "{}",
+            log_tail(&cluster)
+        );
         cluster.io_errors(2, false, 0.0, false).expect("EIO off");
-        cluster.kill(2).expect("kill");
         cluster.restart(2).expect("restart");
 
         let filled = cluster.fill_disk(1).expect("fill");

@@ -11,6 +11,7 @@ use licstore_proto::v1::cluster_server::ClusterServer;
 use licstore_proto::v1::licenses_server::LicensesServer;
 use licstore_proto::v1::raft::raft_server::RaftServer;
 use licstore_store::{NodeId, Raft, Reader};
+use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config, SnapshotPolicy};
 
 use crate::api::{ClusterApi, LicenseApi};
@@ -351,6 +352,15 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             node.raft.shutdown().await.map_err(|e| ServerError::Raft(e.to_string()))?;
             return ended.map_err(|e| ServerError::Internal(e.to_string()))?.map_err(Into::into);
         }
+        fatal = raft_stopped(&node) => {
+            // Fail-stop: a node whose Raft core stopped (a log or state-machine write failed)
+            // can neither vote nor apply; serving reads from its frozen state would mislead,
+            // so it exits and its supervisor restarts it from what is on disk.
+            tracing::error!(error = %fatal, "raft stopped on its own; exiting");
+            let _ = stop_tx.send(());
+            let _ = tokio::time::timeout(DRAIN_DEADLINE, server).await;
+            return Err(ServerError::Raft(format!("stopped on its own: {fatal}")));
+        }
         _ = shutdown_signal() => {}
     }
     consensus_info!(node, "stopping raft");
@@ -365,6 +375,20 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves with the reason once the Raft core has stopped without being asked to (openraft
+/// stops it for good after a storage error).
+async fn raft_stopped(node: &Node) -> String {
+    let mut metrics = node.raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_watched().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "raft metrics channel closed".to_string();
+        }
+    }
 }
 
 /// gRPC server reflection over the public, internal and health services, so `grpcurl` needs
