@@ -23,3 +23,15 @@ verify:
 	  && cargo clippy --release --workspace --all-targets --locked -- -D warnings \
 	  && RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --locked \
 	  && bash scripts/test.sh'
+
+# The chaos suite: every scenario of chaos/scenarios at its own minute-scale durations against
+# real licstored processes (network namespaces as root, else loopback ports), with the
+# negative control on licstored-faulty; writes target/chaos/summary.md and exits non-zero
+# unless every verdict is the expected one. See chaos/README.md.
+.PHONY: chaos
+chaos:
+	bash -c 'source scripts/setup.sh && bash chaos/setup.sh \
+	  && cargo build --release --locked -p licstore-server --features fault-injection --bin licstored \
+	  && cp "$$CARGO_TARGET_DIR/release/licstored" "$$CARGO_TARGET_DIR/release/licstored-faulty" \
+	  && cargo build --release --locked -p licstore-server -p licstore-chaos \
+	  && "$$CARGO_TARGET_DIR/release/licchaos" suite --out target/chaos'

@@ -120,6 +120,9 @@ pub struct ClusterOptions {
     pub extra_args: Vec<String>,
     /// `RUST_LOG` of the nodes.
     pub log_filter: String,
+    /// More environment for every node (set after the inherited `LICSTORE_*` settings are
+    /// removed), e.g. a fault-injection build's switch.
+    pub env: BTreeMap<String, String>,
     pub wrappers: BTreeMap<u64, Wrappers>,
     pub disks: BTreeMap<u64, DiskCap>,
     /// Time zero of the run (fault records and histories count from it).
@@ -138,6 +141,7 @@ impl ClusterOptions {
             election_max_ms: 1200,
             extra_args: Vec::new(),
             log_filter: "warn".into(),
+            env: BTreeMap::new(),
             wrappers: BTreeMap::new(),
             disks: BTreeMap::new(),
             epoch: Instant::now(),
@@ -451,6 +455,7 @@ impl Cluster {
             }
         }
         cmd.env("RUST_LOG", &opts.log_filter);
+        cmd.envs(&opts.env);
         apply_wrappers(&mut cmd, &node.wrappers, &node.dir)?;
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)

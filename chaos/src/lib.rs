@@ -13,6 +13,9 @@
 //! - [`proxy`]: userspace TCP proxies per link, for delay, blackholes and closed connections.
 //! - [`cluster`]: real `licstored` processes, with their signals, wrappers and capped disks.
 //! - [`nemesis`]: the faults, injected and healed from the run's seeded generator.
+//! - [`scenario`]: what a run does (cluster, faults, timing, workload), from TOML files.
+//! - [`runner`]: one run of a scenario with a seed, from an empty directory to a report.
+//! - [`report`]: `report.json` / `report.md` per run and the summary over a suite.
 
 pub mod check;
 pub mod cluster;
@@ -21,4 +24,7 @@ pub mod nemesis;
 pub mod net;
 pub mod proxy;
 pub mod recorder;
+pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod workload;
