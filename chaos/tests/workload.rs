@@ -1,10 +1,11 @@
 //! The workloads against a real 3-node cluster of `licstored` processes on loopback.
 //!
-//! The binary is the release `licstored` next to this test's directory
-//! (`$CARGO_TARGET_DIR/release/licstored`; build it with
-//! `cargo build --release -p licstore-server`). Each node gets free ports on 127.0.0.1 and a
-//! data directory under one temporary folder; processes are killed by their own PID when the
-//! cluster drops. Every wait is bounded.
+//! The cluster is the library's [`Cluster`] in the loopback mode of its [`Net`] (no network
+//! namespaces, so the clients run on the test's own tokio runtime): each node listens on a free
+//! port on 127.0.0.1 behind its ingress proxy, which is the address clients use. The binary
+//! is found by [`licstored_path`] (build it with `cargo build --release -p licstore-server`).
+//! Node data and logs are under one temporary folder (`run/n<id>/`); processes are killed by
+//! their own PID when the cluster drops. Every wait is bounded.
 //!
 //! - `clean_run_*`: register (4 clients, 5 keys, ~3 s), set (50), import (2 x 50) and a watch
 //!   on every node, without faults: no unknown outcome, reads see only written values, the
@@ -12,12 +13,11 @@
 //! - `leader_kill_*`: the register workload keeps going while the leader is SIGKILLed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use licstore_chaos::cluster::{licstored_path, Cluster, ClusterOptions};
 use licstore_chaos::history::{Op, OpKind, Outcome};
+use licstore_chaos::net::{Net, NetOptions};
 use licstore_chaos::recorder::Recorder;
 use licstore_chaos::workload::final_read::{final_read, FinalRead, FinalReadConfig};
 use licstore_chaos::workload::import::{run_import, ImportConfig};
@@ -25,137 +25,35 @@ use licstore_chaos::workload::register::{RegisterConfig, RegisterWorkload};
 use licstore_chaos::workload::set::{run_set, SetConfig};
 use licstore_chaos::workload::watch::{WatchConfig, WatchStream, Watchers};
 use licstore_chaos::workload::{phase_stats, NodeAddr, Placement, Stop};
-use licstore_proto::v1 as pb;
-use licstore_proto::v1::cluster_client::ClusterClient;
 
 /// Upper bound of any wait here.
 const WAIT: Duration = Duration::from_secs(30);
 
-struct TestCluster {
-    _root: tempfile::TempDir,
-    nodes: Vec<(NodeAddr, Option<Child>)>,
-}
-
-fn licstored() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let release = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let bin = release.join("licstored");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --release -p licstore-server` first",
-        bin.display()
+/// Starts 3 voters on a loopback net; node 1 initialises the cluster. Bind the parts in this
+/// order (`let (_root, _net, cluster) = ...`) so the cluster is dropped first.
+fn start() -> (tempfile::TempDir, Net, Cluster) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let net = Net::new(NetOptions {
+        slots: 3,
+        namespaces: false,
+        ..NetOptions::default()
+    })
+    .expect("loopback net");
+    let binary = licstored_path().expect(
+        "licstored not found: build it with `cargo build --release -p licstore-server` \
+         (same CARGO_TARGET_DIR) or set LICSTORED",
     );
-    bin
+    let opts = ClusterOptions::new(binary, 3, root.path().join("run"));
+    let cluster = Cluster::start(opts, &net).expect("start 3 nodes");
+    (root, net, cluster)
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
-
-impl TestCluster {
-    /// Starts `n` voters; node 1 initialises the cluster.
-    fn start(n: u64) -> Self {
-        let root = tempfile::tempdir().expect("tempdir");
-        let addrs: Vec<NodeAddr> = (1..=n)
-            .map(|id| NodeAddr {
-                id,
-                addr: format!("127.0.0.1:{}", free_port()),
-            })
-            .collect();
-        let init: Vec<String> = addrs
-            .iter()
-            .map(|a| format!("{}={}", a.id, a.addr))
-            .collect();
-        let bin = licstored();
-        let nodes = addrs
-            .into_iter()
-            .map(|a| {
-                let dir = root.path().join(format!("n{}", a.id));
-                let mut cmd = Command::new(&bin);
-                cmd.args(["--id", &a.id.to_string(), "--addr", &a.addr])
-                    .arg("--data-dir")
-                    .arg(&dir)
-                    .args(["--heartbeat-ms", "100"])
-                    .args(["--election-min-ms", "600", "--election-max-ms", "1200"])
-                    .env("RUST_LOG", "error")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::inherit());
-                if a.id == 1 {
-                    cmd.arg("--init").arg(init.join(","));
-                }
-                let child = cmd.spawn().expect("start licstored");
-                (a, Some(child))
-            })
-            .collect();
-        TestCluster { _root: root, nodes }
-    }
-
-    /// Addresses of the running nodes.
-    fn running(&self) -> Vec<NodeAddr> {
-        let up = self.nodes.iter().filter(|(_, c)| c.is_some());
-        up.map(|(a, _)| a.clone()).collect()
-    }
-
-    /// SIGKILL through the child handle (its own PID).
-    fn kill(&mut self, id: u64) {
-        let node = self.nodes.iter_mut().find(|(a, _)| a.id == id);
-        if let Some(mut child) = node.and_then(|(_, c)| c.take()) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// The leader every running node agrees on.
-    async fn wait_leader(&self) -> u64 {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if let Some(id) = self.agreed_leader().await {
-                return id;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no leader agreed within {WAIT:?}");
-    }
-
-    async fn agreed_leader(&self) -> Option<u64> {
-        let mut leader = None;
-        for a in self.running() {
-            let s = status(&a.addr).await?;
-            if !s.has_leader || leader.is_some_and(|l| l != s.leader_id) {
-                return None;
-            }
-            leader = Some(s.leader_id);
-        }
-        leader.filter(|l| self.running().iter().any(|a| a.id == *l))
-    }
-}
-
-impl Drop for TestCluster {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.nodes {
-            if let Some(mut c) = child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-async fn status(addr: &str) -> Option<pb::NodeStatus> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?;
-    let channel = endpoint
-        .connect_timeout(Duration::from_millis(300))
-        .timeout(Duration::from_secs(1))
-        .connect_lazy();
-    let resp = ClusterClient::new(channel)
-        .status(pb::StatusRequest {})
-        .await;
-    resp.ok()?.into_inner().node
+/// The client addresses of nodes `ids`, for the workloads.
+fn addrs(cluster: &Cluster, ids: &[u64]) -> Vec<NodeAddr> {
+    let addr = |id: u64| cluster.addr(id).expect("node address");
+    ids.iter()
+        .map(|&id| NodeAddr { id, addr: addr(id) })
+        .collect()
 }
 
 /// Values written to each key by creates and writes that did not fail.
@@ -259,9 +157,9 @@ fn all_keys(groups: [&[String]; 3]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clean_run_records_every_kind_and_no_unknown() {
     let started = Instant::now();
-    let cluster = TestCluster::start(3);
-    cluster.wait_leader().await;
-    let nodes = cluster.running();
+    let (_root, _net, cluster) = start();
+    cluster.wait_leader(WAIT).await.expect("leader");
+    let nodes = addrs(&cluster, &cluster.running());
     let rec = Recorder::new();
     let (watch_stop, watch_until) = Stop::with_handle(Instant::now() + 2 * WAIT);
     let watchers =
@@ -340,9 +238,9 @@ async fn clean_run_records_every_kind_and_no_unknown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_kill_keeps_the_register_workload_going() {
     let started = Instant::now();
-    let mut cluster = TestCluster::start(3);
-    let leader = cluster.wait_leader().await;
-    let nodes = cluster.running();
+    let (_root, _net, mut cluster) = start();
+    let leader = cluster.wait_leader(WAIT).await.expect("leader");
+    let nodes = addrs(&cluster, &cluster.running());
     let rec = Recorder::new();
     let cfg = RegisterConfig {
         keys: 5,
@@ -358,7 +256,7 @@ async fn leader_kill_keeps_the_register_workload_going() {
     let kill = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let at_ns = rec.now_ns();
-        cluster.kill(leader);
+        cluster.kill(leader).expect("kill the leader");
         at_ns
     };
     let (report, kill_ns) = tokio::join!(register.run(&rec, &run_until), kill);
@@ -371,7 +269,7 @@ async fn leader_kill_keeps_the_register_workload_going() {
         after.iter().any(|o| o.outcome == Outcome::Ok),
         "no ok op after the kill"
     );
-    let survivors = cluster.running();
+    let survivors = addrs(&cluster, &cluster.running());
     let fr = final_read(&survivors, &report.keys, &FinalReadConfig::default())
         .await
         .expect("final read");
