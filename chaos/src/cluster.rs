@@ -40,6 +40,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use licstore_proto::v1 as pb;
@@ -180,6 +181,7 @@ struct Disk {
     mount: PathBuf,
     image: Option<PathBuf>,
     cap: DiskCap,
+    frozen: AtomicBool,
 }
 
 impl Disk {
@@ -200,6 +202,7 @@ impl Disk {
                     mount: mount.to_path_buf(),
                     image: None,
                     cap,
+                    frozen: AtomicBool::new(false),
                 })
             }
             DiskCap::Ext4 { bytes } => {
@@ -217,6 +220,7 @@ impl Disk {
                     mount: mount.to_path_buf(),
                     image: Some(image.to_path_buf()),
                     cap,
+                    frozen: AtomicBool::new(false),
                 })
             }
         }
@@ -225,10 +229,25 @@ impl Disk {
     fn ballast(&self) -> PathBuf {
         self.mount.join("ballast")
     }
+
+    fn set_frozen(&self, frozen: bool) -> ClusterResult<()> {
+        let flag = if frozen { "--freeze" } else { "--unfreeze" };
+        run(Command::new("fsfreeze").arg(flag).arg(&self.mount))?;
+        self.frozen.store(frozen, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Thaws the disk if a test froze it: a process blocked on it cannot die before.
+    fn thaw(&self) {
+        if self.frozen.load(Ordering::Relaxed) {
+            let _ = self.set_frozen(false);
+        }
+    }
 }
 
 impl Drop for Disk {
     fn drop(&mut self) {
+        self.thaw();
         if run(Command::new("umount").arg(&self.mount)).is_err() {
             let _ = run(Command::new("umount").arg("-l").arg(&self.mount));
         }
@@ -756,6 +775,19 @@ impl Cluster {
         Ok(written)
     }
 
+    /// Freezes (or thaws) a node's capped ext4 disk with `fsfreeze`: every write and sync on
+    /// it blocks until the thaw, as on a device that stopped answering. Reads from the page
+    /// cache go on.
+    pub fn freeze_disk(&self, id: u64, frozen: bool) -> ClusterResult<()> {
+        let node = self.node(id)?;
+        let disk = node
+            .disk
+            .as_ref()
+            .filter(|d| matches!(d.cap, DiskCap::Ext4 { .. }))
+            .ok_or_else(|| ClusterError::Failed(format!("node {id} has no capped ext4 disk")))?;
+        disk.set_frozen(frozen)
+    }
+
     /// Removes the ballast of [`Cluster::fill_disk`].
     pub fn free_disk(&self, id: u64) -> ClusterResult<()> {
         let node = self.node(id)?;
@@ -958,6 +990,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A node blocked on a frozen disk would not die, and reaping it would wait for ever.
+        for disk in self.nodes.values().filter_map(|n| n.disk.as_ref()) {
+            disk.thaw();
+        }
         for node in self.nodes.values_mut() {
             if let Some(child) = node.child.take() {
                 let pid = child.id();

@@ -17,7 +17,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, DiskCap, Node};
 use crate::net::{Net, NetError};
 
 /// Longest wait for a leader before a leader-targeted fault is skipped.
@@ -65,6 +65,9 @@ pub enum Nemesis {
     MemberReplace,
     /// Fill the capped data disk of a random node; heal removes the ballast.
     DiskFull,
+    /// Freeze (fsfreeze) the capped ext4 data disk of a random node, so its writes and syncs
+    /// block as on a device that stopped answering; heal thaws it.
+    DiskStall,
     /// EIO on fsync/fdatasync (and positioned writes with `writes`) of a random node
     /// started with libfiu, with `probability` per call; heal turns it off and restarts
     /// the node (after a storage error openraft stops the node's Raft core for good).
@@ -85,6 +88,7 @@ pub enum Undo {
     Resume(Vec<u64>),
     HealNet,
     FreeDisk(u64),
+    Thaw(u64),
     IoErrorsOff(u64),
     ClockReset(u64),
     /// Remove these added members and stop their processes.
@@ -147,6 +151,21 @@ fn pick(rng: &mut ChaCha8Rng, from: &[u64]) -> Option<u64> {
     (!from.is_empty()).then(|| from[rng.random_range(0..from.len())])
 }
 
+/// A random one of `from` whose node satisfies `pred`.
+fn pick_where(
+    rng: &mut ChaCha8Rng,
+    cluster: &Cluster,
+    from: &[u64],
+    pred: impl Fn(&Node) -> bool,
+) -> Option<u64> {
+    let fit: Vec<u64> = from
+        .iter()
+        .copied()
+        .filter(|id| cluster.node(*id).is_ok_and(&pred))
+        .collect();
+    pick(rng, &fit)
+}
+
 fn shuffled(rng: &mut ChaCha8Rng, from: &[u64]) -> Vec<u64> {
     let mut v = from.to_vec();
     v.sort_unstable();
@@ -175,6 +194,7 @@ impl Nemesis {
             Nemesis::MemberRemove => "member_remove",
             Nemesis::MemberReplace => "member_replace",
             Nemesis::DiskFull => "disk_full",
+            Nemesis::DiskStall => "disk_stall",
             Nemesis::IoErrors { .. } => "io_errors",
             Nemesis::ClockSkew { .. } => "clock_skew",
             Nemesis::Mix(_) => "mix",
@@ -207,6 +227,7 @@ impl Nemesis {
             Nemesis::MemberRemove,
             Nemesis::MemberReplace,
             Nemesis::DiskFull,
+            Nemesis::DiskStall,
             Nemesis::IoErrors {
                 probability: 1.0,
                 writes: false,
@@ -462,12 +483,7 @@ impl Nemesis {
                 rec.detail = format!("voter {old} replaced by node {new} (old data wiped)");
             }
             Nemesis::DiskFull => {
-                let capped: Vec<u64> = live
-                    .iter()
-                    .copied()
-                    .filter(|id| cluster.node(*id).is_ok_and(|n| n.capped().is_some()))
-                    .collect();
-                let Some(t) = pick(rng, &capped) else {
+                let Some(t) = pick_where(rng, cluster, &live, |n| n.capped().is_some()) else {
                     return Ok(Applied::Skipped("no live node with a capped disk".into()));
                 };
                 rec.undo = Undo::FreeDisk(t);
@@ -475,16 +491,23 @@ impl Nemesis {
                 rec.targets = vec![t];
                 rec.detail = format!("node {t}'s disk filled ({bytes} bytes of ballast)");
             }
+            Nemesis::DiskStall => {
+                let ext4 = |n: &Node| matches!(n.capped(), Some(DiskCap::Ext4 { .. }));
+                let Some(t) = pick_where(rng, cluster, &live, ext4) else {
+                    return Ok(Applied::Skipped(
+                        "no live node with a capped ext4 disk".into(),
+                    ));
+                };
+                rec.undo = Undo::Thaw(t);
+                cluster.freeze_disk(t, true)?;
+                rec.targets = vec![t];
+                rec.detail = format!("node {t}'s disk frozen");
+            }
             Nemesis::IoErrors {
                 probability,
                 writes,
             } => {
-                let wrapped: Vec<u64> = live
-                    .iter()
-                    .copied()
-                    .filter(|id| cluster.node(*id).is_ok_and(|n| n.wrappers.fiu))
-                    .collect();
-                let Some(t) = pick(rng, &wrapped) else {
+                let Some(t) = pick_where(rng, cluster, &live, |n| n.wrappers.fiu) else {
                     return Ok(Applied::Skipped("no live node started with libfiu".into()));
                 };
                 rec.undo = Undo::IoErrorsOff(t);
@@ -496,16 +519,8 @@ impl Nemesis {
                 );
             }
             Nemesis::ClockSkew { spec } => {
-                let wrapped: Vec<u64> = running
-                    .iter()
-                    .copied()
-                    .filter(|id| {
-                        cluster
-                            .node(*id)
-                            .is_ok_and(|n| n.wrappers.faketime.is_some())
-                    })
-                    .collect();
-                let Some(t) = pick(rng, &wrapped) else {
+                let skewable = |n: &Node| n.wrappers.faketime.is_some();
+                let Some(t) = pick_where(rng, cluster, &running, skewable) else {
                     return Ok(Applied::Skipped(
                         "no running node started with libfaketime".into(),
                     ));
@@ -558,6 +573,7 @@ impl Nemesis {
             }
             Undo::HealNet => net.heal()?,
             Undo::FreeDisk(id) => cluster.free_disk(*id)?,
+            Undo::Thaw(id) => cluster.freeze_disk(*id, false)?,
             Undo::IoErrorsOff(id) => {
                 // A node that saw fsync fail has its Raft core stopped for good (openraft
                 // treats a storage error as fatal) while the process lives on, and must not

@@ -69,6 +69,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../scenarios/disk-full.toml"),
     ),
     (
+        "disk-stall.toml",
+        include_str!("../scenarios/disk-stall.toml"),
+    ),
+    (
         "io-errors.toml",
         include_str!("../scenarios/io-errors.toml"),
     ),

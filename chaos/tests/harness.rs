@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use licstore_chaos::cluster::{licstored_path, Cluster, ClusterOptions};
+use licstore_chaos::cluster::{licstored_path, Cluster, ClusterOptions, Exit};
 use licstore_chaos::net::{list_netns, Net, NetOptions};
 use licstore_chaos::proxy::{Dir, Mode, Proxy, ProxyOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -506,12 +506,7 @@ fn wrappers_and_a_capped_disk_reach_licstored() {
         }
         assert!(seen, "node 2 saw EIO\n{}", log_tail(&cluster));
         // Fail-stop: the node whose Raft core stopped exits on its own, to be restarted.
-        let deadline = Instant::now() + WAIT;
-        let mut exits = cluster.reap_exited();
-        while exits.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            exits = cluster.reap_exited();
-        }
+        let exits = exits_within(&mut cluster, WAIT, false).await;
         let nodes: Vec<u64> = exits.iter().map(|e| e.node).collect();
         assert_eq!(nodes, [2], "{exits:?}\n{}", log_tail(&cluster));
         let text = std::fs::read_to_string(&log2).unwrap_or_default();
@@ -534,6 +529,138 @@ fn wrappers_and_a_capped_disk_reach_licstored() {
         assert!(conv.converged, "{conv:?}\n{}", log_tail(&cluster));
     });
     assert!(cluster.reap_exited().is_empty(), "{}", log_tail(&cluster));
+}
+
+/// A node whose capped disk fills exits on its own within the stall limit, whichever way
+/// its storage fails (a write error stops its Raft core; a write that hangs in RocksDB trips
+/// the storage watchdog), and catches up once the disk has room and it is restarted. Before the
+/// watchdog, a hung write left the node up and answering at a frozen applied index for ever.
+#[test]
+fn a_full_disk_stops_the_node_and_it_recovers() {
+    // A small memtable budget, so the node needs the disk within seconds of it filling; a
+    // short stall limit, so a hung write ends the node well inside the test's patience.
+    let args = [
+        "--memtable-budget-bytes",
+        "4194304",
+        "--stall-limit-ms",
+        "3000",
+    ];
+    let Some((net, _root, mut cluster)) = ext4_node3_cluster("full", &args, &[]) else {
+        return;
+    };
+    net.client_ns().block_on(async {
+        cluster.wait_leader(WAIT).await.expect("leader");
+        let filled = cluster.fill_disk(3).expect("fill");
+        assert!(filled > 0, "{filled}");
+        let exits = exits_within(&mut cluster, Duration::from_secs(90), true).await;
+        let nodes: Vec<u64> = exits.iter().map(|e| e.node).collect();
+        assert_eq!(nodes, [3], "{exits:?}\n{}", log_tail(&cluster));
+        let text = std::fs::read_to_string(&cluster.node(3).unwrap().log).unwrap_or_default();
+        let why = ["raft stopped on its own", "storage stopped answering"];
+        let Some(said) = why.iter().find(|w| text.contains(*w)) else {
+            panic!("node 3 exited without saying why\n{}", log_tail(&cluster));
+        };
+        eprintln!("node 3 exited: {said}");
+        cluster.free_disk(3).expect("free");
+        restart_and_converge(&mut cluster, 3).await;
+    });
+    assert!(cluster.reap_exited().is_empty(), "{}", log_tail(&cluster));
+}
+
+/// A disk that stops answering (frozen with fsfreeze: every write blocks) trips the storage
+/// watchdog: the node says why and exits once the stuck call returns, instead of staying up
+/// as a member that heartbeats but can neither append nor apply. Restarted on a thawed disk,
+/// it catches up.
+#[test]
+fn a_frozen_disk_trips_the_storage_watchdog() {
+    let args = ["--stall-limit-ms", "3000"];
+    let tools = ["/usr/sbin/fsfreeze"];
+    let Some((net, _root, mut cluster)) = ext4_node3_cluster("frozen", &args, &tools) else {
+        return;
+    };
+    net.client_ns().block_on(async {
+        cluster.wait_leader(WAIT).await.expect("leader");
+        assert!(cluster.freeze_disk(1, true).is_err(), "node 1 has no disk");
+        cluster.freeze_disk(3, true).expect("freeze");
+        let log3 = cluster.node(3).unwrap().log.clone();
+        let said = "storage stopped answering";
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut text = String::new();
+        while !text.contains(said) && Instant::now() < deadline {
+            probes(&cluster, 5).await;
+            text = std::fs::read_to_string(&log3).unwrap_or_default();
+        }
+        cluster.freeze_disk(3, false).expect("thaw");
+        assert!(text.contains(said), "{}", log_tail(&cluster));
+        assert!(text.contains("storage call is slow"), "no early warning");
+        let exits = exits_within(&mut cluster, WAIT, false).await;
+        let nodes: Vec<u64> = exits.iter().map(|e| e.node).collect();
+        assert_eq!(nodes, [3], "{exits:?}\n{}", log_tail(&cluster));
+        assert!(exits[0].status.contains("exit status: 1"), "{exits:?}");
+        restart_and_converge(&mut cluster, 3).await;
+    });
+    assert!(cluster.reap_exited().is_empty(), "{}", log_tail(&cluster));
+}
+
+/// Three voters, node 3 on a 96 MiB ext4 disk, started with `args`; `None` (after saying
+/// why) when not root or when mkfs.ext4 or one of `tools` is missing.
+fn ext4_node3_cluster(
+    tag: &str,
+    args: &[&str],
+    tools: &[&str],
+) -> Option<(Net, tempfile::TempDir, Cluster)> {
+    use licstore_chaos::cluster::DiskCap;
+
+    // SAFETY: geteuid has no preconditions.
+    let root_user = unsafe { libc::geteuid() } == 0;
+    let mut needed = vec!["/usr/sbin/mkfs.ext4"];
+    needed.extend_from_slice(tools);
+    if !root_user || !needed.iter().all(|t| std::path::Path::new(t).exists()) {
+        eprintln!("skipped: needs root and {needed:?} (run chaos/setup.sh)");
+        return None;
+    }
+    let net = Net::new(NetOptions {
+        slots: 3,
+        ..NetOptions::default()
+    })
+    .expect("net");
+    let root = tempfile::Builder::new()
+        .prefix(&format!("lcx-{tag}-"))
+        .tempdir()
+        .expect("tempdir");
+    let mut opts = ClusterOptions::new(binary(), 3, root.path().join("run"));
+    opts.extra_args = args.iter().map(|a| a.to_string()).collect();
+    opts.disks.insert(3, DiskCap::Ext4 { bytes: 96 << 20 });
+    let cluster = Cluster::start(opts, &net).expect("start");
+    Some((net, root, cluster))
+}
+
+/// Nodes that exit within `within`, waiting for the first; with `probe`, writes go through
+/// the leader meanwhile.
+async fn exits_within(cluster: &mut Cluster, within: Duration, probe: bool) -> Vec<Exit> {
+    let deadline = Instant::now() + within;
+    let mut exits = cluster.reap_exited();
+    while exits.is_empty() && Instant::now() < deadline {
+        if probe {
+            probes(cluster, 5).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        exits = cluster.reap_exited();
+    }
+    exits
+}
+
+/// Restarts node `id`; the cluster must then take writes and converge.
+async fn restart_and_converge(cluster: &mut Cluster, id: u64) {
+    cluster.restart(id).expect("restart");
+    cluster
+        .wait_leader(WAIT)
+        .await
+        .expect("leader after restart");
+    assert!(probes(cluster, 5).await > 0, "{}", log_tail(cluster));
+    let conv = cluster.wait_converged(WAIT).await;
+    assert!(conv.converged, "{conv:?}\n{}", log_tail(cluster));
 }
 
 /// Every nemesis once, injected and healed on 3 voters (5 slots) with the wrappers and a

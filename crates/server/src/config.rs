@@ -105,6 +105,13 @@ impl Default for RaftConfig {
     }
 }
 
+/// Default of `storage.stall_limit_ms`: far beyond any healthy write (fsyncs take
+/// milliseconds, write stalls under load seconds), short enough that a hung leader is replaced
+/// well inside a client's patience.
+const DEFAULT_STALL_LIMIT_MS: u64 = 20_000;
+/// The smallest non-zero `storage.stall_limit_ms`: below it a busy disk would stop the node.
+const STALL_LIMIT_MIN_MS: u64 = 1_000;
+
 /// The smallest memtable budget accepted: below it RocksDB would flush on nearly every write.
 const MEMTABLE_BUDGET_MIN_BYTES: usize = 1 << 20;
 
@@ -116,6 +123,9 @@ pub struct StorageConfig {
     pub block_cache_bytes: u64,
     /// Memtables of all column families together; past it RocksDB flushes.
     pub memtable_budget_bytes: u64,
+    /// A log or state-machine write that runs this long means the disk stopped answering:
+    /// the node exits so its supervisor restarts it. Zero never stops it.
+    pub stall_limit_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -123,6 +133,7 @@ impl Default for StorageConfig {
         StorageConfig {
             block_cache_bytes: licstore_store::db::DEFAULT_BLOCK_CACHE_BYTES as u64,
             memtable_budget_bytes: licstore_store::db::DEFAULT_MEMTABLE_BUDGET_BYTES as u64,
+            stall_limit_ms: DEFAULT_STALL_LIMIT_MS,
         }
     }
 }
@@ -227,6 +238,11 @@ impl Config {
                 let why = format!("must be from {MEMTABLE_BUDGET_MIN_BYTES} bytes (1 MiB) up");
                 bad("storage.memtable_budget_bytes", why)
             })?;
+        let stall_limit_ms = self.storage.stall_limit_ms;
+        if stall_limit_ms != 0 && stall_limit_ms < STALL_LIMIT_MIN_MS {
+            let why = format!("must be 0 (never stop) or at least {STALL_LIMIT_MIN_MS}");
+            return Err(bad("storage.stall_limit_ms", why));
+        }
         Ok(Settings {
             id,
             addr: self.node.addr.clone(),
@@ -243,6 +259,7 @@ impl Config {
             event_retention: Duration::from_secs(self.feed.event_retention_secs),
             block_cache_bytes,
             memtable_budget_bytes,
+            storage_stall_limit: Duration::from_millis(stall_limit_ms),
             tls,
         })
     }
@@ -376,7 +393,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 14] = [
+        let cases: [(&str, Spoil); 15] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -402,6 +419,7 @@ mod tests {
             ("storage.memtable_budget_bytes", |c| {
                 c.storage.memtable_budget_bytes = 4096
             }),
+            ("storage.stall_limit_ms", |c| c.storage.stall_limit_ms = 999),
         ];
         for (key, spoil) in cases {
             let mut c = base.clone();

@@ -25,6 +25,7 @@ pub mod query;
 pub mod raft_service;
 pub mod read_rounds;
 pub mod run;
+pub mod stall;
 pub mod watch;
 
 pub use error::ServerError;

@@ -65,6 +65,10 @@ struct Args {
     /// 268435456].
     #[arg(long, env = "LICSTORE_MEMTABLE_BUDGET_BYTES")]
     memtable_budget_bytes: Option<u64>,
+    /// Exit when a log or state-machine write has run this long; 0 never
+    /// [storage.stall_limit_ms; 20000].
+    #[arg(long, env = "LICSTORE_STALL_LIMIT_MS")]
+    stall_limit_ms: Option<u64>,
     /// Milliseconds between the leader's sweeps for lapsed licenses [feed.expiry_sweep_ms;
     /// 60000].
     #[arg(long, env = "LICSTORE_EXPIRY_SWEEP_MS")]
@@ -121,6 +125,7 @@ impl Args {
             &mut c.storage.memtable_budget_bytes,
             &self.memtable_budget_bytes,
         );
+        set(&mut c.storage.stall_limit_ms, &self.stall_limit_ms);
         set(&mut c.feed.expiry_sweep_ms, &self.expiry_sweep_ms);
         set(&mut c.feed.event_retention_secs, &self.event_retention_secs);
         set(&mut c.tls.cert_file, &self.tls_cert_file);

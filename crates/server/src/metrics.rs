@@ -63,6 +63,10 @@ pub const DB_SIZE: &str = "licstore_mvcc_db_total_size_in_bytes";
 pub const BLOCK_CACHE_USAGE: &str = "licstore_rocksdb_block_cache_usage_bytes";
 /// Block-cache hits over lookups since start.
 pub const BLOCK_CACHE_HIT_RATIO: &str = "licstore_rocksdb_block_cache_hit_ratio";
+/// RocksDB background errors (failed flushes and compactions) since start.
+pub const BACKGROUND_ERRORS: &str = "licstore_rocksdb_background_errors";
+/// 1 while RocksDB holds every write back (a write stall in its stop state).
+pub const WRITE_STOPPED: &str = "licstore_rocksdb_write_stopped";
 /// Open Watch streams.
 pub const WATCH_STREAMS: &str = "licstore_watch_streams";
 /// Events sent on Watch streams.
@@ -130,6 +134,16 @@ fn describe() {
     describe_gauge!(
         BLOCK_CACHE_HIT_RATIO,
         "Block-cache hits over lookups since start."
+    );
+    describe_gauge!(
+        BACKGROUND_ERRORS,
+        "RocksDB background errors (failed flushes and compactions) since start."
+    );
+    describe_gauge!(WRITE_STOPPED, "1 while RocksDB holds every write back.");
+    describe_gauge!(
+        crate::stall::OLDEST_CALL_SECONDS,
+        Unit::Seconds,
+        "How long the oldest log or state-machine write in flight has run."
     );
     describe_gauge!(WATCH_STREAMS, "Open Watch streams.");
     describe_counter!(WATCH_EVENTS_SENT, "Events sent on Watch streams.");
@@ -307,6 +321,8 @@ fn sample_node(node: &Node, stats: &licstore_store::DbStats) {
         n => figures.block_cache_hits as f64 / n as f64,
     };
     gauge!(BLOCK_CACHE_HIT_RATIO).set(ratio);
+    gauge!(BACKGROUND_ERRORS).set(figures.background_errors as f64);
+    gauge!(WRITE_STOPPED).set(f64::from(u8::from(figures.write_stopped)));
     let watches = node.watches.load(std::sync::atomic::Ordering::Relaxed);
     gauge!(WATCH_STREAMS).set(watches as f64);
     gauge!(PINNED_SNAPSHOTS).set(node.pins.len() as f64);

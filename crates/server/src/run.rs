@@ -57,6 +57,8 @@ pub struct Settings {
     pub block_cache_bytes: usize,
     /// Memtables of all column families together, in bytes.
     pub memtable_budget_bytes: usize,
+    /// How long a log or state-machine write may run before the node exits; zero never.
+    pub storage_stall_limit: Duration,
     /// TLS files; `None` serves and dials in plain text.
     pub tls: Option<TlsPaths>,
 }
@@ -184,7 +186,7 @@ fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
 pub async fn start(
     s: &Settings,
     peer_tls: Option<tonic::transport::ClientTlsConfig>,
-) -> Result<(Arc<Node>, licstore_store::DbStats), ServerError> {
+) -> Result<Started, ServerError> {
     if s.id == 0 {
         return Err(ServerError::Config("node id must be positive".into()));
     }
@@ -221,7 +223,21 @@ pub async fn start(
         served_rounds: Default::default(),
         lease_off_until: Default::default(),
     });
-    Ok((node, storage.stats))
+    Ok(Started {
+        node,
+        stats: storage.stats,
+        watchdog: storage.watchdog,
+    })
+}
+
+/// A node built by [`start`], with what monitoring needs of its storage.
+pub struct Started {
+    /// The node.
+    pub node: Arc<Node>,
+    /// Its database's figures.
+    pub stats: licstore_store::DbStats,
+    /// Its storage calls in flight.
+    pub watchdog: Arc<licstore_store::Watchdog>,
 }
 
 async fn maybe_initialize(
@@ -283,7 +299,12 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         Some(listener) => Some((listener, crate::metrics::install()?)),
         None => None,
     };
-    let (node, stats) = start(&s, tls.as_ref().map(|t| t.peers.clone())).await?;
+    let Started {
+        node,
+        stats,
+        watchdog,
+    } = start(&s, tls.as_ref().map(|t| t.peers.clone())).await?;
+    let stuck = crate::stall::stuck_storage(watchdog, stats.clone(), s.storage_stall_limit);
     if let Some((metrics_listener, handle)) = recorder {
         tokio::spawn(crate::http::serve(metrics_listener, handle, node.clone()));
         tracing::info!(addr = ?s.metrics_addr, "metrics and probes: /metrics, /livez, /readyz");
@@ -360,6 +381,13 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             let _ = stop_tx.send(());
             let _ = tokio::time::timeout(DRAIN_DEADLINE, server).await;
             return Err(ServerError::Raft(format!("stopped on its own: {fatal}")));
+        }
+        reason = stuck => {
+            // Fail-stop without the orderly shutdown, which would wait on the hung call itself
+            // (and so would the runtime's and RocksDB's teardown). What was acknowledged is in
+            // the synced Raft log; the restart replays it.
+            tracing::error!(%reason, "storage stopped answering; exiting at once");
+            std::process::exit(1);
         }
         _ = shutdown_signal() => {}
     }

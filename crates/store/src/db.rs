@@ -8,6 +8,7 @@ use rocksdb::statistics::{StatsLevel, Ticker};
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
 
 use crate::keys::ALL_CFS;
+use crate::watchdog::Watchdog;
 use crate::{LogStore, StateMachine, StoreError};
 
 /// Block cache shared by all column families, in bytes.
@@ -37,6 +38,8 @@ pub struct Storage {
     pub db: Arc<DB>,
     /// Size and cache figures for monitoring.
     pub stats: DbStats,
+    /// The log and state-machine writes in flight, for the server's stall check.
+    pub watchdog: Arc<Watchdog>,
 }
 
 /// Size and block-cache figures of an open database, read on demand for monitoring.
@@ -59,6 +62,10 @@ pub struct DbFigures {
     pub block_cache_hits: u64,
     /// Block-cache misses since the database was opened.
     pub block_cache_misses: u64,
+    /// Background errors (failed flushes and compactions) since the database was opened.
+    pub background_errors: u64,
+    /// Whether RocksDB is holding every write back (a write stall in its stop state).
+    pub write_stopped: bool,
 }
 
 impl DbStats {
@@ -82,7 +89,13 @@ impl DbStats {
             block_cache_usage_bytes: self.cache.get_usage() as u64,
             block_cache_hits: self.options.get_ticker_count(Ticker::BlockCacheHit),
             block_cache_misses: self.options.get_ticker_count(Ticker::BlockCacheMiss),
+            background_errors: self.int_property("rocksdb.background-errors"),
+            write_stopped: self.int_property("rocksdb.is-write-stopped") != 0,
         }
+    }
+
+    fn int_property(&self, name: &str) -> u64 {
+        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
     }
 }
 
@@ -147,16 +160,18 @@ pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Storage, StoreErr
     let snapshot_dir: PathBuf = dir.join("snapshots");
     std::fs::create_dir_all(&snapshot_dir)?;
     let templates = Arc::new(TemplateRegistry::builtin());
-    let state_machine = StateMachine::open(db.clone(), snapshot_dir, templates)?;
+    let watchdog = Watchdog::new();
+    let state_machine = StateMachine::open(db.clone(), snapshot_dir, templates, watchdog.clone())?;
     let stats = DbStats {
         db: db.clone(),
         cache,
         options: Arc::new(db_opts),
     };
     Ok(Storage {
-        log_store: LogStore::new(db.clone()),
+        log_store: LogStore::new(db.clone(), watchdog.clone()),
         state_machine,
         db,
         stats,
+        watchdog,
     })
 }

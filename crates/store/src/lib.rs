@@ -26,6 +26,7 @@ pub mod reader;
 pub mod snapshot;
 pub mod state_machine;
 mod txn;
+pub mod watchdog;
 
 pub use check::{CheckReport, Problem};
 pub use command::{Command, CommandResult, ImportItem, RejectCode, Rejection, WriteOutcome};
@@ -36,6 +37,7 @@ pub use log_store::LogStore;
 pub use reader::{EventPage, FeedRead, Reader, StateDigest};
 pub use snapshot::SnapshotFile;
 pub use state_machine::StateMachine;
+pub use watchdog::{StorageCall, Watchdog};
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of licstore: commands in, results out, nodes addressed

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::keys::{self, CF_RAFT_LOG, CF_RAFT_META};
 use crate::txn::cf_handle;
+use crate::watchdog::{StorageCall, Watchdog};
 use crate::{codec, StoreError, TypeConfig};
 
 type Entry = EntryOf<TypeConfig>;
@@ -30,20 +31,27 @@ type Entry = EntryOf<TypeConfig>;
 pub struct LogStore {
     db: Arc<DB>,
     flusher: mpsc::Sender<IOFlushed<TypeConfig>>,
+    watchdog: Arc<Watchdog>,
 }
 
 impl LogStore {
-    /// Creates the log store and starts its flusher thread.
-    pub fn new(db: Arc<DB>) -> Self {
+    /// Creates the log store and starts its flusher thread; its writes register with
+    /// `watchdog` while they run.
+    pub fn new(db: Arc<DB>, watchdog: Arc<Watchdog>) -> Self {
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         // A weak handle, so that dropping the storage closes the database at once.
         let flush_db = Arc::downgrade(&db);
+        let flush_dog = watchdog.clone();
         std::thread::Builder::new()
             .name("log-flusher".into())
-            .spawn(move || run_flusher(&flush_db, &rx))
+            .spawn(move || run_flusher(&flush_db, &rx, &flush_dog))
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start log flusher"));
-        LogStore { db, flusher: tx }
+        LogStore {
+            db,
+            flusher: tx,
+            watchdog,
+        }
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -100,16 +108,18 @@ impl LogStore {
 }
 
 /// Syncs the WAL for every batch of queued callbacks, then completes them.
-fn run_flusher(db: &Weak<DB>, rx: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn run_flusher(db: &Weak<DB>, rx: &mpsc::Receiver<IOFlushed<TypeConfig>>, watchdog: &Watchdog) {
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
         // Durability: entries are reported flushed only after this sync returns.
         let started = std::time::Instant::now();
+        let running = watchdog.enter(StorageCall::LogSync);
         let result = match db.upgrade() {
             Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
             None => Err("database closed".to_string()),
         };
+        drop(running);
         metrics::histogram!(crate::db::WAL_FSYNC_SECONDS).record(started.elapsed());
         for callback in waiting {
             callback.io_completed(result.clone().map_err(io::Error::other));
@@ -167,6 +177,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> Result<(), io::Error> {
+        let _running = self.watchdog.enter(StorageCall::VoteSave);
         self.put_meta(keys::META_VOTE, vote)?;
         // Durability: a vote must survive a crash or the node could vote twice in one term.
         self.db.flush_wal(true).map_err(io::Error::other)
@@ -176,6 +187,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogIdOf<TypeConfig>>,
     ) -> Result<(), io::Error> {
+        let _running = self.watchdog.enter(StorageCall::LogMeta);
         // Not synced: the committed id is a hint for replay at start-up; losing the latest value
         // only means replaying less, and the leader re-sends the commit index.
         Ok(self.put_meta(keys::META_COMMITTED, &committed)?)
@@ -205,7 +217,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             );
         }
         // Written (and readable) now; durable once the flusher has synced the WAL.
+        let running = self.watchdog.enter(StorageCall::LogAppend);
         self.db.write(batch).map_err(io::Error::other)?;
+        drop(running);
         self.flusher
             .send(callback)
             .map_err(|_| io::Error::other("log flusher thread has stopped"))
@@ -217,6 +231,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     ) -> Result<(), io::Error> {
         let start = last_log_id.map(|id| id.index() + 1).unwrap_or(0);
         let cf = cf_handle(&self.db, CF_RAFT_LOG)?;
+        let _running = self.watchdog.enter(StorageCall::LogMeta);
         // Not synced: entries that reappear after a crash are uncommitted and the leader
         // truncates them again; appends that follow are ordered after this in the WAL.
         self.db
@@ -231,18 +246,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Durability: purged entries must already be reflected in the state machine on disk,
         // whose batches skip the write-ahead log; the flush puts them there, and the sync makes
         // the purge marker durable before any entry is deleted.
-        let db = self.db.clone();
+        let (db, dog) = (self.db.clone(), self.watchdog.clone());
         let started = std::time::Instant::now();
-        tokio::task::spawn_blocking(move || crate::state_machine::flush_state(&db))
-            .await
-            .map_err(io::Error::other)?
-            .map_err(io::Error::other)?;
+        tokio::task::spawn_blocking(move || {
+            let _running = dog.enter(StorageCall::StateFlush);
+            crate::state_machine::flush_state(&db)
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(io::Error::other)?;
         let flush_ms = started.elapsed().as_millis();
         tracing::debug!(
             flush_ms,
             upto = log_id.index(),
             "state flushed before log purge"
         );
+        let _running = self.watchdog.enter(StorageCall::LogMeta);
         self.put_meta(keys::META_LAST_PURGED, &log_id)?;
         self.db.flush_wal(true).map_err(io::Error::other)?;
         let cf = cf_handle(&self.db, CF_RAFT_LOG)?;

@@ -23,6 +23,7 @@ use crate::apply::Applier;
 use crate::keys::{self, CF_SM_META, SM_DATA_CFS};
 use crate::snapshot::{self, SnapshotFile, SnapshotMeta};
 use crate::txn::{cf_handle, Txn};
+use crate::watchdog::{StorageCall, Watchdog};
 use crate::{codec, CommandResult, StoreError, TypeConfig};
 
 type Applied = (Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>);
@@ -39,6 +40,8 @@ pub struct StateMachine {
     /// Last applied log index, published after each batch reaches the database; change-feed
     /// readers wait on it instead of polling.
     applied: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Applies register here while they run.
+    watchdog: Arc<Watchdog>,
 }
 
 impl StateMachine {
@@ -47,12 +50,14 @@ impl StateMachine {
         db: Arc<DB>,
         snapshot_dir: PathBuf,
         templates: Arc<TemplateRegistry>,
+        watchdog: Arc<Watchdog>,
     ) -> Result<Self, StoreError> {
         let sm = StateMachine {
             db,
             snapshot_dir,
             templates,
             applied: Arc::new(tokio::sync::watch::Sender::new(0)),
+            watchdog,
         };
         let meta_cf = cf_handle(&sm.db, CF_SM_META)?;
         if let Some(name) = sm.db.get_cf(meta_cf, keys::META_INSTALLING)? {
@@ -120,6 +125,7 @@ impl StateMachine {
         &self,
         entries: Vec<openraft::alias::EntryOf<TypeConfig>>,
     ) -> Result<Vec<CommandResult>, StoreError> {
+        let _running = self.watchdog.enter(StorageCall::Apply);
         let mut txn = Txn::new(&self.db);
         let mut results = Vec::with_capacity(entries.len());
         let mut last = None;
