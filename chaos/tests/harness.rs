@@ -26,11 +26,16 @@ fn binary() -> PathBuf {
 }
 
 fn start(net: &Net, tag: &str) -> (tempfile::TempDir, Cluster) {
+    start_with(net, tag, &[])
+}
+
+fn start_with(net: &Net, tag: &str, args: &[&str]) -> (tempfile::TempDir, Cluster) {
     let root = tempfile::Builder::new()
         .prefix(&format!("lcx-{tag}-"))
         .tempdir()
         .expect("tempdir");
-    let opts = ClusterOptions::new(binary(), 3, root.path().join("run"));
+    let mut opts = ClusterOptions::new(binary(), 3, root.path().join("run"));
+    opts.extra_args = args.iter().map(|a| a.to_string()).collect();
     let cluster = Cluster::start(opts, net).expect("start 3 nodes");
     (root, cluster)
 }
@@ -132,6 +137,57 @@ fn isolate_leader_then_heal(namespaces: bool) {
     assert!(cluster.reap_exited().is_empty(), "{}", log_tail(&cluster));
     // Namespaces go with the net; the cluster's processes first.
     drop(cluster);
+}
+
+/// Pre-Vote: a follower cut off for several election timeouts cannot raise its term without a
+/// quorum, so when the partition heals the leader keeps its term and its place. Without
+/// Pre-Vote the returning node's higher term deposes a working leader: `LCX_PRE_VOTE=false`
+/// runs the test with `--pre-vote false`, and it fails.
+#[test]
+fn a_returning_follower_does_not_depose_the_leader() {
+    let mut net = Net::new(NetOptions {
+        slots: 3,
+        ..NetOptions::default()
+    })
+    .expect("net");
+    let args: Vec<&str> = match std::env::var("LCX_PRE_VOTE") {
+        Ok(v) => vec!["--pre-vote", if v == "false" { "false" } else { "true" }],
+        Err(_) => vec![],
+    };
+    let (_root, mut cluster) = start_with(&net, "prevote", &args);
+    net.client_ns().block_on(async {
+        let leader = cluster.wait_leader(WAIT).await.expect("leader");
+        let term_of = |s: &Option<licstore_proto::v1::NodeStatus>| s.as_ref().map(|s| s.term);
+        let before = term_of(&cluster.status(leader).await).expect("leader status");
+        let follower = cluster.ids().into_iter().find(|i| *i != leader).unwrap();
+        net.isolate(follower).expect("isolate");
+        // Several election timeouts (1.2 s at most in these clusters) without a leader.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // It names its old leader still (no election without a quorum), unconfirmed.
+        let alone = cluster.status(follower).await.expect("isolated status");
+        assert!(!alone.has_leader, "{alone:?}");
+        let others: Vec<u64> = cluster
+            .ids()
+            .into_iter()
+            .filter(|i| *i != follower)
+            .collect();
+        let still = cluster
+            .wait_leader_among(&others, WAIT)
+            .await
+            .expect("majority");
+        assert_eq!(still, leader);
+        net.heal().expect("heal");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = cluster.wait_leader(WAIT).await.expect("leader after heal");
+        assert_eq!(after, leader, "the leader changed\n{}", log_tail(&cluster));
+        for (id, s) in cluster.statuses().await {
+            assert_eq!(term_of(&s), Some(before), "node {id}: {s:?}");
+        }
+        assert!(probes(&cluster, 3).await > 0, "{}", log_tail(&cluster));
+        let conv = cluster.wait_converged(WAIT).await;
+        assert!(conv.converged, "{conv:?}");
+    });
+    assert!(cluster.reap_exited().is_empty(), "{}", log_tail(&cluster));
 }
 
 /// Packets counted by `counter ... drop` rules of an nft listing.

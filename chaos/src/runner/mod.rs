@@ -427,6 +427,7 @@ impl Drive<'_> {
         let monitor = Monitor::start(
             &self.slot_addrs()?,
             self.s.cluster.voters,
+            monitor::silence_limit_ms(self.s.cluster.heartbeat_ms),
             &self.rec,
             self.max_run(),
         )?;
@@ -517,6 +518,7 @@ impl Drive<'_> {
     /// business.
     async fn wait_majority_leader(&self, timeout: Duration) -> Result<u64, String> {
         let majority = (self.s.cluster.voters / 2 + 1) as usize;
+        let silence_limit_ms = monitor::silence_limit_ms(self.s.cluster.heartbeat_ms);
         let deadline = Instant::now() + timeout;
         loop {
             let views: Vec<Option<monitor::NodeView>> = self
@@ -524,7 +526,7 @@ impl Drive<'_> {
                 .statuses()
                 .await
                 .into_values()
-                .map(|s| s.map(|s| monitor::view_of(&s)))
+                .map(|s| s.map(|s| monitor::view_of(&s, silence_limit_ms)))
                 .collect();
             if let Some(l) = monitor::agreed_leader(&views, majority) {
                 return Ok(l);

@@ -6,11 +6,12 @@
 //! - A sample *has a leader* when at least a majority of the initial voters (⌊n/2⌋ + 1) name
 //!   the same node as leader and that node answers too, calling itself leader
 //!   ([`agreed_leader`]); followers go on naming a killed or frozen leader until they elect
-//!   another, so their word alone would hide the gap. Nodes that do not answer within the
-//!   poll timeout name nobody. During membership changes the majority stays that of the
-//!   initial voter count. An isolated leader still answers (clients reach it) and followers
-//!   name it until their election timeout: that part of a partition is not counted; the
-//!   ok-rate of the fault's window shows it.
+//!   another, so their word alone would hide the gap. A node names a leader only while it has
+//!   heard from it within the silence limit ([`silence_limit_ms`]; on the leader: a quorum's
+//!   acknowledgement), so an isolated or frozen leader stops counting about then, not when
+//!   the others have elected a successor (with Pre-Vote, followers name their old leader until
+//!   a new one wins). Nodes that do not answer within the poll timeout name nobody. During
+//!   membership changes the majority stays that of the initial voter count.
 //! - *Time without a leader*: the sum, over consecutive samples, of the time from a sample
 //!   without a leader to the next sample. The longest run of such samples is the *longest
 //!   window*.
@@ -31,6 +32,12 @@ use crate::recorder::Recorder;
 pub const POLL_INTERVAL_MS: u64 = 100;
 /// Deadline of one Status call.
 const STATUS_TIMEOUT_MS: u64 = 300;
+
+/// How long a node may go without hearing from its leader and still name it: five heartbeat
+/// intervals, at least 500 ms (a loaded machine delays heartbeats by a few hundred ms).
+pub fn silence_limit_ms(heartbeat_ms: u64) -> u64 {
+    heartbeat_ms.saturating_mul(5).max(500)
+}
 
 /// One poll of every node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -160,6 +167,7 @@ impl Monitor {
     pub fn start(
         nodes: &[(u64, String)],
         voters: u64,
+        silence_limit_ms: u64,
         rec: &Recorder,
         max_run: Duration,
     ) -> anyhow::Result<Monitor> {
@@ -173,7 +181,11 @@ impl Monitor {
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let majority = (voters / 2 + 1) as usize;
-        let task = tokio::spawn(poll(clients, majority, rec.clone(), stopped, max_run));
+        let rules = Rules {
+            majority,
+            silence_limit_ms,
+        };
+        let task = tokio::spawn(poll(clients, rules, rec.clone(), stopped, max_run));
         Ok(Monitor { stop, task })
     }
 
@@ -184,9 +196,16 @@ impl Monitor {
     }
 }
 
+/// How a poll is judged.
+#[derive(Clone, Copy, Debug)]
+struct Rules {
+    majority: usize,
+    silence_limit_ms: u64,
+}
+
 async fn poll(
     clients: Vec<(u64, ClusterClient<Channel>)>,
-    majority: usize,
+    rules: Rules,
     rec: Recorder,
     stopped: tokio::sync::watch::Receiver<bool>,
     max_run: Duration,
@@ -198,11 +217,13 @@ async fn poll(
     while !*stopped.borrow() && (samples.len() as u64) < max_samples {
         tick.tick().await;
         let at_ns = rec.now_ns();
-        let calls = clients.iter().map(|(_, c)| view(c.clone()));
+        let calls = clients
+            .iter()
+            .map(|(_, c)| view(c.clone(), rules.silence_limit_ms));
         let views: Vec<Option<NodeView>> = futures::future::join_all(calls).await;
         samples.push(LeaderSample {
             at_ns,
-            leader: agreed_leader(&views, majority),
+            leader: agreed_leader(&views, rules.majority),
             max_term: views.iter().flatten().map(|v| v.term).max().unwrap_or(0),
             answered: views.iter().flatten().count() as u32,
             terms: views.iter().flatten().map(|v| (v.node, v.term)).collect(),
@@ -211,22 +232,24 @@ async fn poll(
     samples
 }
 
-async fn view(mut client: ClusterClient<Channel>) -> Option<NodeView> {
+async fn view(mut client: ClusterClient<Channel>, silence_limit_ms: u64) -> Option<NodeView> {
     let timeout = Duration::from_millis(STATUS_TIMEOUT_MS);
     let resp = tokio::time::timeout(timeout, client.status(pb::StatusRequest {}))
         .await
         .ok()?
         .ok()?;
-    Some(view_of(&resp.into_inner().node?))
+    Some(view_of(&resp.into_inner().node?, silence_limit_ms))
 }
 
-/// What a node's status says about the leader.
-pub fn view_of(s: &pb::NodeStatus) -> NodeView {
+/// What a node's status says about the leader: it names one only while it has heard from it
+/// within `silence_limit_ms`.
+pub fn view_of(s: &pb::NodeStatus, silence_limit_ms: u64) -> NodeView {
+    let heard = s.leader_silence_ms.is_some_and(|ms| ms <= silence_limit_ms);
     NodeView {
         node: s.node_id,
-        leader: s.has_leader.then_some(s.leader_id),
+        leader: (s.has_leader && heard).then_some(s.leader_id),
         term: s.term,
-        leading: s.role == "leader",
+        leading: s.role == "leader" && heard,
     }
 }
 
@@ -266,6 +289,33 @@ mod tests {
             None,
             "followers name a dead leader"
         );
+    }
+
+    #[test]
+    fn a_silent_leader_is_named_by_nobody() {
+        let status = |node: u64, role: &str, silence: Option<u64>| pb::NodeStatus {
+            node_id: node,
+            role: role.into(),
+            term: 4,
+            leader_id: 1,
+            has_leader: true,
+            leader_silence_ms: silence,
+            ..pb::NodeStatus::default()
+        };
+        // (status, names leader 1, calls itself leader)
+        let cases = [
+            (status(1, "leader", Some(20)), Some(1), true),
+            (status(1, "leader", Some(501)), None, false),
+            (status(1, "leader", None), None, false),
+            (status(2, "follower", Some(500)), Some(1), false),
+            (status(2, "follower", Some(3000)), None, false),
+            (status(2, "follower", None), None, false),
+        ];
+        for (s, leader, leading) in cases {
+            let v = view_of(&s, silence_limit_ms(100));
+            assert_eq!((v.leader, v.leading), (leader, leading), "{s:?}");
+        }
+        assert_eq!(silence_limit_ms(300), 1500);
     }
 
     #[test]

@@ -777,13 +777,19 @@ impl Cluster for ClusterApi {
             role: role(m.state).to_string(),
             term: m.current_term,
             leader_id: m.current_leader.unwrap_or(0),
-            has_leader: m.current_leader.is_some(),
+            has_leader: crate::health::leader_confirmed(
+                &m,
+                crate::health::leader_lease(&self.node),
+                self.node.leader_contact.age(),
+            ),
             last_log_index: m.last_log_index.unwrap_or(0),
             applied_index: m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0),
             snapshot_index: m.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
             purged_index: m.purged.as_ref().map(|l| l.index()).unwrap_or(0),
             compacted_revision: on_reader(self.node.reader.clone(), |r| r.compacted_revision())
                 .await?,
+            leader_silence_ms: crate::health::leader_silence(&m, self.node.leader_contact.age())
+                .map(|d| d.as_millis() as u64),
         };
         let replication: BTreeMap<u64, u64> = m
             .replication

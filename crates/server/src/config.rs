@@ -91,6 +91,9 @@ pub struct RaftConfig {
     pub snapshot_logs: u64,
     /// Log entries kept behind a snapshot for followers that lag a little.
     pub logs_to_keep: u64,
+    /// Ask the voters first (Pre-Vote) and raise the term only with a quorum's consent, so a
+    /// node cut off from the others does not depose a working leader when it returns.
+    pub pre_vote: bool,
 }
 
 impl Default for RaftConfig {
@@ -101,6 +104,7 @@ impl Default for RaftConfig {
             election_max_ms: 2000,
             snapshot_logs: 100_000,
             logs_to_keep: 5_000,
+            pre_vote: true,
         }
     }
 }
@@ -255,6 +259,7 @@ impl Config {
             election_max_ms: r.election_max_ms,
             snapshot_logs: r.snapshot_logs,
             logs_to_keep: r.logs_to_keep,
+            pre_vote: r.pre_vote,
             expiry_sweep: Duration::from_millis(self.feed.expiry_sweep_ms.max(100)),
             event_retention: Duration::from_secs(self.feed.event_retention_secs),
             block_cache_bytes,

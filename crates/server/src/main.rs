@@ -58,6 +58,9 @@ struct Args {
     /// Log entries kept behind a snapshot for lagging followers [raft.logs_to_keep; 5000].
     #[arg(long, env = "LICSTORE_LOGS_TO_KEEP")]
     logs_to_keep: Option<u64>,
+    /// Start elections with a Pre-Vote round: true or false [raft.pre_vote; true].
+    #[arg(long, env = "LICSTORE_PRE_VOTE", action = clap::ArgAction::Set)]
+    pre_vote: Option<bool>,
     /// RocksDB block cache in bytes [storage.block_cache_bytes; 134217728].
     #[arg(long, env = "LICSTORE_BLOCK_CACHE_BYTES")]
     block_cache_bytes: Option<u64>,
@@ -120,6 +123,7 @@ impl Args {
         set(&mut c.raft.election_max_ms, &self.election_max_ms);
         set(&mut c.raft.snapshot_logs, &self.snapshot_logs);
         set(&mut c.raft.logs_to_keep, &self.logs_to_keep);
+        set(&mut c.raft.pre_vote, &self.pre_vote);
         set(&mut c.storage.block_cache_bytes, &self.block_cache_bytes);
         set(
             &mut c.storage.memtable_budget_bytes,

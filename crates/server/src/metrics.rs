@@ -263,7 +263,8 @@ pub fn spawn_sampler(node: Arc<Node>, stats: licstore_store::DbStats) {
         let lease = crate::health::leader_lease(&node);
         let mut node_sampled: Option<std::time::Instant> = None;
         loop {
-            sample_raft(&rx.borrow_watched().clone(), lease, &mut seen);
+            let contact = node.leader_contact.age();
+            sample_raft(&rx.borrow_watched().clone(), lease, contact, &mut seen);
             if node_sampled.is_none_or(|at| at.elapsed() >= SAMPLE_INTERVAL) {
                 sample_node(&node, &stats);
                 node_sampled = Some(std::time::Instant::now());
@@ -280,6 +281,7 @@ pub fn spawn_sampler(node: Arc<Node>, stats: licstore_store::DbStats) {
 fn sample_raft(
     m: &openraft::RaftMetrics<licstore_store::TypeConfig>,
     lease: Duration,
+    contact_age: Option<Duration>,
     seen: &mut Seen,
 ) {
     let view = RaftView::of(m);
@@ -294,7 +296,7 @@ fn sample_raft(
         seen.logged = Some(view);
     }
     let term = m.current_term;
-    let confirmed = crate::health::leader_confirmed(m, lease);
+    let confirmed = crate::health::leader_confirmed(m, lease, contact_age);
     gauge!(HAS_LEADER).set(f64::from(u8::from(confirmed)));
     let is_leader = confirmed && m.current_leader == Some(m.id);
     gauge!(IS_LEADER).set(f64::from(u8::from(is_leader)));

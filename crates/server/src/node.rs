@@ -70,6 +70,8 @@ pub struct Node {
     /// Until when reads may not be answered from the leader lease (see
     /// [`Node::suspend_lease`]).
     pub lease_off_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When this node last accepted an append or heartbeat from a leader.
+    pub leader_contact: crate::health::LeaderContact,
 }
 
 /// A write's result and the log index it was applied at.

@@ -8,6 +8,7 @@ use licstore_proto::v1::raft::raft_server::Raft as RaftRpc;
 use licstore_proto::v1::raft::{RaftPayload, ReadIndexRequest, ReadIndexResponse, SnapshotChunk};
 use licstore_store::{codec, Command, SnapshotFile, TypeConfig};
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::raft::{AppendEntriesResponse, StreamAppendError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
@@ -71,7 +72,11 @@ impl RaftRpc for RaftService {
     ) -> Result<Response<RaftPayload>, Status> {
         self.check_target(&req)?;
         let rpc = decode(req.get_ref())?;
-        reply(&self.node.raft.append_entries(rpc).await.map_err(fatal)?)
+        let resp = self.node.raft.append_entries(rpc).await.map_err(fatal)?;
+        if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
+            self.node.leader_contact.heard();
+        }
+        reply(&resp)
     }
 
     type StreamAppendStream = PayloadStream;
@@ -86,14 +91,20 @@ impl RaftRpc for RaftService {
         let input = req.into_inner().scan((), |_, r| {
             futures::future::ready(r.ok().and_then(|p| codec::decode("append", &p.data).ok()))
         });
+        let node = self.node.clone();
         let output = self
             .node
             .raft
             .stream_append(input)
-            .map(|result| match result {
-                Ok(r) => codec::encode("append result", &r)
-                    .map(|data| RaftPayload { data })
-                    .map_err(|e| Status::internal(e.to_string())),
+            .map(move |result| match result {
+                Ok(r) => {
+                    if !matches!(r, Err(StreamAppendError::HigherVote(_))) {
+                        node.leader_contact.heard();
+                    }
+                    codec::encode("append result", &r)
+                        .map(|data| RaftPayload { data })
+                        .map_err(|e| Status::internal(e.to_string()))
+                }
                 Err(e) => Err(fatal(e)),
             });
         Ok(Response::new(Box::pin(output)))

@@ -48,6 +48,8 @@ pub struct Settings {
     pub snapshot_logs: u64,
     /// Entries kept in the log behind a snapshot, for followers that lag a little.
     pub logs_to_keep: u64,
+    /// Whether elections start with a Pre-Vote round.
+    pub pre_vote: bool,
     /// How often the leader looks for licenses whose validity has ended.
     pub expiry_sweep: Duration,
     /// How long change-feed events are kept before the leader compacts them; zero keeps them
@@ -172,6 +174,7 @@ fn raft_config(s: &Settings) -> Result<Arc<Config>, ServerError> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(s.snapshot_logs),
         max_in_snapshot_log_to_keep: s.logs_to_keep,
         install_snapshot_timeout: 60_000,
+        enable_pre_vote: Some(s.pre_vote),
         ..Default::default()
     };
     Ok(Arc::new(
@@ -222,6 +225,7 @@ pub async fn start(
         rounds: Default::default(),
         served_rounds: Default::default(),
         lease_off_until: Default::default(),
+        leader_contact: Default::default(),
     });
     Ok(Started {
         node,
