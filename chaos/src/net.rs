@@ -817,7 +817,9 @@ fn on_path(tool: &str) -> bool {
 }
 
 /// Deletes namespaces named `lcx-<pid>-…` whose creating process is gone (a run that was
-/// killed before its drop could run). Only this module's prefix, only dead creators.
+/// killed before its drop could run), after killing the `licstored` processes that run inside
+/// them (that run's nodes, orphaned with it). Only this module's prefix, only dead creators,
+/// only processes whose executable is a `licstored`.
 pub fn sweep_orphans() -> Vec<String> {
     let mut removed = Vec::new();
     for name in list_netns(NS_PREFIX) {
@@ -829,11 +831,36 @@ pub fn sweep_orphans() -> Vec<String> {
         if PathBuf::from(format!("/proc/{pid}")).exists() {
             continue;
         }
+        kill_orphaned_nodes(&name);
         if ip(&["netns", "del", &name]).is_ok() {
             removed.push(name);
         }
     }
     removed
+}
+
+/// SIGKILLs the `licstored` processes inside namespace `name` (see [`sweep_orphans`]).
+fn kill_orphaned_nodes(name: &str) {
+    let Ok(pids) = run_cmd(Command::new("ip").args(["netns", "pids", name]), None) else {
+        return;
+    };
+    for pid in pids
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        let is_node = exe
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("licstored"));
+        if is_node {
+            // SAFETY: kill(2) has no memory preconditions; the pid was just read from the
+            // namespace and names a licstored executable.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
 }
 
 /// Network namespaces whose name starts with `prefix`.

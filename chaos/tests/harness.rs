@@ -288,6 +288,63 @@ fn proc_state(pid: u32) -> char {
         .expect("state")
 }
 
+/// A run killed before it could clean up leaves its namespaces and its nodes behind; the
+/// next net sweeps both: the `licstored` inside a namespace whose creator is gone is killed
+/// and the namespace deleted.
+#[test]
+fn orphaned_namespaces_and_their_nodes_are_swept() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for namespaces");
+        return;
+    }
+    // No process has this pid: it is above the kernel's largest (4194304).
+    let name = format!("lcx-4194305-{}", std::process::id());
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: cannot create a network namespace");
+        return;
+    }
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut node = std::process::Command::new("ip")
+        .args(["netns", "exec", &name])
+        .arg(binary())
+        .args(["--id", "1", "--addr", "127.0.0.1:7001", "--data-dir"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("licstored in the namespace");
+    // Wait until it is licstored itself (ip execs it) before sweeping.
+    let exe = format!("/proc/{}/exe", node.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let is_node =
+        || std::fs::read_link(&exe).is_ok_and(|p| p.to_string_lossy().contains("licstored"));
+    while !is_node() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(is_node(), "licstored did not start in {name}");
+    let swept = licstore_chaos::net::sweep_orphans();
+    assert!(swept.contains(&name), "{swept:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut status = node.try_wait().expect("wait");
+    while status.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        status = node.try_wait().expect("wait");
+    }
+    if status.is_none() {
+        let _ = node.kill();
+        let _ = node.wait();
+        panic!("the orphaned licstored was left running");
+    }
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.unwrap().signal(), Some(libc::SIGKILL), "{status:?}");
+    assert!(list_netns(&name).is_empty(), "{name} left");
+}
+
 /// After the net is dropped no namespace with its prefix is left (`ip netns list`).
 #[test]
 fn dropping_the_net_removes_its_namespaces() {
