@@ -455,18 +455,19 @@ impl Licenses for LicenseApi {
         }
         let mut asked = Vec::with_capacity(req.items.len());
         for (i, item) in req.items.iter().enumerate() {
-            let prefix = format!("items[{i}].");
+            // Built only on refusal: valid batches are the hot path.
+            let prefix = || format!("items[{i}].");
             if item.consistency != 0 || item.max_staleness_ms != 0 {
                 let reason = "set on the batch, not on an item";
                 return Err(field_status(
                     Code::InvalidArgument,
-                    &format!("{prefix}consistency"),
+                    &format!("{}consistency", prefix()),
                     reason,
                 ));
             }
             asked.push(
                 self.verify_item(item)
-                    .map_err(|s| convert::prefixed(&s, &prefix))?,
+                    .map_err(|s| convert::prefixed(&s, &prefix()))?,
             );
         }
         let cost = match asked.len() <= POINT_BATCH {
@@ -474,12 +475,7 @@ impl Licenses for LicenseApi {
             false => ReadCost::Walk,
         };
         let (found, revision) = self
-            .read(consistency, cost, move |r| {
-                asked
-                    .iter()
-                    .map(|(kind, id, type_code)| r.get(*kind, id, type_code))
-                    .collect::<Result<Vec<_>, _>>()
-            })
+            .read(consistency, cost, move |r| r.get_many(&asked))
             .await?;
         let today = today();
         let results = found

@@ -109,6 +109,10 @@ pub fn leader_silence(
     match m.current_leader {
         None => None,
         Some(id) if id == m.id => {
+            // After a restart openraft names the stored vote's leader before any election.
+            if m.state != openraft::ServerState::Leader {
+                return None;
+            }
             let alone = m.membership_config.membership().voter_ids().eq([m.id]);
             if alone {
                 return Some(Duration::ZERO);

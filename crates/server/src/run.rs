@@ -198,6 +198,12 @@ pub async fn start(
         memtable_budget_bytes: s.memtable_budget_bytes,
     };
     let storage = licstore_store::open_with(&s.data_dir, &options)?;
+    // From here on a hung storage call ends the process, start-up's replay included.
+    crate::stall::spawn(
+        storage.watchdog.clone(),
+        storage.stats.clone(),
+        s.storage_stall_limit,
+    )?;
     let snapshot_dir = storage.state_machine.snapshot_dir().to_path_buf();
     let applied = storage.state_machine.subscribe_applied();
     let peers = Peers::new(peer_tls);
@@ -230,7 +236,6 @@ pub async fn start(
     Ok(Started {
         node,
         stats: storage.stats,
-        watchdog: storage.watchdog,
     })
 }
 
@@ -240,8 +245,6 @@ pub struct Started {
     pub node: Arc<Node>,
     /// Its database's figures.
     pub stats: licstore_store::DbStats,
-    /// Its storage calls in flight.
-    pub watchdog: Arc<licstore_store::Watchdog>,
 }
 
 async fn maybe_initialize(
@@ -303,12 +306,7 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         Some(listener) => Some((listener, crate::metrics::install()?)),
         None => None,
     };
-    let Started {
-        node,
-        stats,
-        watchdog,
-    } = start(&s, tls.as_ref().map(|t| t.peers.clone())).await?;
-    let stuck = crate::stall::stuck_storage(watchdog, stats.clone(), s.storage_stall_limit);
+    let Started { node, stats } = start(&s, tls.as_ref().map(|t| t.peers.clone())).await?;
     if let Some((metrics_listener, handle)) = recorder {
         tokio::spawn(crate::http::serve(metrics_listener, handle, node.clone()));
         tracing::info!(addr = ?s.metrics_addr, "metrics and probes: /metrics, /livez, /readyz");
@@ -384,14 +382,9 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             tracing::error!(error = %fatal, "raft stopped on its own; exiting");
             let _ = stop_tx.send(());
             let _ = tokio::time::timeout(DRAIN_DEADLINE, server).await;
-            return Err(ServerError::Raft(format!("stopped on its own: {fatal}")));
-        }
-        reason = stuck => {
-            // Fail-stop without the orderly shutdown, which would wait on the hung call itself
-            // (and so would the runtime's and RocksDB's teardown). What was acknowledged is in
-            // the synced Raft log; the restart replays it.
-            tracing::error!(%reason, "storage stopped answering; exiting at once");
-            std::process::exit(1);
+            // Not a return: dropping the runtime would wait for ever on a blocking task stuck
+            // in the storage call that failed.
+            crate::stall::fail_stop(&format!("raft stopped on its own: {fatal}"));
         }
         _ = shutdown_signal() => {}
     }

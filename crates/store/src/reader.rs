@@ -98,6 +98,35 @@ impl Reader {
         self.scan(&keys::holder_type_prefix(kind, holder_id, type_code))
     }
 
+    /// [`Reader::get`] for many `(holder kind, holder id, type code)` at once: the point reads
+    /// go to RocksDB as one batch (one pass over the memtables and files for all keys), and
+    /// only the pairs without a single-instance record are scanned. Results in request order.
+    pub fn get_many(
+        &self,
+        asked: &[(HolderKind, String, String)],
+    ) -> Result<Vec<Vec<License>>, StoreError> {
+        let cf = cf_handle(&self.db, CF_CURRENT)?;
+        let point_keys: Vec<Vec<u8>> = asked
+            .iter()
+            .map(|(kind, id, type_code)| keys::current_key(*kind, id, type_code, ""))
+            .collect();
+        // Decoded before any scan, so no block stays pinned in the cache meanwhile.
+        let points: Vec<Option<License>> = self
+            .db
+            .batched_multi_get_cf(cf, &point_keys, false)
+            .into_iter()
+            .map(|p| p?.map(|bytes| decode(&bytes)).transpose())
+            .collect::<Result<_, StoreError>>()?;
+        let mut out = Vec::with_capacity(asked.len());
+        for ((kind, id, type_code), point) in asked.iter().zip(points) {
+            out.push(match point {
+                Some(license) => vec![license],
+                None => self.scan(&keys::holder_type_prefix(*kind, id, type_code))?,
+            });
+        }
+        Ok(out)
+    }
+
     /// All current licenses of a holder, in type order.
     pub fn list_by_holder(
         &self,

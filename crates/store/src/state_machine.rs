@@ -180,10 +180,15 @@ impl StateMachine {
             .to_string();
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
+        // Each write registers anew: the install as a whole may take minutes, one write not.
+        let install = StorageCall::SnapshotInstall;
         // Durability: the marker must be on disk before any record is replaced.
+        let running = self.watchdog.enter(install);
         self.db
             .put_cf_opt(meta_cf, keys::META_INSTALLING, name.as_bytes(), &sync)?;
+        drop(running);
         for name in SM_DATA_CFS {
+            let _running = self.watchdog.enter(install);
             clear_cf(&self.db, name)?;
         }
         let file = std::fs::File::open(path)?;
@@ -192,6 +197,7 @@ impl StateMachine {
         while let Some((cf, key, value)) = records.next_record()? {
             batch.put_cf(cf_handle(&self.db, cf)?, key, value);
             if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
+                let _running = self.watchdog.enter(install);
                 self.db.write(std::mem::take(&mut batch))?;
             }
         }
@@ -210,7 +216,9 @@ impl StateMachine {
         );
         batch.delete_cf(meta_cf, keys::META_INSTALLING);
         // Durability: the install is complete only when this batch, and all before it, are synced.
+        let running = self.watchdog.enter(install);
         self.db.write_opt(batch, &sync)?;
+        drop(running);
         let index = meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0);
         self.applied.send_replace(index);
         Ok(())
@@ -221,7 +229,9 @@ impl StateMachine {
         // Durability: after this flush the state on disk is at least as new as the snapshot,
         // so a node that crashes re-applies its log from there instead of installing the
         // whole snapshot again at start-up.
+        let running = self.watchdog.enter(StorageCall::SnapshotFlush);
         flush_state(&self.db)?;
+        drop(running);
         let (last_log_id, last_membership) = read_applied_from(&self.db, Some(&snap))?;
         let meta = SnapshotMeta {
             last_log_id,

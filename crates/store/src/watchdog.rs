@@ -28,16 +28,26 @@ pub enum StorageCall {
     Apply,
     /// Flushing the state machine's memtables before a log purge.
     StateFlush,
+    /// Flushing the state machine's memtables before a snapshot is written.
+    SnapshotFlush,
+    /// One write of a snapshot install (each batch registers anew).
+    SnapshotInstall,
 }
 
-const CALLS: [StorageCall; 6] = [
+const CALLS: [StorageCall; 8] = [
     StorageCall::LogAppend,
     StorageCall::LogSync,
     StorageCall::VoteSave,
     StorageCall::LogMeta,
     StorageCall::Apply,
     StorageCall::StateFlush,
+    StorageCall::SnapshotFlush,
+    StorageCall::SnapshotInstall,
 ];
+
+/// How many times the base limit a flush may take: RocksDB holds a flush back while it would
+/// add to a compaction backlog, which a busy but healthy disk can take a while to work off.
+const FLUSH_LIMIT_FACTOR: u32 = 3;
 
 impl StorageCall {
     /// A short name for logs and metrics.
@@ -49,6 +59,16 @@ impl StorageCall {
             StorageCall::LogMeta => "log_meta",
             StorageCall::Apply => "apply",
             StorageCall::StateFlush => "state_flush",
+            StorageCall::SnapshotFlush => "snapshot_flush",
+            StorageCall::SnapshotInstall => "snapshot_install",
+        }
+    }
+
+    /// This call's limit when writes in general get `base`.
+    pub fn limit(self, base: Duration) -> Duration {
+        match self {
+            StorageCall::StateFlush | StorageCall::SnapshotFlush => base * FLUSH_LIMIT_FACTOR,
+            _ => base,
         }
     }
 
@@ -89,16 +109,20 @@ impl Watchdog {
         Running { dog: self, call }
     }
 
-    /// The call that has been running longest, and for how long.
+    /// The call in flight that has used most of its limit ([`StorageCall::limit`]), and how
+    /// long it has been running.
     pub fn oldest(&self) -> Option<(StorageCall, Duration)> {
         let now_us = self.epoch.elapsed().as_micros() as u64 + 1;
+        let unit = Duration::from_secs(1);
         CALLS
             .iter()
             .filter_map(|call| {
                 let started = self.started_us[call.slot()].load(Ordering::Acquire);
                 (started != 0).then(|| (*call, now_us.saturating_sub(started)))
             })
-            .max_by_key(|(_, running_us)| *running_us)
+            .max_by_key(|(call, running_us)| {
+                u128::from(*running_us) * 1000 / call.limit(unit).as_micros()
+            })
             .map(|(call, running_us)| (call, Duration::from_micros(running_us)))
     }
 }
@@ -127,7 +151,8 @@ pub enum Verdict {
     Stuck(StorageCall, Duration),
 }
 
-/// Judges the oldest call in flight against `limit`; a zero limit never stops the node.
+/// Judges the oldest call in flight against its limit for a base `limit`; a zero limit never
+/// stops the node.
 pub fn verdict(oldest: Option<(StorageCall, Duration)>, limit: Duration) -> Verdict {
     let Some((call, running)) = oldest else {
         return Verdict::Fine;
@@ -135,6 +160,7 @@ pub fn verdict(oldest: Option<(StorageCall, Duration)>, limit: Duration) -> Verd
     if limit.is_zero() {
         return Verdict::Fine;
     }
+    let limit = call.limit(limit);
     if running >= limit {
         Verdict::Stuck(call, running)
     } else if running >= limit / 4 {
@@ -152,6 +178,7 @@ mod tests {
     fn verdicts() {
         let s = Duration::from_secs;
         let apply = StorageCall::Apply;
+        let flush = StorageCall::StateFlush;
         let cases = [
             (None, s(20), Verdict::Fine),
             (Some((apply, s(1))), s(20), Verdict::Fine),
@@ -160,6 +187,8 @@ mod tests {
             (Some((apply, s(20))), s(20), Verdict::Stuck(apply, s(20))),
             (Some((apply, s(600))), s(20), Verdict::Stuck(apply, s(600))),
             (Some((apply, s(600))), s(0), Verdict::Fine),
+            (Some((flush, s(30))), s(20), Verdict::Slow(flush, s(30))),
+            (Some((flush, s(60))), s(20), Verdict::Stuck(flush, s(60))),
         ];
         for (oldest, limit, want) in cases {
             assert_eq!(verdict(oldest, limit), want, "{oldest:?} against {limit:?}");
@@ -180,6 +209,18 @@ mod tests {
         assert_eq!(dog.oldest().map(|(c, _)| c), Some(StorageCall::Apply));
         drop(apply);
         assert_eq!(dog.oldest(), None);
+    }
+
+    #[test]
+    fn oldest_is_the_call_nearest_its_limit() {
+        let dog = Watchdog::new();
+        let _flush = dog.enter(StorageCall::StateFlush);
+        std::thread::sleep(Duration::from_millis(1200));
+        // The flush has run longer but has three times the allowance.
+        let _apply = dog.enter(StorageCall::Apply);
+        assert_eq!(dog.oldest().map(|(c, _)| c), Some(StorageCall::StateFlush));
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(dog.oldest().map(|(c, _)| c), Some(StorageCall::Apply));
     }
 
     #[test]

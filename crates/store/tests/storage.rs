@@ -381,3 +381,56 @@ async fn check_finds_nothing_on_a_healthy_store_and_every_injected_fault() {
         "{found:?}"
     );
 }
+
+#[tokio::test]
+async fn get_many_answers_as_get_does_in_request_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, reader) = store_with_cards(dir.path(), 20).await;
+    let type_code = new_card(0).type_code;
+    // Present, absent (the scan path), repeated, out of order.
+    let asked: Vec<(HolderKind, String, String)> = [3, 999, 0, 19, 3, 998]
+        .into_iter()
+        .map(|seq| (HolderKind::CitizenId, citizen(seq), type_code.clone()))
+        .collect();
+    let many = reader.get_many(&asked).expect("get_many");
+    assert_eq!(many.len(), asked.len());
+    for ((kind, id, t), got) in asked.iter().zip(&many) {
+        let one = reader.get(*kind, id, t).expect("get");
+        assert_eq!(got, &one, "{id}");
+    }
+    let found: Vec<usize> = many.iter().map(Vec::len).collect();
+    assert_eq!(found, [1, 0, 1, 1, 1, 0]);
+    assert!(reader.get_many(&[]).expect("empty").is_empty());
+}
+
+#[test]
+fn rocksdb_info_log_is_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path()).expect("open");
+    drop(s);
+    // RocksDB records the options it runs with in OPTIONS-<n> files; the newest counts.
+    let db_dir = dir.path().join("db");
+    let newest = std::fs::read_dir(&db_dir)
+        .expect("db dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.starts_with("OPTIONS-") && !name.ends_with(".tmp")
+        })
+        .max()
+        .expect("an OPTIONS file");
+    let text = std::fs::read_to_string(&newest).expect("read options");
+    for want in [
+        format!(
+            "max_log_file_size={}",
+            licstore_store::db::INFO_LOG_FILE_MAX_BYTES
+        ),
+        format!(
+            "keep_log_file_num={}",
+            licstore_store::db::INFO_LOG_FILES_KEPT
+        ),
+    ] {
+        assert!(text.contains(&want), "{want} not in {}", newest.display());
+    }
+}

@@ -90,3 +90,18 @@ pub async fn apply(sm: &mut licstore_store::StateMachine, entries: Vec<EntryOf<T
         entries.into_iter().map(|e| Ok((e, None))).collect();
     sm.apply(stream::iter(items)).await.expect("apply");
 }
+
+/// A store in `dir` with cards 0..`n` issued (log indexes 1..=n), and a reader over it.
+pub async fn store_with_cards(
+    dir: &std::path::Path,
+    n: u32,
+) -> (licstore_store::Storage, licstore_store::Reader) {
+    let mut s = licstore_store::open(dir).expect("open");
+    apply(
+        &mut s.state_machine,
+        entries(1, (0..n).map(issue).collect()),
+    )
+    .await;
+    let reader = licstore_store::Reader::new(s.db.clone());
+    (s, reader)
+}
