@@ -30,12 +30,23 @@ fn start(net: &Net, tag: &str) -> (tempfile::TempDir, Cluster) {
 }
 
 fn start_with(net: &Net, tag: &str, args: &[&str]) -> (tempfile::TempDir, Cluster) {
+    start_edited(net, tag, args, |_| {})
+}
+
+/// Three voters started with `args`, after `edit` had its say on the options.
+fn start_edited(
+    net: &Net,
+    tag: &str,
+    args: &[&str],
+    edit: impl FnOnce(&mut ClusterOptions),
+) -> (tempfile::TempDir, Cluster) {
     let root = tempfile::Builder::new()
         .prefix(&format!("lcx-{tag}-"))
         .tempdir()
         .expect("tempdir");
     let mut opts = ClusterOptions::new(binary(), 3, root.path().join("run"));
     opts.extra_args = args.iter().map(|a| a.to_string()).collect();
+    edit(&mut opts);
     let cluster = Cluster::start(opts, net).expect("start 3 nodes");
     (root, cluster)
 }
@@ -751,14 +762,9 @@ fn ext4_node3_cluster(
         ..NetOptions::default()
     })
     .expect("net");
-    let root = tempfile::Builder::new()
-        .prefix(&format!("lcx-{tag}-"))
-        .tempdir()
-        .expect("tempdir");
-    let mut opts = ClusterOptions::new(binary(), 3, root.path().join("run"));
-    opts.extra_args = args.iter().map(|a| a.to_string()).collect();
-    opts.disks.insert(3, DiskCap::Ext4 { bytes: 96 << 20 });
-    let cluster = Cluster::start(opts, &net).expect("start");
+    let (root, cluster) = start_edited(&net, tag, args, |opts| {
+        opts.disks.insert(3, DiskCap::Ext4 { bytes: 96 << 20 });
+    });
     Some((net, root, cluster))
 }
 
