@@ -179,7 +179,8 @@ dupes = {n for n in names if names.count(n) > 1}
 if dupes:
     errors.append(f"metrics.txt: listed twice: {sorted(dupes)}")
 known = set(names)
-histograms = {n for n in known if n.endswith("_seconds")}
+# Histograms: latencies (`_seconds`) and sizes (`_size`); their series carry these suffixes.
+histograms = {n for n in known if n.endswith(("_seconds", "_size"))}
 
 # Series names in PromQL: identifiers starting with the exporter's prefixes.
 TOKEN = re.compile(r"(?<![A-Za-z0-9_:])((?:licstore|grpc_server)_[A-Za-z0-9_]*)")

@@ -21,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod proposer;
 pub mod query;
 pub mod raft_service;
 pub mod read_rounds;

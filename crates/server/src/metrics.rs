@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use http_body::Frame;
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use openraft::type_config::async_runtime::WatchReceiver;
 
 use crate::node::Node;
@@ -55,6 +55,10 @@ pub const PROPOSALS_APPLIED: &str = "licstore_server_proposals_applied_total";
 pub const PROPOSALS_PENDING: &str = "licstore_server_proposals_pending";
 /// Proposals made on this node that failed (timeout, leader change, no quorum).
 pub const PROPOSALS_FAILED: &str = "licstore_server_proposals_failed_total";
+/// Histogram: commands handed to Raft together by the proposer (`proposer.rs`).
+pub const PROPOSAL_BATCH_SIZE: &str = "licstore_server_proposal_batch_size";
+/// Buckets of [`PROPOSAL_BATCH_SIZE`], in commands.
+pub const PROPOSAL_BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 /// Committed entries not yet applied.
 pub const APPLY_LAG: &str = "licstore_server_apply_lag_entries";
 /// Live SST files plus memtables, in bytes.
@@ -101,6 +105,10 @@ pub const GRPC_HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
 pub fn install() -> Result<PrometheusHandle, ServerError> {
     let handle = PrometheusBuilder::new()
         .set_buckets(&DURATION_BUCKETS_SECONDS)
+        .and_then(|b| {
+            let batch = Matcher::Full(PROPOSAL_BATCH_SIZE.to_string());
+            b.set_buckets_for_metric(batch, &PROPOSAL_BATCH_BUCKETS)
+        })
         .and_then(|b| b.install_recorder())
         .map_err(|e| ServerError::Internal(format!("metrics recorder: {e}")))?;
     describe();
@@ -120,6 +128,10 @@ fn describe() {
         "Proposals made here and not yet answered."
     );
     describe_counter!(PROPOSALS_FAILED, "Proposals made here that failed.");
+    describe_histogram!(
+        PROPOSAL_BATCH_SIZE,
+        "Commands this node handed to Raft in one message."
+    );
     describe_gauge!(APPLY_LAG, "Committed entries not yet applied.");
     describe_gauge!(
         DB_SIZE,

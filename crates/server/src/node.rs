@@ -44,6 +44,8 @@ pub struct Node {
     pub addr: String,
     /// The Raft handle.
     pub raft: Raft,
+    /// Groups concurrent writes into one Raft message.
+    pub proposer: crate::proposer::Proposer,
     /// Local reads.
     pub reader: Reader,
     /// License templates.
@@ -159,12 +161,12 @@ impl Node {
         cmd: Command,
     ) -> Result<Result<(CommandResult, u64), WriteError>, Status> {
         let _pending = crate::metrics::PendingProposal::start();
-        let proposed = tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(cmd)).await;
+        let proposed = tokio::time::timeout(WRITE_TIMEOUT, self.proposer.propose(cmd)).await;
         if !matches!(&proposed, Ok(Ok(_))) && !matches!(&proposed, Ok(Err(e)) if refused(e)) {
             metrics::counter!(crate::metrics::PROPOSALS_FAILED).increment(1);
         }
         match proposed {
-            Ok(result) => Ok(result.map(|resp| (resp.data, resp.log_id.index()))),
+            Ok(result) => Ok(result.map(|resp| (resp.response, resp.log_id.index()))),
             Err(_) => Err(self.unavailable(&format!(
                 "not committed within {WRITE_TIMEOUT:?} (no quorum?); \
                  retry with the same request id"

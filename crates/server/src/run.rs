@@ -219,6 +219,7 @@ pub async fn start(
     let node = Arc::new(Node {
         id: s.id,
         addr: s.addr.clone(),
+        proposer: crate::proposer::Proposer::start(raft.clone()),
         raft,
         reader: Reader::new(storage.db),
         templates: Arc::new(TemplateRegistry::builtin()),

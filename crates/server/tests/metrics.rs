@@ -52,6 +52,11 @@ async fn named_series_move_and_leader_changes_are_counted() {
         ("licstore_server_leader_changes_seen_total", vec![]),
         ("licstore_server_proposals_committed_total", vec![]),
         ("licstore_server_proposals_applied_total", vec![]),
+        ("licstore_server_proposal_batch_size_count", vec![]),
+        (
+            "licstore_server_proposal_batch_size_bucket",
+            vec!["le=\"256\""],
+        ),
         ("licstore_disk_wal_fsync_duration_seconds_count", vec![]),
         (
             "licstore_disk_backend_commit_duration_seconds_count",
