@@ -8,6 +8,11 @@ use licstore_server::config::{parse_members, Config};
 use licstore_server::serve;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of the system allocator: the write path allocates and frees many small
+/// buffers per request on every worker thread (see `benches/history.md`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A node of a licstore cluster. Settings come from the --config file, then LICSTORE_*
 /// environment variables, then these flags; deploy/licstored.toml documents every key.
 #[derive(Parser, Debug)]
