@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use licstore_model::TemplateRegistry;
 use rocksdb::statistics::{StatsLevel, Ticker};
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
 
-use crate::keys::ALL_CFS;
+use crate::keys::{ALL_CFS, CF_RAFT_LOG};
 use crate::watchdog::Watchdog;
 use crate::{LogStore, StateMachine, StoreError};
 
@@ -104,7 +104,7 @@ impl DbStats {
     }
 }
 
-fn cf_options(cache: &Cache) -> Options {
+fn cf_options(name: &str, cache: &Cache) -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
     // Ten bits per key: point reads by (holder, type) skip files that cannot hold the key.
@@ -112,9 +112,25 @@ fn cf_options(cache: &Cache) -> Options {
     table.set_cache_index_and_filter_blocks(true);
     let mut opts = Options::default();
     opts.set_block_based_table_factory(&table);
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_compression_per_level(&compression_per_level(name));
     opts
 }
+
+/// Compression by level. Log entries are never compressed: they are deleted once a snapshot
+/// covers them, so compressing them on every flush and compaction buys nothing. Elsewhere
+/// level 0 is written as it is, since a flush runs on every memtable switch and its files are
+/// soon compacted into level 1 and below, which are LZ4-compressed.
+pub fn compression_per_level(cf: &str) -> Vec<DBCompressionType> {
+    let mut levels = vec![DBCompressionType::Lz4; LEVELS];
+    levels[0] = DBCompressionType::None;
+    if cf == CF_RAFT_LOG {
+        levels.fill(DBCompressionType::None);
+    }
+    levels
+}
+
+/// RocksDB's default number of levels.
+const LEVELS: usize = 7;
 
 /// Tunables of the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,7 +180,7 @@ pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Storage, StoreErr
     db_opts.set_statistics_level(StatsLevel::ExceptTimers);
     let cfs = ALL_CFS
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)));
+        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &cache)));
     let db = Arc::new(DB::open_cf_descriptors(&db_opts, dir.join("db"), cfs)?);
     let snapshot_dir: PathBuf = dir.join("snapshots");
     std::fs::create_dir_all(&snapshot_dir)?;

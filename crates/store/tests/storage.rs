@@ -403,13 +403,9 @@ async fn get_many_answers_as_get_does_in_request_order() {
     assert!(reader.get_many(&[]).expect("empty").is_empty());
 }
 
-#[test]
-fn rocksdb_info_log_is_bounded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = open(dir.path()).expect("open");
-    drop(s);
-    // RocksDB records the options it runs with in OPTIONS-<n> files; the newest counts.
-    let db_dir = dir.path().join("db");
+/// The options RocksDB runs with, as it records them in its newest `OPTIONS-<n>` file.
+fn options_file_of(dir: &std::path::Path) -> String {
+    let db_dir = dir.join("db");
     let newest = std::fs::read_dir(&db_dir)
         .expect("db dir")
         .filter_map(|e| e.ok())
@@ -420,7 +416,25 @@ fn rocksdb_info_log_is_bounded() {
         })
         .max()
         .expect("an OPTIONS file");
-    let text = std::fs::read_to_string(&newest).expect("read options");
+    std::fs::read_to_string(&newest).expect("read options")
+}
+
+/// One `[CFOptions "<cf>"]` section of an options file.
+fn cf_section<'a>(options: &'a str, cf: &str) -> &'a str {
+    let head = format!("[CFOptions \"{cf}\"]");
+    let start = options
+        .find(&head)
+        .unwrap_or_else(|| panic!("no section for {cf}"));
+    let rest = &options[start + head.len()..];
+    &rest[..rest.find("\n[").unwrap_or(rest.len())]
+}
+
+#[test]
+fn rocksdb_info_log_is_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path()).expect("open");
+    drop(s);
+    let text = options_file_of(dir.path());
     for want in [
         format!(
             "max_log_file_size={}",
@@ -431,6 +445,48 @@ fn rocksdb_info_log_is_bounded() {
             licstore_store::db::INFO_LOG_FILES_KEPT
         ),
     ] {
-        assert!(text.contains(&want), "{want} not in {}", newest.display());
+        assert!(text.contains(&want), "{want} not in the options file");
     }
+}
+
+#[test]
+fn log_entries_and_level_zero_are_stored_uncompressed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open(dir.path()).expect("open"));
+    let text = options_file_of(dir.path());
+    let none = "kNoCompression";
+    let lz4 = "kLZ4Compression";
+    let cases = [
+        (keys::CF_RAFT_LOG, [none; 7]),
+        (keys::CF_CURRENT, [none, lz4, lz4, lz4, lz4, lz4, lz4]),
+        (keys::CF_INDEX, [none, lz4, lz4, lz4, lz4, lz4, lz4]),
+    ];
+    for (cf, levels) in cases {
+        let want = format!("compression_per_level={}", levels.join(":"));
+        let section = cf_section(&text, cf);
+        assert!(section.contains(&want), "{cf}: {want} not in {section}");
+    }
+}
+
+/// The calling thread's nice value.
+fn own_nice() -> i32 {
+    // SAFETY: gettid and getpriority only read this thread's id and nice value.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::getpriority(libc::PRIO_PROCESS, tid)
+    }
+}
+
+#[test]
+fn background_threads_run_at_a_lower_priority() {
+    let before = own_nice();
+    let lowered = std::thread::spawn(|| {
+        licstore_store::state_machine::lower_thread_priority();
+        own_nice()
+    })
+    .join()
+    .expect("thread");
+    let background = licstore_store::state_machine::BACKGROUND_NICE;
+    assert_eq!(lowered, before.max(background));
+    assert_eq!(own_nice(), before, "only the background thread is lowered");
 }
