@@ -20,7 +20,7 @@ echo "test: cargo test --release (target dir $CARGO_TARGET_DIR)" >&2
 cargo test --release --workspace --locked -- --test-threads=2
 echo "test: criterion micro-benchmarks, each run once (test mode, 2000-record store)" >&2
 LICBENCH_MICRO_RECORDS=2000 cargo test --release --workspace --locked \
-  --bench validate --bench codec --bench apply --bench read
+  --bench validate --bench codec --bench apply --bench read --bench seal
 echo "test: deploy/check.sh" >&2
 # With the daemon just built, so the Kubernetes configs are also fed to a real licstored.
 LICSTORED="$CARGO_TARGET_DIR/release/licstored" bash deploy/check.sh
