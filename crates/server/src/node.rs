@@ -155,7 +155,8 @@ impl Node {
         self.propose(cmd).await?.map_err(|e| self.write_error(e))
     }
 
-    /// `client_write` bounded by [`WRITE_TIMEOUT`], so a leader without a quorum answers.
+    /// A proposal through the node's proposer, bounded by [`WRITE_TIMEOUT`], so a leader
+    /// without a quorum answers.
     async fn propose(
         &self,
         cmd: Command,

@@ -7,7 +7,7 @@
 //! command is still its own log entry, so revisions stay log indexes and applying is unchanged.
 //!
 //! One group is in flight at a time: the next one is handed over once every command of the
-//! current one is answered (or after [`crate::node::WRITE_TIMEOUT`]). No timer holds a write
+//! current one is answered (or after [`GROUP_WAIT_LIMIT`]). No timer holds a write
 //! back, so a lone write goes out at once; under load the writes that arrive during one
 //! commit form the next group. With 64 clients issuing on 3 local nodes, groups averaged about
 //! 30 commands; letting two or four groups overlap made them smaller and cost more CPU per
@@ -18,10 +18,14 @@ use futures::StreamExt;
 use licstore_store::{Command, Raft, TypeConfig};
 use openraft::errors::{ClientWriteError, Fatal, RaftError};
 use openraft::raft::{WriteResponse, WriteResult};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands handed to Raft in one message.
 pub const MAX_BATCH: usize = 256;
+
+/// Longest the next group waits for the one in flight; past it, groups overlap.
+pub const GROUP_WAIT_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a proposal comes back with: the applied result and its log id, or why it failed.
 pub type Proposed =
@@ -64,6 +68,11 @@ impl Proposer {
 async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Proposal>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Callers that gave up while queued are dropped here: nothing of theirs reached Raft.
+        batch.retain(|p| !p.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         metrics::histogram!(crate::metrics::PROPOSAL_BATCH_SIZE).record(batch.len() as f64);
         let (cmds, dones): (Vec<Command>, Vec<_>) =
             batch.drain(..).map(|p| (p.cmd, p.done)).unzip();
@@ -81,10 +90,10 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Proposal>) {
             deliver(results, dones).await;
             let _ = finished.send(());
         });
-        // The next group waits for this one, but never longer than a write may take: callers
-        // are told to retry after that anyway, and a group Raft never answers must not hold
-        // every later write back.
-        let _ = tokio::time::timeout(crate::node::WRITE_TIMEOUT, batch_done).await;
+        // The next group waits for this one, but not for long: a group on a leader that lost
+        // its quorum may stay unanswered until the partition heals, and later writes must not
+        // queue behind it (Raft refuses them at once if this node no longer leads).
+        let _ = tokio::time::timeout(GROUP_WAIT_LIMIT, batch_done).await;
     }
 }
 

@@ -119,7 +119,8 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
 /// Compression by level. Log entries are never compressed: they are deleted once a snapshot
 /// covers them, so compressing them on every flush and compaction buys nothing. Elsewhere
 /// level 0 is written as it is, since a flush runs on every memtable switch and its files are
-/// soon compacted into level 1 and below, which are LZ4-compressed.
+/// soon compacted into the level below, which like every lower level is LZ4-compressed (with
+/// dynamic level sizes, entry 1 applies to whichever level level 0 compacts into).
 pub fn compression_per_level(cf: &str) -> Vec<DBCompressionType> {
     let mut levels = vec![DBCompressionType::Lz4; LEVELS];
     levels[0] = DBCompressionType::None;

@@ -306,12 +306,23 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         // A thread of its own at a lower priority: a build copies the whole state, and every
         // replica starts one at the same log index, so on shared cores it would otherwise
         // starve the reads and heartbeats served meanwhile.
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("snapshot-build".into())
-            .spawn(move || {
-                lower_thread_priority();
-                let _ = done.send(sm.build());
-            })?;
+            .spawn({
+                let sm = sm.clone();
+                move || {
+                    lower_thread_priority();
+                    let _ = done.send(sm.build());
+                }
+            });
+        if let Err(error) = spawned {
+            // Out of threads: build on the blocking pool at normal priority rather than fail.
+            tracing::warn!(%error, "cannot start a snapshot thread; building on the blocking pool");
+            let built = tokio::task::spawn_blocking(move || sm.build())
+                .await
+                .map_err(io::Error::other)?;
+            return Ok(built?);
+        }
         let built = built
             .await
             .map_err(|_| io::Error::other("snapshot build thread ended without a result"))?;
@@ -407,6 +418,7 @@ pub const BACKGROUND_NICE: i32 = 10;
 
 /// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`] unless it is already that
 /// low. Best effort: a failure only leaves the thread at its normal priority.
+#[cfg(target_os = "linux")]
 pub fn lower_thread_priority() {
     // SAFETY: gettid has no preconditions; getpriority and setpriority on PRIO_PROCESS with a
     // thread id read or change the nice value of that one thread on Linux and touch no memory.
@@ -422,3 +434,7 @@ pub fn lower_thread_priority() {
         tracing::debug!(%error, "cannot lower this thread's priority");
     }
 }
+
+/// Elsewhere nice values are per process, so the thread keeps its priority.
+#[cfg(not(target_os = "linux"))]
+pub fn lower_thread_priority() {}

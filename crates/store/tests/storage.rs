@@ -469,6 +469,7 @@ fn log_entries_and_level_zero_are_stored_uncompressed() {
 }
 
 /// The calling thread's nice value.
+#[cfg(target_os = "linux")]
 fn own_nice() -> i32 {
     // SAFETY: gettid and getpriority only read this thread's id and nice value.
     unsafe {
@@ -477,6 +478,7 @@ fn own_nice() -> i32 {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn background_threads_run_at_a_lower_priority() {
     let before = own_nice();
