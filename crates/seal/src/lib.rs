@@ -7,14 +7,14 @@
 //! How the pieces meet when a license is issued and later checked:
 //!
 //! ```text
-//!  face fields ──commit_fields──▶ FieldCommitment* ─┐        Disclosure* ──▶ holder
-//!  content digest ──────────────────────────────────┼─▶ SealedPayload ──seal──▶ Seal
-//!  issuing key (SecretKey) ─────────────────────────┘
+//!  face fields --commit_fields--> FieldCommitment* --+      Disclosure* --> holder
+//!  content digest -----------------------------------+--> SealedPayload --seal--> Seal
+//!  issuing key (SecretKey) --------------------------+
 //!
-//!  verifier: verify_trust_list(root) ─▶ TrustList::find(seal.key_id) ─▶ KeyRecord
-//!            verify_with_record(record, payload, seal) ─▶ KeyVerdict
+//!  verifier: verify_trust_list(root) --> TrustList::find(seal.key_id) --> KeyRecord
+//!            verify_with_record(record, payload, seal) --> KeyVerdict
 //!            check_disclosure(payload.field_commitments, disclosure)
-//!            verify_status_list(authority key, list bytes) ─▶ bit at the license's position
+//!            verify_status_list(authority key, list bytes) --> bit at the license's position
 //! ```
 //!
 //! Map:

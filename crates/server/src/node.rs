@@ -79,7 +79,7 @@ pub struct Node {
 /// A write's result and the log index it was applied at.
 type WriteResult = Result<(CommandResult, u64), Status>;
 /// What openraft says when it refuses a proposal.
-type WriteError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
+pub(crate) type WriteError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
 
 impl Node {
     /// The leader's id and address as this node knows them.

@@ -16,7 +16,7 @@
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use licstore_store::{Command, Raft, TypeConfig};
-use openraft::errors::{ClientWriteError, Fatal, RaftError};
+use openraft::errors::{Fatal, RaftError};
 use openraft::raft::{WriteResponse, WriteResult};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -28,8 +28,7 @@ pub const MAX_BATCH: usize = 256;
 pub const GROUP_WAIT_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a proposal comes back with: the applied result and its log id, or why it failed.
-pub type Proposed =
-    Result<WriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>;
+pub type Proposed = Result<WriteResponse<TypeConfig>, crate::node::WriteError>;
 
 /// The per-command results of one `client_write_many`, in submission order.
 type Results = BoxStream<'static, Result<WriteResult<TypeConfig>, Fatal<TypeConfig>>>;
