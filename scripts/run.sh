@@ -70,6 +70,9 @@ data_dir = "$RUN_DIR/n$id"
 [feed]
 expiry_sweep_ms = 60000
 
+[seal]
+key_files = ["$RUN_DIR/seal/pudong-police.key"]
+
 [tls]
 cert_file = "$RUN_DIR/tls/node.crt"
 key_file = "$RUN_DIR/tls/node.key"
@@ -88,6 +91,11 @@ start_node() {
   disown  # the nodes outlive this script; no job-control notice when one is killed
 }
 
+say "making a seal key for the Pudong police office (run/seal); the nodes seal its licenses"
+mkdir -p "$RUN_DIR/seal"
+licctl keys generate --suite sm2-sm3 --out "$RUN_DIR/seal/pudong-police.key"
+licctl keys generate --suite sm2-sm3 --out "$RUN_DIR/seal/trust-root.key" >/dev/null
+
 say "starting 3 nodes on $EPS (data and logs in run/)"
 INIT="1=127.0.0.1:$BASE_PORT,2=127.0.0.1:$((BASE_PORT + 1)),3=127.0.0.1:$((BASE_PORT + 2))"
 start_node 1 "$INIT"
@@ -103,9 +111,17 @@ say "importing them through Raft"
 licctl import "$RUN_DIR/dataset.jsonl" --reject-file "$RUN_DIR/rejects.jsonl"
 
 say "issuing a resident ID card and a business license for two demo holders"
-licctl demo-issue --out "$RUN_DIR/demo.env"
+licctl demo-issue --out "$RUN_DIR/demo.env" --seal-key "$RUN_DIR/seal/pudong-police.key.pub"
 # shellcheck disable=SC1091
 source "$RUN_DIR/demo.env"
+
+say "the ID card is sealed (SM2/SM3): exported and checked offline against a signed trust list"
+licctl keys list
+licctl export "$DEMO_CARD" --out "$RUN_DIR/demo-card.lic"
+licctl trust export --root-key "$RUN_DIR/seal/trust-root.key" --issued-by 310000 \
+  --out "$RUN_DIR/trust.bin"
+ROOT_ID=$(grep '^key_id: ' "$RUN_DIR/seal/trust-root.key" | cut -d' ' -f2)
+licctl verify-offline "$RUN_DIR/demo-card.lic" --trust "$RUN_DIR/trust.bin" --root-key-id "$ROOT_ID"
 
 say "verifying the demo citizen's ID card for every service item that accepts it"
 licctl verify-items --service-items data/service-items.csv --holder-kind citizen_id \

@@ -301,6 +301,7 @@ impl Conn {
                     request_id: record.import.request_id.clone(),
                     license: Some(record.license().clone()),
                     lenient_holder_check: false,
+                    seal_bundle: Vec::new(),
                 };
                 pair.write.issue(req).await?;
                 Ok(())

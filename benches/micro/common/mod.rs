@@ -96,6 +96,7 @@ pub fn import_item(record: &Record, request_id: String) -> ImportItem {
         legacy_checksum: false,
         status: record.status.parse().expect("generated status"),
         status_reason: (!reason.is_empty()).then(|| reason.clone()),
+        seal: Vec::new(),
     }
 }
 

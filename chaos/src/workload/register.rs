@@ -294,6 +294,7 @@ impl<'a> Client<'a> {
             request_id: licstore_client::new_request_id(),
             identifier: seen.identifier,
             license: Some(self.inner.factory.license(&self.inner.keys[k], &marker)),
+            seal_bundle: Vec::new(),
         };
         let mut stub = self.inner.nodes.licenses(node);
         match call(timeout_ms, stub.amend(request(amend, timeout_ms))).await {
@@ -339,6 +340,7 @@ impl<'a> Client<'a> {
             request_id: licstore_client::new_request_id(),
             license: Some(self.inner.factory.license(&self.inner.keys[k], &marker)),
             lenient_holder_check: false,
+            seal_bundle: Vec::new(),
         };
         let mut stub = self.inner.nodes.licenses(node);
         match call(timeout_ms, stub.issue(request(issue, timeout_ms))).await {

@@ -143,6 +143,7 @@ impl SetClient {
             request_id: licstore_client::new_request_id(),
             license: Some(self.factory.license(key, &marker)),
             lenient_holder_check: false,
+            seal_bundle: Vec::new(),
         };
         let timeout_ms = self.cfg.request_timeout_ms;
         let mut stub = self.nodes.licenses(node);

@@ -186,6 +186,7 @@ pub fn issue_request(
         request_id: each_request_id(&record),
         license: Some(license),
         lenient_holder_check: record.lenient_holder_check || lenient,
+        seal_bundle: Vec::new(),
     };
     Ok((request, other_status))
 }

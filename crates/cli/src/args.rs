@@ -110,6 +110,112 @@ pub enum Command {
     /// Issue a resident ID card and a business license to two fixed demo holders and write
     /// their ids to a shell-sourceable file.
     DemoIssue(DemoIssueArgs),
+    /// Authorities' seal keys (Seals service): generate (no server), register, rotate, revoke,
+    /// list.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Write a sealed license with its authority's key records to a file
+    /// (Seals.ExportLicense), for `verify-offline`.
+    Export(ExportArgs),
+    /// Check an exported license against a trust file, with no server; exits 1 unless valid.
+    VerifyOffline(VerifyOfflineArgs),
+    /// Trust lists: the store's keys signed with a root key, for other stores and verifiers.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+}
+
+/// `licctl keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a secret key file (mode 0600, never overwritten) and FILE.pub with its public key.
+    Generate {
+        /// `ed25519` or `sm2-sm3`.
+        #[arg(long, default_value = "sm2-sm3")]
+        suite: String,
+        /// SM2 distinguishing id [default: 1234567812345678].
+        #[arg(long)]
+        dist_id: Option<String>,
+        /// Where to write the secret key file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Give an authority its active key (Seals.RegisterKey).
+    Register {
+        /// Authority (issuer) code.
+        #[arg(long)]
+        authority: String,
+        /// A secret key file or a `.pub` file; only the public key is sent.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// First instant the key may seal, ms since the epoch [default: now].
+        #[arg(long, default_value_t = 0)]
+        valid_from_ms: u64,
+    },
+    /// Hand an authority over to a new key (Seals.RotateKey).
+    Rotate {
+        /// Authority (issuer) code.
+        #[arg(long)]
+        authority: String,
+        /// The new key: a secret key file or a `.pub` file.
+        #[arg(long)]
+        new_key_file: PathBuf,
+        /// Handover instant, ms since the epoch [default: now].
+        #[arg(long, default_value_t = 0)]
+        at_ms: u64,
+    },
+    /// Void a key's seals from an instant on (Seals.RevokeKey).
+    Revoke {
+        /// Key id, 32 hex digits.
+        key_id: String,
+        /// First instant whose seals are void, ms since the epoch [default: now].
+        #[arg(long, default_value_t = 0)]
+        from_ms: u64,
+    },
+    /// Every registered key (Seals.ListKeys).
+    List,
+}
+
+/// `licctl export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Identifier of the license version.
+    pub identifier: String,
+    /// Where to write the export file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `licctl verify-offline`.
+#[derive(Debug, Args)]
+pub struct VerifyOfflineArgs {
+    /// An export file written by `licctl export`.
+    pub file: PathBuf,
+    /// A trust file written by `licctl trust export`.
+    #[arg(long)]
+    pub trust: PathBuf,
+    /// Accept the trust file only if its root key has this id (32 hex digits).
+    #[arg(long)]
+    pub root_key_id: Option<String>,
+}
+
+/// `licctl trust ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Sign the registered keys into a trust file with a root key held here.
+    Export {
+        /// The root's secret key file.
+        #[arg(long)]
+        root_key: PathBuf,
+        /// Code of the authority issuing the list.
+        #[arg(long)]
+        issued_by: String,
+        /// Only keys of these authorities (repeatable) [default: all].
+        #[arg(long)]
+        authority: Vec<String>,
+        /// Where to write the trust file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// A holder kind on the command line.
@@ -240,6 +346,10 @@ pub struct IssueArgs {
     /// Request id [default: a fresh random one].
     #[arg(long)]
     pub request_id: Option<String>,
+    /// Seal the license here with this secret key file (the issuing department's own seal)
+    /// instead of leaving it to the server; draws a serial when none is given.
+    #[arg(long, conflicts_with = "lenient")]
+    pub seal_key: Option<PathBuf>,
 }
 
 /// `licctl amend`.
@@ -443,9 +553,14 @@ pub struct CheckAckedArgs {
 /// `licctl demo-issue`.
 #[derive(Debug, Args)]
 pub struct DemoIssueArgs {
-    /// Write DEMO_CITIZEN, DEMO_COMPANY, DEMO_CARD and DEMO_LICENSE here (shell syntax).
+    /// Write DEMO_CITIZEN, DEMO_COMPANY, DEMO_CARD, DEMO_LICENSE and DEMO_CARD_ISSUER here
+    /// (shell syntax).
     #[arg(long)]
     pub out: PathBuf,
+    /// First register this public key (a `.pub` or secret key file) as the seal key of the
+    /// ID card's issuer, so the card is sealed by a node that holds the secret key.
+    #[arg(long)]
+    pub seal_key: Option<PathBuf>,
 }
 
 /// `licctl endpoint ...`.

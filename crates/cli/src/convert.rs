@@ -89,6 +89,22 @@ pub fn verdict_name(verdict: i32) -> String {
     name.to_owned()
 }
 
+/// The seal verdict's name; `unknown(N)` for a value this build does not know.
+pub fn seal_verdict_name(verdict: i32) -> String {
+    let name = match pb::SealVerdict::try_from(verdict) {
+        Ok(pb::SealVerdict::Unspecified) => "unspecified",
+        Ok(pb::SealVerdict::Unsealed) => "unsealed",
+        Ok(pb::SealVerdict::Valid) => "valid",
+        Ok(pb::SealVerdict::ValidRotated) => "valid-rotated",
+        Ok(pb::SealVerdict::SignedBeforeRevocation) => "signed-before-revocation",
+        Ok(pb::SealVerdict::RevokedAtSigning) => "revoked-at-signing",
+        Ok(pb::SealVerdict::OutsideKeyValidity) => "outside-key-validity",
+        Ok(pb::SealVerdict::UnknownKey) => "unknown-key",
+        Err(_) => return format!("unknown({verdict})"),
+    };
+    name.to_owned()
+}
+
 /// `--serializable` → the proto consistency level.
 pub fn consistency(serializable: bool) -> i32 {
     let level = match serializable {

@@ -190,6 +190,7 @@ async fn issue_or_get(
         request_id: new_request_id(),
         license: Some(license.clone()),
         lenient_holder_check: false,
+        seal_bundle: Vec::new(),
     };
     let issued = client
         .retrying(|ch| {
@@ -209,7 +210,12 @@ async fn issue_or_get(
                 .context("the server acknowledged with no license")?;
             Ok((license, outcome))
         }
-        Err(ClientError::Status(s)) if s.code() == Code::FailedPrecondition => {
+        Err(ClientError::Status(s))
+            if s.code() == Code::FailedPrecondition
+                && s.metadata()
+                    .get("licstore-field")
+                    .is_some_and(|f| f == "license.holder.id") =>
+        {
             let holder = license.holder.unwrap_or_default();
             let request = pb::GetRequest {
                 holder_kind: holder.kind,
@@ -267,6 +273,10 @@ pub async fn run(ctx: &Ctx, args: DemoIssueArgs) -> anyhow::Result<()> {
         ("business-license", demo_business_license(&issuers)?),
     ];
     let mut client = ctx.client()?;
+    let card_issuer = demos[0].1.issuer.code.clone();
+    if let Some(path) = &args.seal_key {
+        crate::seals::register_key(ctx, card_issuer.clone(), path).await?;
+    }
     let mut rows = Vec::new();
     for (key, content) in &demos {
         let (license, outcome) = issue_or_get(&mut client, content)
@@ -287,6 +297,7 @@ pub async fn run(ctx: &Ctx, args: DemoIssueArgs) -> anyhow::Result<()> {
         ("DEMO_COMPANY", &rows[1].holder_id),
         ("DEMO_CARD", &rows[0].identifier),
         ("DEMO_LICENSE", &rows[1].identifier),
+        ("DEMO_CARD_ISSUER", &card_issuer),
     ]);
     write_env(&args.out, &env)?;
     let report = DemoReport {

@@ -32,6 +32,7 @@ pub mod import;
 pub mod licenses;
 pub mod output;
 pub mod perf;
+pub mod seals;
 pub mod snapshot;
 pub mod types;
 pub mod verify_items;
@@ -143,6 +144,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::IssueEach(a) => acked::issue_each(&ctx, a).await,
         Command::CheckAcked(a) => acked::check_acked(&ctx, a).await,
         Command::DemoIssue(a) => demo::run(&ctx, a).await,
+        Command::Keys(c) => seals::keys(&ctx, c).await,
+        Command::Export(a) => seals::export(&ctx, a.identifier, &a.out).await,
+        Command::VerifyOffline(a) => seals::verify_offline_cmd(&ctx, a),
+        Command::Trust(c) => seals::trust(&ctx, c).await,
     }
 }
 

@@ -31,10 +31,22 @@ pub async fn issue(ctx: &Ctx, args: IssueArgs) -> anyhow::Result<()> {
     if args.license.file.is_none() {
         fill_issue_defaults(&mut content, &args.license, today())?;
     }
+    let mut license = content.to_proto().map_err(|e| usage(e.to_string()))?;
+    let seal_bundle = match &args.seal_key {
+        // The holder-id check outcome is the server's; a lenient request is sealed as strict.
+        Some(path) => crate::seals::seal_issue_request(
+            &mut license,
+            false,
+            &crate::seals::seal_key(path)?,
+            crate::seals::now_ms(),
+        )?,
+        None => Vec::new(),
+    };
     let request = pb::IssueRequest {
         request_id: args.request_id.unwrap_or_else(new_request_id),
-        license: Some(content.to_proto().map_err(|e| usage(e.to_string()))?),
+        license: Some(license),
         lenient_holder_check: args.lenient,
+        seal_bundle,
     };
     let mut client = ctx.client()?;
     let response = client
@@ -58,6 +70,7 @@ pub async fn amend(ctx: &Ctx, args: AmendArgs) -> anyhow::Result<()> {
         request_id: args.request_id.unwrap_or_else(new_request_id),
         identifier: args.identifier,
         license: Some(content.to_proto().map_err(|e| usage(e.to_string()))?),
+        seal_bundle: Vec::new(),
     };
     let response = client
         .retrying(|ch| {

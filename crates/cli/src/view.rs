@@ -35,6 +35,8 @@ pub struct LicenseView {
     pub superseded_by: String,
     pub revision: u64,
     pub digest: String,
+    /// `suite key-id signed-at-ms` of the seal; empty when unsealed.
+    pub seal: String,
 }
 
 /// A license holder.
@@ -83,6 +85,11 @@ impl From<&pb::License> for LicenseView {
             superseded_by: l.superseded_by.clone(),
             revision: l.revision,
             digest: l.digest.clone(),
+            seal: l
+                .seal
+                .as_ref()
+                .map(|s| format!("{} {} {}", s.suite, s.key_id, s.signed_at_ms))
+                .unwrap_or_default(),
         }
     }
 }
@@ -131,6 +138,7 @@ impl LicenseView {
         t.pair("superseded by", or_dash(&self.superseded_by));
         t.pair("revision", self.revision.to_string());
         t.pair("digest", or_dash(&self.digest));
+        t.pair("seal", or_dash(&self.seal));
         for (k, v) in &self.face {
             t.pair(&format!("face.{k}"), v.clone());
         }
@@ -271,6 +279,8 @@ pub struct VerifyView {
     pub revision: u64,
     pub digest: String,
     pub read_revision: u64,
+    /// The seal's verdict under the key registry.
+    pub seal: String,
 }
 
 impl From<&pb::VerifyResponse> for VerifyView {
@@ -283,6 +293,7 @@ impl From<&pb::VerifyResponse> for VerifyView {
             revision: r.revision,
             digest: r.digest.clone(),
             read_revision: r.read_revision,
+            seal: convert::seal_verdict_name(r.seal),
         }
     }
 }
@@ -297,6 +308,7 @@ impl Render for VerifyView {
         t.pair("revision", self.revision.to_string());
         t.pair("digest", or_dash(&self.digest));
         t.pair("read revision", self.read_revision.to_string());
+        t.pair("seal", self.seal.clone());
         t
     }
 }

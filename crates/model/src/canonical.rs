@@ -29,6 +29,7 @@
 //! | 19 | superseded_by         | option of string                                     |
 //! | 20 | revision              | `u64`                                                |
 //! | 21 | digest                | 32 raw bytes                                         |
+//! | 22 | seal (version 2 only) | `u32` byte length, then the seal bundle's bytes      |
 //!
 //! * string: `u32` byte length, then that many bytes of UTF-8.
 //! * bool: one byte, 0 or 1.
@@ -37,9 +38,20 @@
 //! * face pairs are in strictly ascending byte order of the keys (the `BTreeMap` order), so one
 //!   map has exactly one encoding.
 //!
+//! A record without a seal is written in version 1, so records stored before seals existed
+//! keep their bytes; a sealed record is written in version 2, which adds field 22. The seal is
+//! opaque here (the `licstore-seal` crate gives it meaning).
+//!
 //! Fields 0-19 are the *content*; [`content_digest`] is BLAKE3 (in derive-key mode, with a
-//! context string naming this format) over the content bytes, so revision and digest never
-//! feed the digest. [`decode`] accepts exactly the bytes [`encode`] produces: every length is
+//! context string naming this format) over the content bytes, always with version byte 1, so
+//! revision, digest and seal never feed the digest.
+//!
+//! The *issued content* is what an issuing authority seals: the content without the fields a
+//! later status change rewrites (status, status reason, superseded-by). [`issued_digest`] is
+//! BLAKE3 over fields 1-14, 17 and 18 under a context string of its own, so a seal stays
+//! valid through suspension and revocation, which the status list and the store report.
+//!
+//! [`decode`] accepts exactly the bytes [`encode`] produces: every length is
 //! bounds-checked before use, flags must be 0 or 1, dates must be real, face keys must ascend
 //! and no bytes may trail. It never panics.
 
@@ -51,16 +63,30 @@ use crate::holder::{Holder, HolderKind};
 use crate::license::{Issuer, License};
 use crate::status::LicenseStatus;
 
-/// The format version byte written first.
+/// The format version of an unsealed record, and of the content the digest covers.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The format version of a sealed record: version 1 followed by the seal.
+pub const FORMAT_VERSION_SEALED: u8 = 2;
+
+/// Largest seal accepted in a record, in bytes.
+pub const SEAL_BYTES_MAX: usize = 64 * 1024;
 
 const DIGEST_CONTEXT: &str = "licstore license content digest, canonical format v1";
 
-/// The full record, content followed by revision and digest.
+const ISSUED_DIGEST_CONTEXT: &str = "licstore license issued content digest, canonical format v1";
+
+/// The full record, content followed by revision, digest and (when sealed) the seal.
 pub fn encode(license: &License) -> Vec<u8> {
     let mut out = encode_content(license);
     out.extend_from_slice(&license.revision.to_le_bytes());
     out.extend_from_slice(&license.digest);
+    if !license.seal.is_empty() {
+        out[0] = FORMAT_VERSION_SEALED;
+        let length = u32::try_from(license.seal.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&length.to_le_bytes());
+        out.extend_from_slice(&license.seal);
+    }
     out
 }
 
@@ -70,10 +96,13 @@ pub fn encode(license: &License) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<License, ModelError> {
     let mut reader = Reader { bytes, offset: 0 };
     let version = reader.u8("format_version")?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_SEALED {
         return Err(reader.error("format_version", format!("unknown version {version}")));
     }
-    let license = read_license(&mut reader)?;
+    let mut license = read_license(&mut reader)?;
+    if version == FORMAT_VERSION_SEALED {
+        license.seal = reader.seal()?;
+    }
     if reader.offset != bytes.len() {
         let trailing = bytes.len() - reader.offset;
         return Err(reader.error("record", format!("{trailing} trailing bytes")));
@@ -101,20 +130,21 @@ pub fn content_digest(license: &License) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
+/// BLAKE3 over the issued content: what a seal signs (see the module header).
+pub fn issued_digest(license: &License) -> [u8; 32] {
+    let mut w = Writer(Vec::with_capacity(512));
+    w.issued_fields(license);
+    w.0.extend_from_slice(&license.version.to_le_bytes());
+    w.option(license.replaces.as_ref(), |w, s| w.string(s));
+    let mut hasher = blake3::Hasher::new_derive_key(ISSUED_DIGEST_CONTEXT);
+    hasher.update(&w.0);
+    *hasher.finalize().as_bytes()
+}
+
 fn encode_content(license: &License) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(512));
     w.u8(FORMAT_VERSION);
-    w.string(&license.identifier);
-    w.string(&license.type_code);
-    w.holder(&license.holder);
-    w.string(&license.license_number);
-    w.string(&license.issuer.code);
-    w.string(&license.issuer.name);
-    w.date(license.issue_date);
-    w.date(license.valid_from);
-    w.option(license.valid_until.as_ref(), |w, d| w.date(*d));
-    w.string(&license.region_code);
-    w.face(&license.face);
+    w.issued_fields(license);
     w.u8(status_tag(license.status));
     w.option(license.status_reason.as_ref(), |w, s| w.string(s));
     w.0.extend_from_slice(&license.version.to_le_bytes());
@@ -145,6 +175,7 @@ fn read_license(r: &mut Reader<'_>) -> Result<License, ModelError> {
         superseded_by: r.option("superseded_by", |r| r.string("superseded_by"))?,
         revision: u64::from_le_bytes(r.array("revision")?),
         digest: r.array("digest")?,
+        seal: Vec::new(),
     })
 }
 
@@ -216,6 +247,21 @@ impl Writer {
         self.string(&holder.id);
         self.string(&holder.name);
         self.u8(u8::from(holder.legacy_checksum));
+    }
+
+    /// Fields 1-14, shared by the content and the issued content.
+    fn issued_fields(&mut self, license: &License) {
+        self.string(&license.identifier);
+        self.string(&license.type_code);
+        self.holder(&license.holder);
+        self.string(&license.license_number);
+        self.string(&license.issuer.code);
+        self.string(&license.issuer.name);
+        self.date(license.issue_date);
+        self.date(license.valid_from);
+        self.option(license.valid_until.as_ref(), |w, d| w.date(*d));
+        self.string(&license.region_code);
+        self.face(&license.face);
     }
 
     fn face(&mut self, face: &BTreeMap<String, String>) {
@@ -314,6 +360,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Field 22: a non-empty seal of at most [`SEAL_BYTES_MAX`] bytes (an empty one is
+    /// written as version 1, so accepting it would give one record two encodings).
+    fn seal(&mut self) -> Result<Vec<u8>, ModelError> {
+        let length = u32::from_le_bytes(self.array("seal")?);
+        let length = usize::try_from(length).unwrap_or(usize::MAX);
+        if length == 0 || length > SEAL_BYTES_MAX {
+            let reason = format!("length {length} is not within 1..={SEAL_BYTES_MAX}");
+            return Err(self.error("seal", reason));
+        }
+        Ok(self.take(length, "seal")?.to_vec())
+    }
+
     fn face(&mut self) -> Result<BTreeMap<String, String>, ModelError> {
         let count = u32::from_le_bytes(self.array("face")?);
         let mut face = BTreeMap::new();
@@ -366,9 +424,83 @@ mod tests {
             superseded_by: Some("x".into()),
             revision: 7,
             digest: [0; 32],
+            seal: Vec::new(),
         };
         license.refresh_digest();
         license
+    }
+
+    #[test]
+    fn sealed_records_use_version_2_and_roundtrip() {
+        let mut license = sample();
+        let unsealed = encode(&license);
+        license.seal = vec![7; 40];
+        let sealed = encode(&license);
+        assert_eq!(sealed[0], FORMAT_VERSION_SEALED);
+        assert_eq!(sealed[1..unsealed.len()], unsealed[1..]);
+        assert_eq!(decode_verified(&sealed), Ok(license.clone()));
+        for length in 0..sealed.len() {
+            assert!(decode(&sealed[..length]).is_err(), "length {length}");
+        }
+        // A version 2 record with an empty seal has a version 1 spelling, so it is refused.
+        let mut empty = unsealed.clone();
+        empty[0] = FORMAT_VERSION_SEALED;
+        empty.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            decode(&empty).expect_err("empty seal").field(),
+            Some("seal")
+        );
+        let mut version_1_with_seal = sealed;
+        version_1_with_seal[0] = FORMAT_VERSION;
+        let error = decode(&version_1_with_seal).expect_err("trailing seal");
+        assert_eq!(error.field(), Some("record"));
+    }
+
+    #[test]
+    fn digests_cover_what_they_document() {
+        // (change, changes content digest, changes issued digest)
+        type Change = fn(&mut License);
+        let cases: [(&str, Change, bool, bool); 8] = [
+            ("seal", |l| l.seal = vec![1], false, false),
+            ("revision", |l| l.revision += 1, false, false),
+            (
+                "status",
+                |l| l.status = LicenseStatus::Suspended,
+                true,
+                false,
+            ),
+            (
+                "status_reason",
+                |l| l.status_reason = Some("r".into()),
+                true,
+                false,
+            ),
+            ("superseded_by", |l| l.superseded_by = None, true, false),
+            (
+                "face",
+                |l| drop(l.face.insert("sex".into(), "女".into())),
+                true,
+                true,
+            ),
+            ("version", |l| l.version = 2, true, true),
+            ("replaces", |l| l.replaces = Some("y".into()), true, true),
+        ];
+        let base = sample();
+        for (name, change, content, issued) in cases {
+            let mut changed = base.clone();
+            change(&mut changed);
+            assert_eq!(
+                content_digest(&changed) != content_digest(&base),
+                content,
+                "{name}"
+            );
+            assert_eq!(
+                issued_digest(&changed) != issued_digest(&base),
+                issued,
+                "{name}"
+            );
+        }
+        assert_ne!(issued_digest(&base), content_digest(&base));
     }
 
     #[test]
@@ -402,7 +534,7 @@ mod tests {
         let bytes = encode(&sample());
         let holder_kind_at = 1 + 4 + sample().identifier.len() + 4 + sample().type_code.len();
         let cases: [(usize, u8, &str); 3] = [
-            (0, 2, "format_version"),
+            (0, 3, "format_version"),
             (holder_kind_at, 9, "holder.kind"),
             (5, 0xff, "identifier"),
         ];

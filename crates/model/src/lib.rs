@@ -28,7 +28,7 @@ pub mod region;
 pub mod status;
 pub mod template;
 
-pub use canonical::{content_digest, decode, decode_verified, encode};
+pub use canonical::{content_digest, decode, decode_verified, encode, issued_digest};
 pub use date::Date;
 pub use error::ModelError;
 pub use holder::{
@@ -38,7 +38,7 @@ pub use holder::{
 pub use identifier::{mod37_36_check_char, Identifier, IDENTIFIER_ROOT};
 pub use license::{
     build_license, validate_new_license, validate_new_license_with_limits, validate_status_reason,
-    Issuer, License, Limits, NewLicense, ValidatedLicense,
+    Issuer, License, Limits, NewLicense, ValidatedLicense, CORE_FIELD_PREFIX,
 };
 pub use region::{region_name, regions, Region};
 pub use status::{apply_status_op, can_amend, LicenseStatus, StatusOp};

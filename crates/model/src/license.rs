@@ -73,6 +73,9 @@ pub struct License {
     pub revision: u64,
     /// BLAKE3 content digest; see [`crate::canonical::content_digest`].
     pub digest: [u8; 32],
+    /// The issuing authority's seal bundle (`licstore-seal` format); empty when unsealed. Not
+    /// part of either digest: it signs the issued content (see [`crate::canonical`]).
+    pub seal: Vec<u8>,
 }
 
 impl License {
@@ -102,7 +105,39 @@ impl License {
     pub fn digest_matches(&self) -> bool {
         self.digest == content_digest(self)
     }
+
+    /// Every field a holder may reveal on its own, by name: the face fields under their own
+    /// (snake_case) names and the issued fields under [`CORE_FIELD_PREFIX`]-prefixed names,
+    /// which no face field can take. Dates are `YYYY-MM-DD`; a long-term license has an
+    /// empty `@valid_until`. Each one is committed to separately in the seal.
+    pub fn disclosable_fields(&self) -> BTreeMap<String, String> {
+        let mut fields = self.face.clone();
+        let core = [
+            ("identifier", self.identifier.clone()),
+            ("type_code", self.type_code.clone()),
+            ("holder.kind", self.holder.kind.as_code().to_owned()),
+            ("holder.id", self.holder.id.clone()),
+            ("holder.name", self.holder.name.clone()),
+            ("license_number", self.license_number.clone()),
+            ("issuer.code", self.issuer.code.clone()),
+            ("issuer.name", self.issuer.name.clone()),
+            ("issue_date", self.issue_date.to_string()),
+            ("valid_from", self.valid_from.to_string()),
+            (
+                "valid_until",
+                self.valid_until.map(|d| d.to_string()).unwrap_or_default(),
+            ),
+            ("region_code", self.region_code.clone()),
+        ];
+        for (name, value) in core {
+            fields.insert(format!("{CORE_FIELD_PREFIX}{name}"), value);
+        }
+        fields
+    }
 }
+
+/// Prefix of the names under which [`License::disclosable_fields`] lists the issued fields.
+pub const CORE_FIELD_PREFIX: &str = "@";
 
 /// A request to issue a license, before an identifier is assigned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +261,7 @@ pub fn build_license(new: NewLicense, identifier: Identifier, legacy_checksum: b
         superseded_by: None,
         revision: 0,
         digest: [0; 32],
+        seal: Vec::new(),
     };
     license.refresh_digest();
     license

@@ -46,11 +46,12 @@ prop_compose! {
         (version, revision) in (any::<u16>(), any::<u64>()),
         (replaces, superseded_by) in (proptest::option::of(text()), proptest::option::of(text())),
         digest in any::<[u8; 32]>(),
+        seal in proptest::collection::vec(any::<u8>(), 0..64),
     ) -> License {
         License {
             identifier, type_code, holder, license_number, issuer, issue_date, valid_from,
             valid_until, region_code, face, status, status_reason, version, replaces,
-            superseded_by, revision, digest,
+            superseded_by, revision, digest, seal,
         }
     }
 }
@@ -68,9 +69,11 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode(&bytes);
-        let mut versioned = vec![1u8];
-        versioned.extend_from_slice(&bytes);
-        let _ = decode(&versioned);
+        for version in [1u8, 2] {
+            let mut versioned = vec![version];
+            versioned.extend_from_slice(&bytes);
+            let _ = decode(&versioned);
+        }
     }
 
     #[test]
@@ -167,6 +170,7 @@ fn base() -> License {
         superseded_by: None,
         revision: 0,
         digest: [0; 32],
+        seal: Vec::new(),
     }
 }
 

@@ -24,17 +24,21 @@
 //! * [`key_file`]: the text format of a secret key file.
 //! * [`payload`]: the signed payload of a license and the [`Seal`] over it.
 //! * [`lifecycle`]: key records and the verdict on a signature's time (rotation, revocation).
+//! * [`bundle`]: what a sealed record stores: payload, seal and commitment salts.
 //! * [`disclosure`]: salted per-field commitments for selective disclosure.
 //! * [`status_list`]: bitstring status lists, random position allocation, compression.
 //! * [`trust_list`]: the signed list of trusted key records.
+//! * [`export`]: the exported-license document and the trust file, for offline checks.
 //! * [`error`]: the crate's one error type; every error names its field.
 //!
 //! Invariants: nothing here panics on input, every decoder accepts only what its encoder
 //! produces (the gzip framing of status lists aside, whose contents are what is signed), and
 //! every signed byte string starts with a domain string naming its kind of document.
 
+pub mod bundle;
 pub mod disclosure;
 pub mod error;
+pub mod export;
 pub mod key_file;
 pub mod key_id;
 pub mod lifecycle;
@@ -45,8 +49,10 @@ pub mod trust_list;
 
 mod codec;
 
+pub use bundle::SealBundle;
 pub use disclosure::{check_disclosure, commit_field, commit_fields, Disclosure, FieldCommitment};
 pub use error::SealError;
+pub use export::{ExportDocument, TrustFile};
 pub use key_file::{encode_key_file, parse_key_file};
 pub use key_id::KeyId;
 pub use lifecycle::{judge, verify_with_record, KeyRecord, KeyVerdict};

@@ -89,6 +89,21 @@ impl KeyRecord {
         Ok(())
     }
 
+    /// The record alone, in the encoding trust lists use for each entry.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        self.write(&mut w);
+        w.0
+    }
+
+    /// Decodes bytes produced by [`KeyRecord::to_bytes`]; anything else is an error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<KeyRecord, SealError> {
+        let mut r = Reader::new(bytes);
+        let record = KeyRecord::read(&mut r)?;
+        r.finish("key_record")?;
+        Ok(record)
+    }
+
     pub(crate) fn write(&self, w: &mut Writer) {
         w.string(&self.authority);
         w.raw(self.key_id.as_bytes());

@@ -226,6 +226,17 @@ pub fn revalidate(
             format!("{} bytes, at most {MAX_PROBE_BYTES}", payload.len()),
         )),
         Command::Probe { .. } => Ok(()),
+        Command::RegisterKey {
+            authority,
+            public_key,
+            ..
+        }
+        | Command::RotateKey {
+            authority,
+            new_public_key: public_key,
+            ..
+        } => crate::sealing::check_key_command(authority, public_key),
+        Command::RevokeKey { .. } => Ok(()),
     }
 }
 
@@ -258,6 +269,15 @@ fn write_response(o: &WriteOutcome) -> pb::WriteResponse {
         revision: o.revision,
         duplicate: o.duplicate,
     }
+}
+
+/// True for the state machine's refusal of an unsealed write by a sealing authority.
+fn refused_unsealed(status: &Status) -> bool {
+    status.code() == Code::FailedPrecondition
+        && status
+            .metadata()
+            .get(convert::FIELD_METADATA_KEY)
+            .is_some_and(|f| f == "seal")
 }
 
 fn request_id(given: &str) -> Result<String, Status> {
@@ -314,15 +334,26 @@ impl Licenses for LicenseApi {
             CheckMode::Strict
         };
         let (license, legacy) = self.checked_license(req.license.as_ref(), "license.", mode)?;
-        let item = ImportItem {
+        let mut item = ImportItem {
             request_id: request_id(&req.request_id)?,
             identifier: None,
             license,
             legacy_checksum: legacy,
             status: LicenseStatus::Valid,
             status_reason: None,
+            seal: Vec::new(),
         };
-        self.write_one(Command::Issue(item)).await
+        self.node.seal_issue(&mut item, req.seal_bundle)?;
+        let unsealed = item.seal.is_empty();
+        match self.write_one(Command::Issue(item.clone())).await {
+            Err(s) if unsealed && refused_unsealed(&s) => {
+                // This replica had not applied the issuer's key registration yet.
+                self.node.read_barrier(Consistency::Linearizable).await?;
+                self.node.seal_issue(&mut item, Vec::new())?;
+                self.write_one(Command::Issue(item)).await
+            }
+            other => other,
+        }
     }
 
     async fn amend(
@@ -333,12 +364,28 @@ impl Licenses for LicenseApi {
         let id = identifier("identifier", &req.identifier)?;
         let (license, _) =
             self.checked_license(req.license.as_ref(), "license.", CheckMode::Lenient)?;
-        let cmd = Command::Amend {
+        let identifier = id.to_string();
+        let seal = self
+            .node
+            .seal_amend(&identifier, &license, req.seal_bundle)?;
+        let unsealed = seal.is_empty();
+        let mut cmd = Command::Amend {
             request_id: request_id(&req.request_id)?,
-            identifier: id.to_string(),
-            license,
+            identifier: identifier.clone(),
+            license: license.clone(),
+            seal,
         };
-        self.write_one(cmd).await
+        match self.write_one(cmd.clone()).await {
+            Err(s) if unsealed && refused_unsealed(&s) => {
+                self.node.read_barrier(Consistency::Linearizable).await?;
+                let fresh = self.node.seal_amend(&identifier, &license, Vec::new())?;
+                if let Command::Amend { seal, .. } = &mut cmd {
+                    *seal = fresh;
+                }
+                self.write_one(cmd).await
+            }
+            other => other,
+        }
     }
 
     async fn change_status(
@@ -435,12 +482,19 @@ impl Licenses for LicenseApi {
         let req = req.into_inner();
         let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
         let (kind, id, type_code) = self.verify_item(&req)?;
-        let (found, revision) = self
+        let today = today();
+        let (answer, _) = self
             .read(consistency, ReadCost::Point, move |r| {
-                r.get(kind, &id, &type_code)
+                let revision = r.applied_index()?;
+                Ok(verdict_at(
+                    r,
+                    r.get(kind, &id, &type_code)?,
+                    revision,
+                    today,
+                ))
             })
             .await?;
-        Ok(Response::new(verdict_of(found, revision, today())))
+        answer.map(Response::new)
     }
 
     async fn verify_batch(
@@ -474,16 +528,19 @@ impl Licenses for LicenseApi {
             true => ReadCost::Point,
             false => ReadCost::Walk,
         };
-        let (found, revision) = self
-            .read(consistency, cost, move |r| r.get_many(&asked))
-            .await?;
         let today = today();
-        let results = found
-            .into_iter()
-            .map(|f| verdict_of(f, revision, today))
-            .collect();
+        let (results, revision) = self
+            .read(consistency, cost, move |r| {
+                let revision = r.applied_index()?;
+                let found = r.get_many(&asked)?;
+                Ok(found
+                    .into_iter()
+                    .map(|f| verdict_at(r, f, revision, today))
+                    .collect::<Result<Vec<_>, Status>>())
+            })
+            .await?;
         Ok(Response::new(pb::VerifyBatchResponse {
-            results,
+            results: results?,
             read_revision: revision,
         }))
     }
@@ -576,14 +633,34 @@ impl Licenses for LicenseApi {
     }
 }
 
-/// The verdict on the licenses a verification found.
+/// [`verdict_of`] with the seal's verdict from the registry of the same replica.
+fn verdict_at(
+    reader: &licstore_store::Reader,
+    found: Vec<License>,
+    read_revision: u64,
+    today: Date,
+) -> Result<pb::VerifyResponse, Status> {
+    let Some(license) = best_instance(found, today) else {
+        return Ok(not_found(read_revision));
+    };
+    let seal = crate::sealing::seal_verdict(&license, reader)?;
+    let mut answer = verdict_of(vec![license], read_revision, today);
+    answer.seal = seal as i32;
+    Ok(answer)
+}
+
+fn not_found(read_revision: u64) -> pb::VerifyResponse {
+    pb::VerifyResponse {
+        verdict: pb::Verdict::NotFound as i32,
+        read_revision,
+        ..Default::default()
+    }
+}
+
+/// The verdict on the licenses a verification found, without the seal's.
 fn verdict_of(found: Vec<License>, read_revision: u64, today: Date) -> pb::VerifyResponse {
     let Some(license) = best_instance(found, today) else {
-        return pb::VerifyResponse {
-            verdict: pb::Verdict::NotFound as i32,
-            read_revision,
-            ..Default::default()
-        };
+        return not_found(read_revision);
     };
     let status = license.effective_status(today);
     pb::VerifyResponse {
@@ -594,6 +671,7 @@ fn verdict_of(found: Vec<License>, read_revision: u64, today: Date) -> pb::Verif
         revision: license.revision,
         digest: convert::hex(&license.digest),
         read_revision,
+        seal: pb::SealVerdict::Unspecified as i32,
     }
 }
 
@@ -650,6 +728,8 @@ impl LicenseApi {
             legacy_checksum: legacy,
             status,
             status_reason: reason,
+            // TODO(seal-import): import records cannot carry a seal bundle yet.
+            seal: Vec::new(),
         })
     }
 

@@ -32,6 +32,16 @@ pub struct Config {
     pub log: LogConfig,
     /// TLS.
     pub tls: TlsConfig,
+    /// Seal keys held by this node.
+    pub seal: SealConfig,
+}
+
+/// `[seal]`: secret key files of the authorities this node seals for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SealConfig {
+    /// Key files in the `licstore-seal` key-file format.
+    pub key_files: Vec<PathBuf>,
 }
 
 /// `[tls]`: PEM files. No certificate: plain text.
@@ -266,6 +276,7 @@ impl Config {
             memtable_budget_bytes,
             storage_stall_limit: Duration::from_millis(stall_limit_ms),
             tls,
+            seal_key_files: self.seal.key_files.clone(),
         })
     }
 }

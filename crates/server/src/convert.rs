@@ -290,7 +290,27 @@ pub fn license_to_pb(l: &License) -> pb::License {
         superseded_by: l.superseded_by.clone().unwrap_or_default(),
         revision: l.revision,
         digest: hex(&l.digest),
+        seal: seal_to_pb(&l.seal),
     }
+}
+
+/// The API form of a record's seal bundle; `None` for an unsealed record.
+pub fn seal_to_pb(bundle: &[u8]) -> Option<pb::LicenseSeal> {
+    if bundle.is_empty() {
+        return None;
+    }
+    // Stored bundles were checked on apply; one that no longer decodes is shown bare.
+    let decoded = licstore_seal::SealBundle::from_bytes(bundle).ok();
+    let payload = decoded.as_ref().map(|b| &b.payload);
+    Some(pb::LicenseSeal {
+        suite: payload
+            .map(|p| p.suite.name().to_owned())
+            .unwrap_or_default(),
+        key_id: payload.map(|p| p.key_id.to_string()).unwrap_or_default(),
+        authority: payload.map(|p| p.authority.clone()).unwrap_or_default(),
+        signed_at_ms: payload.map_or(0, |p| p.signed_at_ms),
+        bundle: bundle.to_vec(),
+    })
 }
 
 /// Lowercase hex.

@@ -26,6 +26,7 @@ pub mod query;
 pub mod raft_service;
 pub mod read_rounds;
 pub mod run;
+pub mod sealing;
 pub mod stall;
 pub mod watch;
 

@@ -98,6 +98,14 @@ struct Args {
     /// CA that peers' certificates must chain to [tls.peer_ca_file].
     #[arg(long, env = "LICSTORE_TLS_PEER_CA_FILE")]
     tls_peer_ca_file: Option<PathBuf>,
+    /// A secret seal key file of an authority this node seals for; repeatable
+    /// [seal.key_files].
+    #[arg(
+        long = "seal-key-file",
+        env = "LICSTORE_SEAL_KEY_FILES",
+        value_delimiter = ','
+    )]
+    seal_key_files: Vec<PathBuf>,
     /// Log as JSON lines instead of human-readable text [log.json].
     #[arg(long, env = "LICSTORE_LOG_JSON")]
     log_json: bool,
@@ -141,6 +149,9 @@ impl Args {
         set(&mut c.tls.key_file, &self.tls_key_file);
         set(&mut c.tls.client_ca_file, &self.tls_client_ca_file);
         set(&mut c.tls.peer_ca_file, &self.tls_peer_ca_file);
+        if !self.seal_key_files.is_empty() {
+            c.seal.key_files = self.seal_key_files.clone();
+        }
         c.log.json |= self.log_json;
         set(&mut c.log.filter, &self.log_filter);
         Ok(())

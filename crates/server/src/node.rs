@@ -50,6 +50,8 @@ pub struct Node {
     pub reader: Reader,
     /// License templates.
     pub templates: Arc<TemplateRegistry>,
+    /// The seal keys this node holds.
+    pub sealer: Arc<crate::sealing::Sealer>,
     /// Channels to other nodes.
     pub peers: crate::network::Peers,
     /// Where received snapshots are written.

@@ -165,6 +165,7 @@ impl RaftRpc for RaftService {
         // The follower validated this already; the leader checks again so that nothing reaches
         // the log through this port that the public API would refuse.
         crate::api::revalidate(&cmd, &self.node.templates)?;
+        crate::sealing::check_forwarded(&cmd, &self.node.reader)?;
         let result = self.node.write_local(cmd).await?;
         reply(&result)
     }

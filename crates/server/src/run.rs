@@ -10,6 +10,7 @@ use licstore_model::TemplateRegistry;
 use licstore_proto::v1::cluster_server::ClusterServer;
 use licstore_proto::v1::licenses_server::LicensesServer;
 use licstore_proto::v1::raft::raft_server::RaftServer;
+use licstore_proto::v1::seals_server::SealsServer;
 use licstore_store::{NodeId, Raft, Reader};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config, SnapshotPolicy};
@@ -63,6 +64,8 @@ pub struct Settings {
     pub storage_stall_limit: Duration,
     /// TLS files; `None` serves and dials in plain text.
     pub tls: Option<TlsPaths>,
+    /// Secret key files of the authorities this node seals for.
+    pub seal_key_files: Vec<PathBuf>,
 }
 
 /// The PEM files of a TLS set-up.
@@ -216,6 +219,10 @@ pub async fn start(
     )
     .await
     .map_err(|e| ServerError::Raft(e.to_string()))?;
+    let sealer = crate::sealing::Sealer::load(&s.seal_key_files)?;
+    if !s.seal_key_files.is_empty() {
+        tracing::info!(node_id = s.id, keys = ?sealer.key_ids(), "loaded seal keys");
+    }
     let node = Arc::new(Node {
         id: s.id,
         addr: s.addr.clone(),
@@ -223,6 +230,7 @@ pub async fn start(
         raft,
         reader: Reader::new(storage.db),
         templates: Arc::new(TemplateRegistry::builtin()),
+        sealer: Arc::new(sealer),
         peers,
         snapshot_dir,
         applied,
@@ -350,6 +358,9 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(ClusterServer::new(ClusterApi::new(node.clone())))
+        .add_service(SealsServer::new(crate::sealing::SealsApi::new(
+            node.clone(),
+        )))
         .add_service(crate::health::service(node.clone()).await)
         .add_service(reflection()?.build_v1().map_err(reflection_error)?)
         .add_service(reflection()?.build_v1alpha().map_err(reflection_error)?)

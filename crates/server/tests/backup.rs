@@ -5,22 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{licenses_at, resident_card, Cluster, Proc};
+use common::{licctl, licenses_at, resident_card, Cluster, Proc};
 use licstore_proto::v1 as pb;
-
-/// `licctl`, built beside `licstored` by the workspace build.
-fn licctl() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_licstored")).with_file_name("licctl");
-    assert!(
-        path.exists(),
-        "{} missing: build the workspace",
-        path.display()
-    );
-    path
-}
 
 /// Runs licctl; returns exit code, stdout and stderr.
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -51,6 +39,7 @@ async fn saved_backup_restores_into_a_new_cluster_with_the_same_digest() {
                 request_id: format!("b-{n}"),
                 license: Some(resident_card(n)),
                 lenient_holder_check: false,
+                seal_bundle: Vec::new(),
             })
             .await;
         identifiers.push(written.license.expect("license").identifier);
@@ -158,6 +147,7 @@ async fn saved_backup_restores_into_a_new_cluster_with_the_same_digest() {
             request_id: "after-restore".into(),
             license: Some(resident_card(900)),
             lenient_holder_check: false,
+            seal_bundle: Vec::new(),
         })
         .await;
     assert!(written.revision > source.applied_index);

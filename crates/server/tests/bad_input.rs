@@ -13,6 +13,7 @@ fn issue(f: impl FnOnce(&mut pb::NewLicense)) -> pb::IssueRequest {
         request_id: String::new(),
         license: Some(license),
         lenient_holder_check: false,
+        seal_bundle: Vec::new(),
     }
 }
 

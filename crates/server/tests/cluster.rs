@@ -15,6 +15,7 @@ fn issue_req(n: u32) -> pb::IssueRequest {
         request_id: format!("req-{n}"),
         license: Some(resident_card(n)),
         lenient_holder_check: false,
+        seal_bundle: Vec::new(),
     }
 }
 

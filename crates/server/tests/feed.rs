@@ -133,6 +133,7 @@ fn issue_req(n: u32) -> pb::IssueRequest {
         request_id: format!("feed-{n}"),
         license: Some(resident_card(n)),
         lenient_holder_check: false,
+        seal_bundle: Vec::new(),
     }
 }
 
@@ -342,6 +343,7 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
         request_id: "short".into(),
         license: Some(card.clone()),
         lenient_holder_check: false,
+        seal_bundle: Vec::new(),
     };
     let issued = cluster.issue_retrying(req).await;
     let identifier = issued.license.expect("license").identifier;

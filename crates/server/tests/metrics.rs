@@ -29,6 +29,7 @@ async fn named_series_move_and_leader_changes_are_counted() {
                 request_id: format!("m-{n}"),
                 license: Some(resident_card(n)),
                 lenient_holder_check: false,
+                seal_bundle: Vec::new(),
             })
             .await;
     }

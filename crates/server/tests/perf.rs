@@ -18,6 +18,7 @@ async fn check_perf_reports_every_write_and_changes_no_record() {
             request_id: "perf-0".into(),
             license: Some(resident_card(1)),
             lenient_holder_check: false,
+            seal_bundle: Vec::new(),
         })
         .await;
     let before = cluster.wait_converged().await;

@@ -36,6 +36,7 @@ async fn concurrent_writes_are_grouped_and_answered_one_by_one() {
                 request_id: format!("group-{n}"),
                 license: Some(resident_card(n)),
                 lenient_holder_check: false,
+                seal_bundle: Vec::new(),
             };
             (n, client.issue(req).await)
         }));

@@ -13,6 +13,7 @@ fn issue_req(request_id: &str, n: u32) -> pb::IssueRequest {
         request_id: request_id.to_string(),
         license: Some(resident_card(n)),
         lenient_holder_check: false,
+        seal_bundle: Vec::new(),
     }
 }
 

@@ -45,6 +45,7 @@ async fn verdicts_come_in_order_and_followers_read_their_writes() {
             request_id: String::new(),
             license: Some(l.clone()),
             lenient_holder_check: false,
+            seal_bundle: Vec::new(),
         };
         cluster.issue_retrying(req).await;
     }

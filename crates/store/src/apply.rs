@@ -55,7 +55,7 @@ impl Applier<'_, '_> {
     pub(crate) fn apply(&mut self, cmd: &Command) -> Result<CommandResult, StoreError> {
         Ok(match cmd {
             Command::Issue(item) => {
-                let print = fingerprint(item)?;
+                let print = item_fingerprint(item)?;
                 let create = |a: &mut Self| a.create(item, EventOp::Issue);
                 CommandResult::Write(self.once(&item.request_id, print, create)?)
             }
@@ -63,10 +63,12 @@ impl Applier<'_, '_> {
                 request_id,
                 identifier,
                 license,
+                seal,
             } => {
+                // The seal stays out of the fingerprint: a retry is signed afresh.
                 let print = fingerprint(&("amend", identifier, license))?;
                 CommandResult::Write(
-                    self.once(request_id, print, |a| a.amend(identifier, license))?,
+                    self.once(request_id, print, |a| a.amend(identifier, license, seal))?,
                 )
             }
             Command::ChangeStatus {
@@ -82,7 +84,7 @@ impl Applier<'_, '_> {
             Command::Import(items) => {
                 let mut results = Vec::with_capacity(items.len());
                 for item in items {
-                    let print = fingerprint(item)?;
+                    let print = item_fingerprint(item)?;
                     let create = |a: &mut Self| a.create(item, EventOp::Import);
                     results.push(self.once(&item.request_id, print, create)?);
                 }
@@ -93,6 +95,22 @@ impl Applier<'_, '_> {
             }
             Command::Compact { revision } => CommandResult::Compacted(self.compact(*revision)?),
             Command::Probe { .. } => CommandResult::Probed,
+            Command::RegisterKey {
+                authority,
+                public_key,
+                valid_from_ms,
+            } => {
+                CommandResult::SealKeys(self.register_key(authority, public_key, *valid_from_ms)?)
+            }
+            Command::RotateKey {
+                authority,
+                new_public_key,
+                at_ms,
+            } => CommandResult::SealKeys(self.rotate_key(authority, new_public_key, *at_ms)?),
+            Command::RevokeKey {
+                key_id,
+                revoked_from_ms,
+            } => CommandResult::SealKeys(self.revoke_key(key_id, *revoked_from_ms)?),
         })
     }
 
@@ -258,6 +276,10 @@ impl Applier<'_, '_> {
         license.type_code = template.type_code.clone();
         license.status = item.status;
         license.status_reason = item.status_reason.clone();
+        license.seal = item.seal.clone();
+        if let Err(r) = self.check_seal(&license, op == EventOp::Issue)? {
+            return Ok(Err(r));
+        }
         self.finish(&ckey, license, Change::new_license(op)).map(Ok)
     }
 
@@ -351,6 +373,7 @@ impl Applier<'_, '_> {
         &mut self,
         identifier: &str,
         new: &licstore_model::NewLicense,
+        seal: &[u8],
     ) -> Result<WriteResult, StoreError> {
         let (ckey, mut old) = match self.find_current(identifier)? {
             Ok(found) => found,
@@ -391,15 +414,19 @@ impl Applier<'_, '_> {
                 msg,
             )));
         }
+        let mut license = build_license(new.clone(), next, old.holder.legacy_checksum);
+        license.type_code = old.type_code.clone();
+        license.replaces = Some(old.identifier.clone());
+        license.seal = seal.to_vec();
+        if let Err(r) = self.check_seal(&license, true)? {
+            return Ok(Err(r));
+        }
         let change = Change {
             op: EventOp::Amend,
             old_status: Some(old.status),
             previous: Some(old.identifier.clone()),
         };
         self.unindex(&old)?;
-        let mut license = build_license(new.clone(), next, old.holder.legacy_checksum);
-        license.type_code = old.type_code.clone();
-        license.replaces = Some(old.identifier.clone());
         old.superseded_by = Some(license.identifier.clone());
         old.revision = self.index;
         old.digest = content_digest(&old);
@@ -556,6 +583,28 @@ pub(crate) fn decode_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreE
 }
 
 /// A digest of what a request asked for, to tell a retry from a reused request id.
+/// The fingerprint of an item without its seal: a retry is signed afresh (new time, new
+/// salts) but is the same request.
+fn item_fingerprint(item: &ImportItem) -> Result<[u8; 32], StoreError> {
+    let ImportItem {
+        request_id,
+        identifier,
+        license,
+        legacy_checksum,
+        status,
+        status_reason,
+        seal: _,
+    } = item;
+    fingerprint(&(
+        request_id,
+        identifier,
+        license,
+        legacy_checksum,
+        status,
+        status_reason,
+    ))
+}
+
 fn fingerprint<T: serde::Serialize>(request: &T) -> Result<[u8; 32], StoreError> {
     Ok(*blake3::hash(&codec::encode("request", request)?).as_bytes())
 }

@@ -24,6 +24,12 @@ pub struct ImportItem {
     pub status: LicenseStatus,
     /// Reason recorded with the initial status.
     pub status_reason: Option<String>,
+    /// The issuing authority's seal bundle (`licstore-seal`), empty for none. Its signature
+    /// was verified before proposing; applying checks everything else (see `seal_keys`).
+    // TODO(upgrade): commands, results and events are bincode without a version tag, so
+    // entries written before this field existed no longer decode; a rolling upgrade across
+    // this change needs a versioned command encoding.
+    pub seal: Vec<u8>,
 }
 
 /// A state-machine command, carried in one Raft log entry.
@@ -39,6 +45,8 @@ pub enum Command {
         identifier: String,
         /// Content of the new version, already validated.
         license: NewLicense,
+        /// Seal bundle of the new version, as for [`ImportItem::seal`].
+        seal: Vec<u8>,
     },
     /// Apply a status operation to the current version of a license.
     ChangeStatus {
@@ -73,6 +81,32 @@ pub enum Command {
         /// Bytes that make the entry the size of a real write.
         payload: Vec<u8>,
     },
+    /// Register the first active seal key of an authority.
+    RegisterKey {
+        /// Authority code (the issuer code its licenses carry).
+        authority: String,
+        /// `licstore-seal` public key encoding.
+        public_key: Vec<u8>,
+        /// First instant the key may sign, ms since the Unix epoch.
+        valid_from_ms: u64,
+    },
+    /// Replace an authority's active key: the old one stops signing at `at_ms` and stays
+    /// valid for what it signed before.
+    RotateKey {
+        /// Authority code.
+        authority: String,
+        /// `licstore-seal` public key encoding of the new key.
+        new_public_key: Vec<u8>,
+        /// The handover instant, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Void a key's signatures made at or after `revoked_from_ms`.
+    RevokeKey {
+        /// Id of the key.
+        key_id: [u8; 16],
+        /// First instant whose signatures are void, ms since the Unix epoch.
+        revoked_from_ms: u64,
+    },
 }
 
 impl fmt::Display for Command {
@@ -89,6 +123,9 @@ impl fmt::Display for Command {
             }
             Command::Compact { revision } => write!(f, "compact({revision})"),
             Command::Probe { payload } => write!(f, "probe({} bytes)", payload.len()),
+            Command::RegisterKey { authority, .. } => write!(f, "register-key({authority})"),
+            Command::RotateKey { authority, .. } => write!(f, "rotate-key({authority})"),
+            Command::RevokeKey { .. } => write!(f, "revoke-key"),
         }
     }
 }
@@ -163,4 +200,7 @@ pub enum CommandResult {
     Compacted(Result<u64, Rejection>),
     /// A probe was applied (and changed nothing).
     Probed,
+    /// The key records a key command wrote (`licstore-seal` encoding; for a rotation the old
+    /// key's then the new key's), or why it was refused.
+    SealKeys(Result<Vec<Vec<u8>>, Rejection>),
 }

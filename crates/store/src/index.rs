@@ -200,6 +200,7 @@ mod tests {
             superseded_by: None,
             revision: 258,
             digest: [0; 32],
+            seal: Vec::new(),
         }
     }
 

@@ -14,6 +14,9 @@
 //! | `events`    | revision u64 BE + sequence u32 BE            | bincode `Event`                |
 //! | `sm_vars`   | `compacted`                                  | u64 big-endian                 |
 //! | `req_revs`  | revision u64 BE + client request id          | empty                          |
+//! | `seal_keys` | `k` + key id (16 bytes)                      | `licstore-seal` `KeyRecord`    |
+//! |             | `a` + authority code                         | id of its active key; empty    |
+//! |             |                                              | after its revocation           |
 //!
 //! Secondary indexes share the `index` family, one tag byte each, over current versions only:
 //!
@@ -55,10 +58,12 @@ pub const CF_EVENTS: &str = "events";
 pub const CF_SM_VARS: &str = "sm_vars";
 /// Stored request results by the revision that stored them, so compaction can expire them.
 pub const CF_REQ_REVS: &str = "req_revs";
+/// The registry of seal keys: key records by id, and each authority's active key.
+pub const CF_SEAL_KEYS: &str = "seal_keys";
 
 /// Column families of the replicated state machine, in snapshot order. Their position in this
 /// list is the column-family tag in snapshot files, so new families are only ever appended.
-pub const SM_DATA_CFS: [&str; 9] = [
+pub const SM_DATA_CFS: [&str; 10] = [
     CF_CURRENT,
     CF_IDENT,
     CF_HISTORY,
@@ -68,10 +73,11 @@ pub const SM_DATA_CFS: [&str; 9] = [
     CF_EVENTS,
     CF_SM_VARS,
     CF_REQ_REVS,
+    CF_SEAL_KEYS,
 ];
 
 /// Every column family of the database.
-pub const ALL_CFS: [&str; 12] = [
+pub const ALL_CFS: [&str; 13] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_CURRENT,
@@ -84,6 +90,7 @@ pub const ALL_CFS: [&str; 12] = [
     CF_EVENTS,
     CF_SM_VARS,
     CF_REQ_REVS,
+    CF_SEAL_KEYS,
 ];
 
 /// `sm_meta` key of the last applied log id.
@@ -167,6 +174,22 @@ pub fn event_key_parts(key: &[u8]) -> Option<(u64, u32)> {
     let revision: [u8; 8] = key.get(..8)?.try_into().ok()?;
     let seq: [u8; 4] = key.get(8..)?.try_into().ok()?;
     Some((u64::from_be_bytes(revision), u32::from_be_bytes(seq)))
+}
+
+/// `seal_keys` key of a key record.
+pub fn seal_key_record_key(key_id: &[u8; 16]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.push(b'k');
+    key.extend_from_slice(key_id);
+    key
+}
+
+/// `seal_keys` key naming an authority's active key.
+pub fn seal_active_key(authority: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + authority.len());
+    key.push(b'a');
+    key.extend_from_slice(authority.as_bytes());
+    key
 }
 
 #[cfg(test)]

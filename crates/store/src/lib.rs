@@ -23,6 +23,7 @@ pub mod keys;
 pub mod log_store;
 pub mod query;
 pub mod reader;
+pub mod seal_keys;
 pub mod snapshot;
 pub mod state_machine;
 mod txn;

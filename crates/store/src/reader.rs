@@ -10,12 +10,14 @@ use openraft::alias::LogIdOf;
 use rocksdb::{Direction, IteratorMode, DB};
 
 use crate::event::{Event, EventFilter};
+use crate::keys::CF_SEAL_KEYS;
 use crate::keys::CF_SM_VARS;
 use crate::keys::SM_DATA_CFS;
 use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX, CF_SM_META};
 use crate::query::{Pinned, Plan, Query, QueryPage};
 use crate::txn::cf_handle;
 use crate::{codec, StoreError, TypeConfig};
+use licstore_seal::KeyRecord;
 
 /// A stretch of the change feed, read from one snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -152,8 +154,49 @@ impl Reader {
         }
     }
 
+    /// The record of a registered seal key.
+    pub fn seal_key(&self, key_id: &licstore_seal::KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let key = keys::seal_key_record_key(key_id.as_bytes());
+        match get_at(&self.db, None, CF_SEAL_KEYS, &key)? {
+            Some(bytes) => Ok(Some(decode_key_record(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The key an authority's new licenses are sealed with, if it has one.
+    pub fn active_seal_key(&self, authority: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let active = get_at(
+            &self.db,
+            None,
+            CF_SEAL_KEYS,
+            &keys::seal_active_key(authority),
+        )?;
+        let Some(id) = active.filter(|id| !id.is_empty()) else {
+            return Ok(None);
+        };
+        let id: [u8; 16] = id
+            .try_into()
+            .map_err(|_| StoreError::corrupt("active seal key", "not 16 bytes"))?;
+        self.seal_key(&licstore_seal::KeyId::from_bytes(id))
+    }
+
+    /// Every registered seal key, in key-id order.
+    pub fn seal_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.scan_cf(CF_SEAL_KEYS, b"k", decode_key_record)
+    }
+
     fn scan(&self, prefix: &[u8]) -> Result<Vec<License>, StoreError> {
-        let cf = cf_handle(&self.db, CF_CURRENT)?;
+        self.scan_cf(CF_CURRENT, prefix, decode)
+    }
+
+    /// Every value under `prefix` in `cf`, decoded, in key order.
+    fn scan_cf<T>(
+        &self,
+        cf: &'static str,
+        prefix: &[u8],
+        decode: fn(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let cf = cf_handle(&self.db, cf)?;
         let mut out = Vec::new();
         for item in self
             .db
@@ -302,6 +345,10 @@ pub(crate) fn compacted_revision_at(
         Some(b) => crate::apply::decode_u64("compaction revision", &b),
         None => Ok(0),
     }
+}
+
+fn decode_key_record(bytes: &[u8]) -> Result<KeyRecord, StoreError> {
+    KeyRecord::from_bytes(bytes).map_err(|e| StoreError::corrupt("seal key record", e))
 }
 
 fn decode(bytes: &[u8]) -> Result<License, StoreError> {

@@ -121,7 +121,9 @@ impl StateMachine {
         applier.apply(cmd)
     }
 
-    fn apply_batch(
+    /// Applies `entries` as one write batch and returns their results in order: what
+    /// openraft's `apply` does, without the responders.
+    pub fn apply_batch(
         &self,
         entries: Vec<openraft::alias::EntryOf<TypeConfig>>,
     ) -> Result<Vec<CommandResult>, StoreError> {

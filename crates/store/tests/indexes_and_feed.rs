@@ -97,6 +97,7 @@ impl World {
             legacy_checksum: false,
             status: statuses[self.rng.random_range(0..statuses.len())],
             status_reason: None,
+            seal: Vec::new(),
         }
     }
 
@@ -132,6 +133,7 @@ impl World {
                     request_id: format!("q{}", self.request),
                     identifier: old.identifier.clone(),
                     license,
+                    seal: Vec::new(),
                 };
                 self.run(cmd).await;
                 format!("amend {}", old.identifier)
@@ -401,6 +403,7 @@ async fn expire_skips_what_is_not_lapsed_live_and_current() {
         legacy_checksum: false,
         status,
         status_reason: None,
+        seal: Vec::new(),
     };
     world
         .run(Command::Import(vec![
@@ -496,6 +499,7 @@ async fn a_page_of_the_feed_ends_on_a_whole_revision() {
             legacy_checksum: false,
             status: LicenseStatus::Valid,
             status_reason: None,
+            seal: Vec::new(),
         })
         .collect();
     world.run(Command::Import(items)).await;

@@ -242,6 +242,7 @@ async fn an_amendment_never_takes_an_identifier_that_is_already_stored() {
         legacy_checksum: false,
         status: LicenseStatus::Valid,
         status_reason: None,
+        seal: Vec::new(),
     };
     let cmds = vec![Command::Import(vec![stock(1, &v1), stock(2, &v2)])];
     apply(&mut s.state_machine, entries(1, cmds)).await;
@@ -249,6 +250,7 @@ async fn an_amendment_never_takes_an_identifier_that_is_already_stored() {
         request_id: "amend".into(),
         identifier: v1.to_string(),
         license: new_card(1),
+        seal: Vec::new(),
     };
     apply(&mut s.state_machine, entries(2, vec![amend])).await;
     let reader = Reader::new(s.db.clone());
@@ -289,6 +291,7 @@ async fn check_finds_nothing_on_a_healthy_store_and_every_injected_fault() {
         request_id: "a".into(),
         identifier: id,
         license: new_card(4),
+        seal: Vec::new(),
     };
     apply(&mut s.state_machine, entries(21, vec![amend])).await;
     let healthy = reader.check().expect("check");

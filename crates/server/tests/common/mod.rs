@@ -38,6 +38,17 @@ pub struct Cluster {
     pub nodes: Vec<Proc>,
 }
 
+/// `licctl`, built beside `licstored` by the workspace build.
+pub fn licctl() -> PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_licstored")).with_file_name("licctl");
+    assert!(
+        path.exists(),
+        "{} missing: build the workspace",
+        path.display()
+    );
+    path
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()

@@ -73,6 +73,7 @@ pub fn issue(seq: u32) -> Command {
         legacy_checksum: false,
         status: LicenseStatus::Valid,
         status_reason: None,
+        seal: Vec::new(),
     })
 }
 

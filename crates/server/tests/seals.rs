@@ -1,0 +1,300 @@
+//! Sealed licenses on a real 3-node cluster: keys registered through Raft, seals made by the
+//! server or supplied by the issuer, verdicts through rotation and revocation, and exports
+//! checked by `licctl verify-offline` with no server against right and wrong trust files.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{field_of, licctl, licenses_at, resident_card, Cluster};
+use licstore_proto::v1 as pb;
+use licstore_proto::v1::seals_client::SealsClient;
+use licstore_seal::{encode_key_file, SealBundle, SecretKey, Signature, Suite};
+use tonic::Code;
+
+/// Runs licctl with JSON output; returns exit code and stdout.
+fn licctl_json(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(licctl())
+        .args(args)
+        .args(["-o", "json"])
+        .env_remove("LICSTORE_ENDPOINTS")
+        .output()
+        .expect("run licctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    let code = out.status.code().unwrap_or(-1);
+    if value.is_null() {
+        eprintln!("licctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (code, value)
+}
+
+fn write_key(dir: &Path, name: &str, key: &SecretKey) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, encode_key_file(key)).expect("write key");
+    path.display().to_string()
+}
+
+fn seals_at(addr: &str) -> SealsClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    SealsClient::new(channel)
+}
+
+fn second_issuer() -> String {
+    let first17 = "11310000002425678";
+    let check = licstore_model::uscc_check_char(first17).expect("17 chars");
+    format!("{first17}{check}")
+}
+
+fn verify_req(n: u32) -> pb::VerifyRequest {
+    let card = resident_card(n);
+    let holder = card.holder.expect("holder");
+    pb::VerifyRequest {
+        holder_kind: holder.kind,
+        holder_id: holder.id,
+        type_code: card.type_code,
+        service_item: "户籍业务办理".into(),
+        ..Default::default()
+    }
+}
+
+fn issue_req(license: pb::NewLicense, seal_bundle: Vec<u8>) -> pb::IssueRequest {
+    pb::IssueRequest {
+        request_id: String::new(),
+        license: Some(license),
+        lenient_holder_check: false,
+        seal_bundle,
+    }
+}
+
+async fn seal_verdict(addr: &str, n: u32) -> pb::SealVerdict {
+    let r = licenses_at(addr)
+        .verify(verify_req(n))
+        .await
+        .expect("verify");
+    r.into_inner().seal()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seals_follow_keys_and_verify_offline() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let a = SecretKey::from_seed(Suite::Sm2Sm3, &[1; 32]).expect("key");
+    let a2 = SecretKey::from_seed(Suite::Ed25519, &[2; 32]).expect("key");
+    let issuer_b = SecretKey::from_seed(Suite::Ed25519, &[3; 32]).expect("key");
+    let root = SecretKey::from_seed(Suite::Sm2Sm3, &[4; 32]).expect("key");
+    let other_root = SecretKey::from_seed(Suite::Ed25519, &[5; 32]).expect("key");
+    let a_file = write_key(keys.path(), "a.key", &a);
+    let a2_file = write_key(keys.path(), "a2.key", &a2);
+    let root_file = write_key(keys.path(), "root.key", &root);
+    let other_root_file = write_key(keys.path(), "other-root.key", &other_root);
+    let args = ["--seal-key-file", &a_file, "--seal-key-file", &a2_file];
+    let cluster = Cluster::start(3, &args);
+    let leader = cluster.wait_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let at = cluster.node(follower).addr.clone();
+    let endpoints = cluster.endpoints().join(",");
+    let authority = common::issuer_code();
+
+    // Registration through a follower is forwarded to the leader.
+    let register = pb::RegisterKeyRequest {
+        authority: authority.clone(),
+        public_key: a.public_key().to_bytes(),
+        valid_from_ms: 0,
+    };
+    let r = seals_at(&at)
+        .register_key(register)
+        .await
+        .expect("register")
+        .into_inner();
+    assert!(r.keys[0].active);
+    assert_eq!(r.keys[0].key_id, a.key_id().to_string());
+
+    // The server seals with the key file it holds.
+    let card1 = cluster
+        .issue_retrying(issue_req(resident_card(1), Vec::new()))
+        .await;
+    let card1 = card1.license.expect("license");
+    let seal = card1.seal.clone().expect("sealed");
+    assert_eq!(
+        (seal.key_id.as_str(), seal.suite.as_str()),
+        (a.key_id().to_string().as_str(), "sm2-sm3")
+    );
+    assert_eq!(seal_verdict(&at, 1).await, pb::SealVerdict::Valid);
+
+    // Export, trust files, offline checks.
+    let dir = keys.path();
+    let export1 = dir.join("card1.lic").display().to_string();
+    let (code, _) = licctl_json(&[
+        "--endpoints",
+        &endpoints,
+        "export",
+        &card1.identifier,
+        "--out",
+        &export1,
+    ]);
+    assert_eq!(code, 0);
+    let trust = |name: &str, root_file: &str, only: Option<&str>| {
+        let out = dir.join(name).display().to_string();
+        let mut args = vec![
+            "--endpoints",
+            &endpoints,
+            "trust",
+            "export",
+            "--root-key",
+            root_file,
+        ];
+        args.extend(["--issued-by", "310000", "--out", &out]);
+        if let Some(authority) = only {
+            args.extend(["--authority", authority]);
+        }
+        let (code, _) = licctl_json(&args);
+        assert_eq!(code, 0, "trust export {name}");
+        out
+    };
+    let trust1 = trust("trust1.bin", &root_file, None);
+    let wrong = trust("wrong.bin", &other_root_file, Some("NOBODY"));
+    let root_id = root.key_id().to_string();
+    let offline = |file: &str, trust: &str, pin: &str| {
+        licctl_json(&[
+            "verify-offline",
+            file,
+            "--trust",
+            trust,
+            "--root-key-id",
+            pin,
+        ])
+    };
+    let (code, report) = offline(&export1, &trust1, &root_id);
+    assert_eq!(
+        (code, report["valid"].as_bool()),
+        (0, Some(true)),
+        "{report}"
+    );
+    let (code, report) = offline(&export1, &wrong, &other_root.key_id().to_string());
+    assert_eq!(code, 1, "{report}");
+    assert!(report["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("not in the trust list"));
+    let (code, _) = offline(&export1, &trust1, &other_root.key_id().to_string());
+    assert_eq!(
+        code, 1,
+        "a trust file under another root than the pinned one"
+    );
+    let tampered = dir.join("tampered.lic");
+    let mut bytes = std::fs::read(&export1).expect("read export");
+    let at_name = bytes
+        .windows(6)
+        .position(|w| w == "张三".as_bytes())
+        .expect("holder name");
+    bytes[at_name + 5] ^= 1;
+    std::fs::write(&tampered, bytes).expect("write");
+    let (code, _) = offline(&tampered.display().to_string(), &trust1, &root_id);
+    assert_eq!(code, 1, "an altered record");
+
+    // An issuer that seals in its own system: the server holds no key of it.
+    let b_authority = second_issuer();
+    let register = pb::RegisterKeyRequest {
+        authority: b_authority.clone(),
+        public_key: issuer_b.public_key().to_bytes(),
+        valid_from_ms: 0,
+    };
+    seals_at(&at)
+        .register_key(register)
+        .await
+        .expect("register b");
+    let mut card7 = resident_card(7);
+    card7.issuer.as_mut().expect("issuer").code = b_authority.clone();
+    let refused = licenses_at(&at)
+        .issue(issue_req(card7.clone(), Vec::new()))
+        .await;
+    let refused = refused.expect_err("no seal, no held key");
+    assert_eq!(
+        (refused.code(), field_of(&refused).as_str()),
+        (Code::FailedPrecondition, "seal_bundle")
+    );
+    let now = licstore_cli::seals::now_ms();
+    let bundle =
+        licstore_cli::seals::seal_issue_request(&mut card7, false, &issuer_b, now).expect("seal");
+    let mut forged = SealBundle::from_bytes(&bundle).expect("bundle");
+    let mut signature = forged.seal.signature.as_bytes().to_vec();
+    signature[0] ^= 1;
+    forged.seal.signature = Signature::from_bytes(signature);
+    let refused = licenses_at(&at)
+        .issue(issue_req(card7.clone(), forged.to_bytes()))
+        .await;
+    let refused = refused.expect_err("forged");
+    assert_eq!(
+        (refused.code(), field_of(&refused).as_str()),
+        (Code::InvalidArgument, "seal_bundle.signature")
+    );
+    let card7_stored = licenses_at(&at)
+        .issue(issue_req(card7, bundle.clone()))
+        .await
+        .expect("sealed by issuer");
+    let card7_stored = card7_stored.into_inner().license.expect("license");
+    assert_eq!(card7_stored.seal.expect("seal").bundle, bundle);
+
+    // Rotation: the old key's seals stay valid, new ones use the new key.
+    let rotate = pb::RotateKeyRequest {
+        authority: authority.clone(),
+        new_public_key: a2.public_key().to_bytes(),
+        at_ms: 0,
+    };
+    let r = seals_at(&at)
+        .rotate_key(rotate)
+        .await
+        .expect("rotate")
+        .into_inner();
+    assert_eq!(r.keys.len(), 2);
+    let card2 = cluster
+        .issue_retrying(issue_req(resident_card(2), Vec::new()))
+        .await;
+    let card2 = card2.license.expect("license").seal.expect("sealed");
+    assert_eq!(card2.key_id, a2.key_id().to_string());
+    assert_eq!(seal_verdict(&at, 1).await, pb::SealVerdict::ValidRotated);
+    let trust2 = trust("trust2.bin", &root_file, None);
+    let (code, report) = offline(&export1, &trust2, &root_id);
+    assert_eq!(
+        code, 0,
+        "a rotated key still verifies what it sealed: {report}"
+    );
+
+    // Revocation after card 2 was sealed: card 2 stays valid, no new unsealed issue.
+    let revoke = pb::RevokeKeyRequest {
+        key_id: a2.key_id().to_string(),
+        revoked_from_ms: card2.signed_at_ms + 1,
+    };
+    seals_at(&at).revoke_key(revoke).await.expect("revoke");
+    assert_eq!(
+        seal_verdict(&at, 2).await,
+        pb::SealVerdict::SignedBeforeRevocation
+    );
+    let refused = licenses_at(&at)
+        .issue(issue_req(resident_card(3), Vec::new()))
+        .await;
+    assert_eq!(
+        refused.expect_err("revoked").code(),
+        Code::FailedPrecondition
+    );
+
+    // Revoking the first key from before card 1 voids card 1, online and offline.
+    let revoke = pb::RevokeKeyRequest {
+        key_id: a.key_id().to_string(),
+        revoked_from_ms: seal.signed_at_ms,
+    };
+    seals_at(&at).revoke_key(revoke).await.expect("revoke");
+    assert_eq!(
+        seal_verdict(&at, 1).await,
+        pb::SealVerdict::RevokedAtSigning
+    );
+    let trust3 = trust("trust3.bin", &root_file, None);
+    let (code, report) = offline(&export1, &trust3, &root_id);
+    assert_eq!(code, 1, "{report}");
+
+    // Every replica holds the same registry and records.
+    cluster.wait_converged().await;
+}

@@ -1,0 +1,301 @@
+//! The seal key registry and sealed writes, applied to a real RocksDB store: registration,
+//! rotation, revocation and the checks every replica makes on a sealed issue or amendment.
+
+mod common;
+
+use common::{entries, issuer_code, new_card};
+use licstore_model::{build_license, Identifier, License, LicenseStatus, NewLicense};
+use licstore_seal::{KeyRecord, SealBundle, SecretKey, Suite};
+use licstore_store::{Command, CommandResult, ImportItem, Reader, RejectCode, StateMachine};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const T0: u64 = 1_700_000_000_000;
+const T_ROTATE: u64 = T0 + 1_000_000;
+const T_REVOKE: u64 = T0 + 2_000_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    sm: StateMachine,
+    reader: Reader,
+    index: u64,
+    rng: ChaCha20Rng,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = licstore_store::open(dir.path()).expect("open");
+        Fixture {
+            reader: Reader::new(storage.db.clone()),
+            sm: storage.state_machine,
+            _dir: dir,
+            index: 0,
+            rng: ChaCha20Rng::seed_from_u64(3),
+        }
+    }
+
+    fn run(&mut self, cmd: Command) -> CommandResult {
+        self.index += 1;
+        let mut results = self
+            .sm
+            .apply_batch(entries(self.index, vec![cmd]))
+            .expect("apply");
+        results.remove(0)
+    }
+
+    fn keys(&mut self, cmd: Command) -> Result<Vec<KeyRecord>, (RejectCode, String)> {
+        match self.run(cmd) {
+            CommandResult::SealKeys(Ok(records)) => Ok(records
+                .iter()
+                .map(|b| KeyRecord::from_bytes(b).expect("record"))
+                .collect()),
+            CommandResult::SealKeys(Err(r)) => Err((r.code, r.field)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn write(&mut self, cmd: Command) -> Result<License, (RejectCode, String)> {
+        match self.run(cmd) {
+            CommandResult::Write(Ok(outcome)) => Ok(outcome.license),
+            CommandResult::Write(Err(r)) => Err((r.code, r.field)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A seal by `key` at `signed_at_ms` over `license` as it will be stored.
+    fn seal(&mut self, key: &SecretKey, license: &License, signed_at_ms: u64) -> Vec<u8> {
+        SealBundle::for_license(
+            key,
+            &license.issuer.code,
+            signed_at_ms,
+            licstore_model::issued_digest(license),
+            &license.disclosable_fields(),
+            &mut self.rng,
+        )
+        .expect("seal")
+        .to_bytes()
+    }
+}
+
+fn key(seed: u8, suite: Suite) -> SecretKey {
+    SecretKey::from_seed(suite, &[seed; 32]).expect("key")
+}
+
+fn register(key: &SecretKey, at: u64) -> Command {
+    Command::RegisterKey {
+        authority: issuer_code(),
+        public_key: key.public_key().to_bytes(),
+        valid_from_ms: at,
+    }
+}
+
+/// An issue of card `seq` with a fixed serial, and the record it will store.
+fn card(seq: u32) -> (NewLicense, License) {
+    let mut new = new_card(seq);
+    new.serial = Some(format!("2026S{seq:07}"));
+    let id = Identifier::generate(
+        &new.type_code,
+        &new.issuer.code,
+        new.serial.as_deref().unwrap(),
+        1,
+    )
+    .expect("identifier");
+    let license = build_license(new.clone(), id, false);
+    (new, license)
+}
+
+fn issue(seq: u32, new: NewLicense, seal: Vec<u8>) -> Command {
+    Command::Issue(ImportItem {
+        request_id: format!("seal-{seq}"),
+        identifier: None,
+        license: new,
+        legacy_checksum: false,
+        status: LicenseStatus::Valid,
+        status_reason: None,
+        seal,
+    })
+}
+
+#[test]
+fn sealed_issues_are_checked_against_the_registry() {
+    let mut f = Fixture::new();
+    let a = key(1, Suite::Sm2Sm3);
+    let stranger = key(9, Suite::Ed25519);
+
+    // Before any key: an unsealed issue is fine.
+    let (new, _) = card(1);
+    assert!(f.write(issue(1, new, Vec::new())).is_ok());
+
+    let records = f.keys(register(&a, T0)).expect("register");
+    assert_eq!(records[0].key_id, a.key_id());
+    assert_eq!(
+        f.keys(register(&a, T0)).expect("retry"),
+        records,
+        "idempotent"
+    );
+    let other = f
+        .keys(register(&stranger, T0))
+        .expect_err("second active key");
+    assert_eq!(other, (RejectCode::FailedPrecondition, "authority".into()));
+
+    // (case, seq, how the seal is made, expected refusal)
+    type MakeSeal = fn(&mut Fixture, &SecretKey, &License) -> Vec<u8>;
+    type Refusal = Option<(RejectCode, &'static str)>;
+    let cases: [(&str, u32, MakeSeal, Refusal); 6] = [
+        (
+            "unsealed",
+            2,
+            |_, _, _| Vec::new(),
+            Some((RejectCode::FailedPrecondition, "seal")),
+        ),
+        (
+            "garbage",
+            3,
+            |_, _, _| vec![1, 2, 3],
+            Some((RejectCode::InvalidArgument, "seal")),
+        ),
+        (
+            "unregistered key",
+            4,
+            |f, _, l| f.seal(&key(9, Suite::Ed25519), l, T0 + 1),
+            Some((RejectCode::FailedPrecondition, "seal.key_id")),
+        ),
+        (
+            "other content",
+            5,
+            |f, k, l| {
+                let mut changed = l.clone();
+                changed.face.insert("address".into(), "elsewhere".into());
+                f.seal(k, &changed, T0 + 1)
+            },
+            Some((RejectCode::InvalidArgument, "seal.content_digest")),
+        ),
+        (
+            "before the key",
+            6,
+            |f, k, l| f.seal(k, l, T0 - 1),
+            Some((RejectCode::FailedPrecondition, "seal.signed_at_ms")),
+        ),
+        ("good", 7, |f, k, l| f.seal(k, l, T0 + 1), None),
+    ];
+    for (name, seq, make, expected) in cases {
+        let (new, license) = card(seq);
+        let seal = make(&mut f, &a, &license);
+        match (f.write(issue(seq, new, seal.clone())), expected) {
+            (Ok(stored), None) => {
+                assert_eq!(stored.seal, seal, "{name}");
+                assert_eq!(stored.identifier, license.identifier, "{name}");
+            }
+            (Err(got), Some((code, field))) => {
+                assert_eq!(got, (code, field.to_owned()), "{name}");
+                assert!(f
+                    .reader
+                    .get_by_identifier(&license.identifier)
+                    .unwrap()
+                    .is_none());
+            }
+            (got, expected) => panic!("{name}: got {got:?}, expected {expected:?}"),
+        }
+    }
+    let stored = f
+        .reader
+        .get_by_identifier(&card(7).1.identifier)
+        .unwrap()
+        .unwrap();
+    assert!(!stored.seal.is_empty(), "the seal is kept with the record");
+}
+
+#[test]
+fn rotation_and_revocation_judge_by_signing_time() {
+    let mut f = Fixture::new();
+    let a = key(1, Suite::Ed25519);
+    let b = key(2, Suite::Sm2Sm3);
+    f.keys(register(&a, T0)).expect("register");
+    let rotate = Command::RotateKey {
+        authority: issuer_code(),
+        new_public_key: b.public_key().to_bytes(),
+        at_ms: T_ROTATE,
+    };
+    let rotated = f.keys(rotate.clone()).expect("rotate");
+    assert_eq!(rotated.len(), 2);
+    assert_eq!(rotated[0].valid_until_ms, Some(T_ROTATE));
+    assert_eq!(rotated[0].replaced_by, Some(b.key_id()));
+    assert_eq!(f.keys(rotate).expect("retry")[0].key_id, b.key_id());
+    assert_eq!(
+        f.reader
+            .active_seal_key(&issuer_code())
+            .unwrap()
+            .unwrap()
+            .key_id,
+        b.key_id()
+    );
+
+    let revoke = Command::RevokeKey {
+        key_id: *b.key_id().as_bytes(),
+        revoked_from_ms: T_REVOKE,
+    };
+    assert_eq!(
+        f.keys(revoke).expect("revoke")[0].revoked_from_ms,
+        Some(T_REVOKE)
+    );
+    assert!(f.reader.active_seal_key(&issuer_code()).unwrap().is_none());
+
+    // (case, key, signing time, accepted)
+    let cases: [(&str, &SecretKey, u64, bool); 5] = [
+        ("old key before rotation", &a, T_ROTATE - 1, true),
+        ("old key after rotation", &a, T_ROTATE, false),
+        ("new key before its start", &b, T_ROTATE - 1, false),
+        ("new key before revocation", &b, T_REVOKE - 1, true),
+        ("new key after revocation", &b, T_REVOKE, false),
+    ];
+    for (i, (name, key, at, accepted)) in cases.into_iter().enumerate() {
+        let seq = 20 + u32::try_from(i).unwrap();
+        let (new, license) = card(seq);
+        let seal = f.seal(key, &license, at);
+        let result = f.write(issue(seq, new, seal));
+        assert_eq!(result.is_ok(), accepted, "{name}: {result:?}");
+        if let Err(refusal) = result {
+            assert_eq!(refusal.1, "seal.signed_at_ms", "{name}");
+        }
+    }
+    let all = f.reader.seal_keys().unwrap();
+    assert_eq!(all.len(), 2, "records are never deleted");
+}
+
+#[test]
+fn sealed_amendments_cover_the_next_version() {
+    let mut f = Fixture::new();
+    let a = key(1, Suite::Ed25519);
+    f.keys(register(&a, T0)).expect("register");
+    let (new, license) = card(40);
+    let seal = f.seal(&a, &license, T0 + 5);
+    let v1 = f.write(issue(40, new.clone(), seal)).expect("issue");
+
+    let mut changed = new;
+    changed.face.insert("address".into(), "上海市黄浦区".into());
+    changed.serial = None;
+    let next = Identifier::parse(&v1.identifier)
+        .unwrap()
+        .next_version()
+        .unwrap();
+    let mut v2 = build_license(changed.clone(), next, false);
+    v2.replaces = Some(v1.identifier.clone());
+    let amend = |seal| Command::Amend {
+        request_id: "amend-40".into(),
+        identifier: v1.identifier.clone(),
+        license: changed.clone(),
+        seal,
+    };
+    let refused = f.write(amend(Vec::new())).expect_err("unsealed amendment");
+    assert_eq!(refused.1, "seal");
+    let stale = f.seal(&a, &license, T0 + 6);
+    assert_eq!(
+        f.write(amend(stale)).expect_err("old content").1,
+        "seal.content_digest"
+    );
+    let seal = f.seal(&a, &v2, T0 + 6);
+    let stored = f.write(amend(seal.clone())).expect("amend");
+    assert_eq!(stored.identifier, v2.identifier);
+    assert_eq!(stored.seal, seal);
+}
