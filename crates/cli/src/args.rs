@@ -193,9 +193,10 @@ pub struct VerifyOfflineArgs {
     /// A trust file written by `licctl trust export`.
     #[arg(long)]
     pub trust: PathBuf,
-    /// Accept the trust file only if its root key has this id (32 hex digits).
+    /// The id of the root key you trust (32 hex digits): anyone can sign a trust file with a
+    /// root of their own, so the file is accepted only under this one.
     #[arg(long)]
-    pub root_key_id: Option<String>,
+    pub root_key_id: String,
 }
 
 /// `licctl trust ...`.

@@ -299,6 +299,7 @@ impl Record {
             lenient_holder_check: self.lenient_holder_check,
             status: convert::status_to_proto(status) as i32,
             status_reason: self.status_reason.clone(),
+            seal_bundle: Vec::new(),
         })
     }
 

@@ -2,9 +2,9 @@
 //! are checked with no server at all.
 //!
 //! `verify-offline` decides from two files only: the exported license (record, seal bundle,
-//! the store's key chain) and a trust file. The trust list must verify under its root key
-//! (pinned with `--root-key-id`), must hold the sealing key, and that key's record, not the
-//! one the export brings along, judges the signing time. The signature is checked over the
+//! the store's key chain) and a trust file. The trust list must verify under the root key the
+//! caller pins (`--root-key-id`, required), must hold the sealing key, and that key's record,
+//! not the one the export brings along, judges the signing time. The signature is checked over the
 //! payload, and the payload against the record's issued content and every field.
 
 use std::path::Path;
@@ -380,13 +380,12 @@ pub fn verify_offline_cmd(ctx: &Ctx, args: VerifyOfflineArgs) -> anyhow::Result<
     let doc = std::fs::read(&args.file).with_context(|| format!("read {}", args.file.display()))?;
     let trust =
         std::fs::read(&args.trust).with_context(|| format!("read {}", args.trust.display()))?;
-    let pin = match &args.root_key_id {
-        Some(text) => Some(
-            text.parse::<KeyId>()
-                .map_err(|e| usage(format!("--root-key-id: {e}")))?,
-        ),
-        None => None,
-    };
+    let pin = args
+        .root_key_id
+        .trim()
+        .parse::<KeyId>()
+        .map_err(|e| usage(format!("--root-key-id: {e}")))?;
+
     let report = verify_offline(&doc, &trust, pin);
     emit(ctx.output, &report)?;
     if report.valid {
@@ -415,7 +414,7 @@ pub struct OfflineReport {
 }
 
 /// Checks an exported license against a trust file; see the module header.
-pub fn verify_offline(doc: &[u8], trust: &[u8], pin: Option<KeyId>) -> OfflineReport {
+pub fn verify_offline(doc: &[u8], trust: &[u8], pin: KeyId) -> OfflineReport {
     let mut report = OfflineReport::default();
     match check(doc, trust, pin, &mut report) {
         Ok(()) => {
@@ -427,12 +426,7 @@ pub fn verify_offline(doc: &[u8], trust: &[u8], pin: Option<KeyId>) -> OfflineRe
     report
 }
 
-fn check(
-    doc: &[u8],
-    trust: &[u8],
-    pin: Option<KeyId>,
-    report: &mut OfflineReport,
-) -> Result<(), String> {
+fn check(doc: &[u8], trust: &[u8], pin: KeyId, report: &mut OfflineReport) -> Result<(), String> {
     let doc = ExportDocument::from_bytes(doc).map_err(|e| format!("export file: {e}"))?;
     let license: License =
         canonical::decode_verified(&doc.record).map_err(|e| format!("record: {e}"))?;
@@ -444,7 +438,7 @@ fn check(
     report.signed_at_ms = bundle.payload.signed_at_ms;
     let file = TrustFile::from_bytes(trust).map_err(|e| format!("trust file: {e}"))?;
     report.root_key_id = file.root.key_id().to_string();
-    if let Some(pin) = pin.filter(|p| *p != file.root.key_id()) {
+    if pin != file.root.key_id() {
         return Err(format!(
             "trust list is signed by root {}, not {pin}",
             file.root.key_id()

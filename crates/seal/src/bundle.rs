@@ -117,6 +117,14 @@ impl SealBundle {
 
     fn check_fields(&self, fields: &BTreeMap<String, String>) -> Result<(), SealError> {
         let commitments = &self.payload.field_commitments;
+        if self.salts.len() != commitments.len() {
+            let reason = format!(
+                "{} salts for {} commitments",
+                self.salts.len(),
+                commitments.len()
+            );
+            return Err(SealError::invalid_field("seal.salts", reason));
+        }
         if commitments.len() != fields.len() {
             let reason = format!(
                 "{} commitments for {} fields",
@@ -160,10 +168,11 @@ impl SealBundle {
                     .binary_search_by(|c| c.name.as_str().cmp(name))
                     .map_err(|_| missing())?;
                 let value = fields.get(*name).ok_or_else(missing)?;
+                let salt = *self.salts.get(index).ok_or_else(missing)?;
                 Ok(Disclosure {
                     name: (*name).to_owned(),
                     value: value.clone(),
-                    salt: self.salts[index],
+                    salt,
                 })
             })
             .collect()

@@ -226,17 +226,9 @@ pub fn revalidate(
             format!("{} bytes, at most {MAX_PROBE_BYTES}", payload.len()),
         )),
         Command::Probe { .. } => Ok(()),
-        Command::RegisterKey {
-            authority,
-            public_key,
-            ..
+        Command::RegisterKey { .. } | Command::RotateKey { .. } | Command::RevokeKey { .. } => {
+            crate::sealing::check_key_command(cmd)
         }
-        | Command::RotateKey {
-            authority,
-            new_public_key: public_key,
-            ..
-        } => crate::sealing::check_key_command(authority, public_key),
-        Command::RevokeKey { .. } => Ok(()),
     }
 }
 
@@ -728,9 +720,9 @@ impl LicenseApi {
             legacy_checksum: legacy,
             status,
             status_reason: reason,
-            // TODO(seal-import): import records cannot carry a seal bundle yet.
-            seal: Vec::new(),
+            seal: record.seal_bundle.clone(),
         })
+        .and_then(|item| self.node.check_import_seal(&item).map(|()| item))
     }
 
     async fn flush_import(

@@ -255,6 +255,39 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Checks a seal supplied with an imported record: the signature under the registered key
+    /// and the content. Stock may have been sealed long ago, so the signing time is judged by
+    /// the key's record only, not against this node's clock.
+    pub fn check_import_seal(&self, item: &ImportItem) -> Result<(), Status> {
+        if item.seal.is_empty() {
+            return Ok(());
+        }
+        let (bundle, record) = verify_supplied(&self.reader, &item.seal)?;
+        let license = imported_license(item)?;
+        licstore_store::seal_keys::check_with_record(&record, &bundle, &license)
+            .map_err(|r| rejection_status(&r))
+    }
+}
+
+/// The record an import will store: under its given identifier, or as an issue.
+fn imported_license(item: &ImportItem) -> Result<License, Status> {
+    let Some(given) = &item.identifier else {
+        return issued_license(item);
+    };
+    let id = Identifier::parse(given)
+        .map_err(|e| field_status(Code::InvalidArgument, "identifier", e))?;
+    if id.type_code() != item.license.type_code {
+        let why = "its type segment is not license.type_code";
+        return Err(field_status(Code::InvalidArgument, "identifier", why));
+    }
+    Ok(build_license(
+        item.license.clone(),
+        id,
+        item.legacy_checksum,
+    ))
+}
+
 /// Verifies the signature of every seal a forwarded command carries, as the node that
 /// received the request did.
 pub fn check_forwarded(cmd: &Command, reader: &Reader) -> Result<(), Status> {
@@ -368,10 +401,51 @@ fn public_key(field: &str, bytes: &[u8]) -> Result<Vec<u8>, Status> {
     Ok(bytes.to_vec())
 }
 
-/// The checks the API makes on a register or rotate command, for one forwarded to the leader.
-pub fn check_key_command(authority_code: &str, key: &[u8]) -> Result<(), Status> {
-    authority(authority_code)?;
-    public_key("public_key", key).map(drop)
+/// The checks the API makes on a key command, for one forwarded to the leader.
+pub fn check_key_command(cmd: &Command) -> Result<(), Status> {
+    match cmd {
+        Command::RegisterKey {
+            authority: code,
+            public_key: key,
+            valid_from_ms,
+        } => {
+            authority(code)?;
+            public_key("public_key", key)?;
+            check_not_ahead("valid_from_ms", *valid_from_ms)
+        }
+        Command::RotateKey {
+            authority: code,
+            new_public_key,
+            at_ms,
+        } => {
+            authority(code)?;
+            public_key("new_public_key", new_public_key)?;
+            check_near_now("at_ms", *at_ms)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A key's start may be in the past, not more than [`SIGNED_AT_SKEW_MS`] ahead: a key that
+/// becomes active before it may sign would leave its authority unable to seal meanwhile.
+fn check_not_ahead(field: &str, ms: u64) -> Result<(), Status> {
+    let now = now_ms();
+    if ms > now.saturating_add(SIGNED_AT_SKEW_MS) {
+        let why = format!("{ms} is more than {SIGNED_AT_SKEW_MS} ms after this node's clock");
+        return Err(field_status(Code::InvalidArgument, field, why));
+    }
+    Ok(())
+}
+
+/// A handover instant within [`SIGNED_AT_SKEW_MS`] of this node's clock: an earlier one would
+/// void seals the old key made since, a later one would leave no key able to seal meanwhile.
+fn check_near_now(field: &str, ms: u64) -> Result<(), Status> {
+    let skew = ms.abs_diff(now_ms());
+    if skew > SIGNED_AT_SKEW_MS {
+        let why = format!("{skew} ms from this node's clock, more than {SIGNED_AT_SKEW_MS}");
+        return Err(field_status(Code::InvalidArgument, field, why));
+    }
+    Ok(())
 }
 
 fn or_now(ms: u64) -> u64 {
@@ -408,6 +482,7 @@ impl Seals for SealsApi {
             public_key: public_key("public_key", &req.public_key)?,
             valid_from_ms: or_now(req.valid_from_ms),
         };
+        check_key_command(&cmd)?;
         self.write_keys(cmd, |_, _| true).await
     }
 
@@ -421,6 +496,7 @@ impl Seals for SealsApi {
             new_public_key: public_key("new_public_key", &req.new_public_key)?,
             at_ms: or_now(req.at_ms),
         };
+        check_key_command(&cmd)?;
         self.write_keys(cmd, |i, count| i + 1 == count).await
     }
 

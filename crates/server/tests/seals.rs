@@ -184,6 +184,8 @@ async fn seals_follow_keys_and_verify_offline() {
         code, 1,
         "a trust file under another root than the pinned one"
     );
+    let (code, _) = licctl_json(&["verify-offline", &export1, "--trust", &trust1]);
+    assert_eq!(code, 2, "the trusted root must be named");
     let tampered = dir.join("tampered.lic");
     let mut bytes = std::fs::read(&export1).expect("read export");
     let at_name = bytes
@@ -237,6 +239,29 @@ async fn seals_follow_keys_and_verify_offline() {
         .expect("sealed by issuer");
     let card7_stored = card7_stored.into_inner().license.expect("license");
     assert_eq!(card7_stored.seal.expect("seal").bundle, bundle);
+
+    // Imported stock of a sealing authority needs its seal too.
+    let mut card8 = resident_card(8);
+    card8.issuer.as_mut().expect("issuer").code = b_authority.clone();
+    let unsealed = pb::ImportRecord {
+        license: Some(card8.clone()),
+        ..Default::default()
+    };
+    let bundle8 =
+        licstore_cli::seals::seal_issue_request(&mut card8, false, &issuer_b, now).expect("seal");
+    let sealed = pb::ImportRecord {
+        license: Some(card8),
+        seal_bundle: bundle8,
+        ..Default::default()
+    };
+    let records = tokio_stream::iter(vec![unsealed, sealed]);
+    let summary = licenses_at(&at)
+        .import(records)
+        .await
+        .expect("import")
+        .into_inner();
+    assert_eq!((summary.imported, summary.rejected), (1, 1), "{summary:?}");
+    assert_eq!(summary.rejections[0].field, "seal");
 
     // Rotation: the old key's seals stay valid, new ones use the new key.
     let rotate = pb::RotateKeyRequest {

@@ -250,35 +250,37 @@ impl Applier<'_, '_> {
             &template.type_code,
             instance,
         );
-        if let Some(existing) = self.load(CF_CURRENT, &ckey)? {
-            if matches!(
-                existing.status,
-                LicenseStatus::Valid | LicenseStatus::Suspended
-            ) {
-                let msg = format!(
-                    "holder already holds {} {} ({}); amend it or change its status first",
-                    template.name,
-                    existing.identifier,
-                    existing.status.as_str()
-                );
-                return Ok(Err(reject(
-                    RejectCode::FailedPrecondition,
-                    "license.holder.id",
-                    msg,
-                )));
-            }
-            // A final-state license gives its slot to the new one and moves to history.
-            self.unindex(&existing)?;
-            self.txn.delete(CF_IDENT, existing.identifier.as_bytes())?;
-            self.store(CF_HISTORY, existing.identifier.as_bytes(), &existing)?;
+        let existing = self.load(CF_CURRENT, &ckey)?;
+        if let Some(existing) = existing
+            .as_ref()
+            .filter(|e| matches!(e.status, LicenseStatus::Valid | LicenseStatus::Suspended))
+        {
+            let msg = format!(
+                "holder already holds {} {} ({}); amend it or change its status first",
+                template.name,
+                existing.identifier,
+                existing.status.as_str()
+            );
+            return Ok(Err(reject(
+                RejectCode::FailedPrecondition,
+                "license.holder.id",
+                msg,
+            )));
         }
         let mut license = build_license(new.clone(), identifier, item.legacy_checksum);
         license.type_code = template.type_code.clone();
         license.status = item.status;
         license.status_reason = item.status_reason.clone();
         license.seal = item.seal.clone();
-        if let Err(r) = self.check_seal(&license, op == EventOp::Issue)? {
+        // Checked before anything moves: a refusal must leave the slot as it was.
+        if let Err(r) = self.check_seal(&license, true)? {
             return Ok(Err(r));
+        }
+        if let Some(existing) = existing {
+            // A final-state license gives its slot to the new one and moves to history.
+            self.unindex(&existing)?;
+            self.txn.delete(CF_IDENT, existing.identifier.as_bytes())?;
+            self.store(CF_HISTORY, existing.identifier.as_bytes(), &existing)?;
         }
         self.finish(&ckey, license, Change::new_license(op)).map(Ok)
     }
@@ -420,6 +422,13 @@ impl Applier<'_, '_> {
         license.seal = seal.to_vec();
         if let Err(r) = self.check_seal(&license, true)? {
             return Ok(Err(r));
+        }
+        if license.seal.is_empty() && !old.seal.is_empty() {
+            let msg = format!(
+                "{} is sealed by {}; its next version must be sealed too",
+                old.identifier, old.issuer.code
+            );
+            return Ok(Err(reject(RejectCode::FailedPrecondition, "seal", msg)));
         }
         let change = Change {
             op: EventOp::Amend,

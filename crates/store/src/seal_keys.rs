@@ -14,8 +14,8 @@
 //! key, so that check holds here too): the bundle decodes, names a registered key of the
 //! record's issuer that [`judge`] accepts at the signing time, carries the record's issued
 //! digest and opens to the record's disclosable fields. An authority that ever registered a
-//! key gets no unsealed issue or amendment, even while its last key is revoked; imported
-//! historic stock may come unsealed.
+//! key gets no unsealed issue, import or amendment, even while its last key is revoked, and a
+//! sealed license's next version is sealed whoever issues it.
 
 use licstore_model::{canonical, License};
 use licstore_seal::{judge, KeyId, KeyRecord, PublicKey, SealBundle};
@@ -100,8 +100,9 @@ impl Applier<'_, '_> {
             return Ok(Err(reject(RejectCode::InvalidArgument, e.field(), &e)));
         }
         if let Some(active) = self.active_key(authority)? {
-            if active == record {
-                return Ok(Ok(vec![record.to_bytes()]));
+            // A retry: the same key, whatever start time the retry was stamped with.
+            if active.key_id == record.key_id {
+                return Ok(Ok(vec![active.to_bytes()]));
             }
             let msg = format!(
                 "authority {authority} already seals with key {}; rotate it instead",
@@ -194,7 +195,8 @@ impl Applier<'_, '_> {
     }
 
     /// Checks the seal of a license about to be stored (see the module header); `Ok` means
-    /// `license.seal` may be kept. `required` is false for imported stock.
+    /// `license.seal` may be kept. With `required`, a sealing authority's license must be
+    /// sealed.
     pub(crate) fn check_seal(
         &self,
         license: &License,

@@ -299,3 +299,79 @@ fn sealed_amendments_cover_the_next_version() {
     assert_eq!(stored.identifier, v2.identifier);
     assert_eq!(stored.seal, seal);
 }
+
+#[test]
+fn a_sealing_authority_gets_no_unsealed_record_by_any_path() {
+    let mut f = Fixture::new();
+    let a = key(1, Suite::Ed25519);
+    // Card 50 is issued before the authority seals, then revoked: its slot is free again.
+    let (new, _) = card(50);
+    let old = f
+        .write(issue(50, new, Vec::new()))
+        .expect("unsealed, before any key");
+    f.keys(register(&a, T0)).expect("register");
+    let revoke = Command::ChangeStatus {
+        request_id: "revoke-50".into(),
+        identifier: old.identifier.clone(),
+        op: licstore_model::StatusOp::Revoke,
+        reason: None,
+    };
+    f.write(revoke).expect("revoke");
+
+    // An unsealed issue into that slot is refused and leaves the old record where it was.
+    let mut again = new_card(50);
+    again.serial = Some("2026T0000050".into());
+    let refused = f
+        .write(issue(51, again, Vec::new()))
+        .expect_err("unsealed issue");
+    assert_eq!(refused, (RejectCode::FailedPrecondition, "seal".into()));
+    let report = f.reader.check().expect("check");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let still = f
+        .reader
+        .get_by_identifier(&old.identifier)
+        .unwrap()
+        .expect("kept");
+    assert_eq!(still.status, LicenseStatus::Revoked);
+
+    // Imported stock of a sealing authority must be sealed too.
+    let (new, _) = card(52);
+    let import = Command::Import(vec![ImportItem {
+        request_id: "import-52".into(),
+        identifier: None,
+        license: new,
+        legacy_checksum: false,
+        status: LicenseStatus::Valid,
+        status_reason: None,
+        seal: Vec::new(),
+    }]);
+    match f.run(import) {
+        CommandResult::Import(results) => {
+            let refusal = results[0].as_ref().expect_err("unsealed import");
+            assert_eq!(
+                (refusal.code, refusal.field.as_str()),
+                (RejectCode::FailedPrecondition, "seal")
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // A sealed license cannot lose its seal through an amendment by another issuer.
+    let (new, license) = card(53);
+    let seal = f.seal(&a, &license, T0 + 1);
+    let v1 = f.write(issue(53, new.clone(), seal)).expect("sealed issue");
+    let mut moved = new;
+    moved.serial = None;
+    moved.issuer.code = {
+        let first17 = "11310000002425678";
+        let check = licstore_model::uscc_check_char(first17).expect("17 chars");
+        format!("{first17}{check}")
+    };
+    let amend = Command::Amend {
+        request_id: "amend-53".into(),
+        identifier: v1.identifier.clone(),
+        license: moved,
+        seal: Vec::new(),
+    };
+    assert_eq!(f.write(amend).expect_err("unsealed next version").1, "seal");
+}
