@@ -37,7 +37,7 @@ pub async fn issue(ctx: &Ctx, args: IssueArgs) -> anyhow::Result<()> {
         Some(path) => crate::seals::seal_issue_request(
             &mut license,
             false,
-            &crate::seals::seal_key(path)?,
+            &crate::seals::read_secret_key(path)?,
             crate::seals::now_ms(),
         )?,
         None => Vec::new(),

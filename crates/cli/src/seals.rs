@@ -195,7 +195,8 @@ fn read_public_key(path: &Path) -> anyhow::Result<PublicKey> {
     PublicKey::from_bytes(&bytes).map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
-fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+/// Reads a secret key file (`--seal-key`, `--root-key`).
+pub fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     parse_key_file(&text).map_err(|e| usage(format!("{}: {e}", path.display())))
 }
@@ -307,11 +308,6 @@ fn random_serial(new: &pb::NewLicense) -> String {
         .map(|_| char::from(DIGITS[rand::Rng::random_range(&mut rng, 0..36)]))
         .collect();
     format!("{year}{tail}")
-}
-
-/// Reads a secret key file for `--seal-key`.
-pub fn seal_key(path: &Path) -> anyhow::Result<SecretKey> {
-    read_secret_key(path)
 }
 
 /// `licctl export IDENTIFIER --out FILE`.

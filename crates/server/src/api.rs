@@ -474,19 +474,13 @@ impl Licenses for LicenseApi {
         let req = req.into_inner();
         let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
         let (kind, id, type_code) = self.verify_item(&req)?;
-        let today = today();
-        let (answer, _) = self
+        let (found, revision) = self
             .read(consistency, ReadCost::Point, move |r| {
-                let revision = r.applied_index()?;
-                Ok(verdict_at(
-                    r,
-                    r.get(kind, &id, &type_code)?,
-                    revision,
-                    today,
-                ))
+                r.get(kind, &id, &type_code)
             })
             .await?;
-        answer.map(Response::new)
+        // The seal's key record comes from the same replica: a point read on this task.
+        verdict_at(&self.node.reader, found, revision, today()).map(Response::new)
     }
 
     async fn verify_batch(
@@ -625,7 +619,8 @@ impl Licenses for LicenseApi {
     }
 }
 
-/// [`verdict_of`] with the seal's verdict from the registry of the same replica.
+/// The verdict on the licenses a verification found, with the seal's from the registry of
+/// the same replica.
 fn verdict_at(
     reader: &licstore_store::Reader,
     found: Vec<License>,
@@ -633,29 +628,14 @@ fn verdict_at(
     today: Date,
 ) -> Result<pb::VerifyResponse, Status> {
     let Some(license) = best_instance(found, today) else {
-        return Ok(not_found(read_revision));
-    };
-    let seal = crate::sealing::seal_verdict(&license, reader)?;
-    let mut answer = verdict_of(vec![license], read_revision, today);
-    answer.seal = seal as i32;
-    Ok(answer)
-}
-
-fn not_found(read_revision: u64) -> pb::VerifyResponse {
-    pb::VerifyResponse {
-        verdict: pb::Verdict::NotFound as i32,
-        read_revision,
-        ..Default::default()
-    }
-}
-
-/// The verdict on the licenses a verification found, without the seal's.
-fn verdict_of(found: Vec<License>, read_revision: u64, today: Date) -> pb::VerifyResponse {
-    let Some(license) = best_instance(found, today) else {
-        return not_found(read_revision);
+        return Ok(pb::VerifyResponse {
+            verdict: pb::Verdict::NotFound as i32,
+            read_revision,
+            ..Default::default()
+        });
     };
     let status = license.effective_status(today);
-    pb::VerifyResponse {
+    Ok(pb::VerifyResponse {
         valid: status == LicenseStatus::Valid,
         verdict: verdict(status) as i32,
         status: convert::status_to_pb(status) as i32,
@@ -663,8 +643,8 @@ fn verdict_of(found: Vec<License>, read_revision: u64, today: Date) -> pb::Verif
         revision: license.revision,
         digest: convert::hex(&license.digest),
         read_revision,
-        seal: pb::SealVerdict::Unspecified as i32,
-    }
+        seal: crate::sealing::seal_verdict(&license, reader)? as i32,
+    })
 }
 
 fn reject(summary: &mut pb::ImportSummary, index: u64, request_id: &str, status: &Status) {
