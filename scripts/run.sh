@@ -123,6 +123,18 @@ licctl trust export --root-key "$RUN_DIR/seal/trust-root.key" --issued-by 310000
 ROOT_ID=$(grep '^key_id: ' "$RUN_DIR/seal/trust-root.key" | cut -d' ' -f2)
 licctl verify-offline "$RUN_DIR/demo-card.lic" --trust "$RUN_DIR/trust.bin" --root-key-id "$ROOT_ID"
 
+say "the holder shows only name and validity: a presentation, checked offline"
+licctl present "$DEMO_CARD" --field @holder.name,@valid_until \
+  --out "$RUN_DIR/demo-card.presentation"
+licctl verify-presentation "$RUN_DIR/demo-card.presentation" --trust "$RUN_DIR/trust.bin" \
+  --root-key-id "$ROOT_ID"
+
+say "the marriage-registry archive sees the card holder's name and validity, and nothing else"
+licctl policy set-disclosure --service-item 婚姻登记档案查询 --type resident-id-card \
+  --field @holder.name --field @valid_until
+licctl verify --holder-kind citizen_id --holder "$DEMO_CITIZEN" --type resident-id-card \
+  --service-item 婚姻登记档案查询
+
 say "verifying the demo citizen's ID card for every service item that accepts it"
 licctl verify-items --service-items data/service-items.csv --holder-kind citizen_id \
   --holder "$DEMO_CITIZEN"

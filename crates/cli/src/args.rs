@@ -122,6 +122,69 @@ pub enum Command {
     /// Trust lists: the store's keys signed with a root key, for other stores and verifiers.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Write a presentation of a sealed license that reveals only the named fields
+    /// (Seals.Present), for `verify-presentation`.
+    Present(PresentArgs),
+    /// Check a presentation against a trust file, with no server, and print only the revealed
+    /// fields; exits 1 unless valid.
+    VerifyPresentation(VerifyPresentationArgs),
+    /// What verifications disclose (Policies service): set-disclosure, list.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `licctl present`.
+#[derive(Debug, Args)]
+pub struct PresentArgs {
+    /// Identifier of the sealed license version.
+    pub identifier: String,
+    /// A field to reveal: a face field by name or an issued field under its `@` name
+    /// (`@holder.name`, `@valid_until`, ...); repeatable, or comma-separated.
+    #[arg(long = "field", required = true)]
+    pub fields: Vec<String>,
+    /// Where to write the presentation.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `licctl verify-presentation`.
+#[derive(Debug, Args)]
+pub struct VerifyPresentationArgs {
+    /// A presentation written by `licctl present`.
+    pub file: PathBuf,
+    /// A trust file written by `licctl trust export`.
+    #[arg(long)]
+    pub trust: PathBuf,
+    /// The id of the root key you trust (32 hex digits).
+    #[arg(long)]
+    pub root_key_id: String,
+}
+
+/// `licctl policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Set the fields a service item sees of a license type when it verifies one
+    /// (Policies.SetDisclosure); `--remove` drops the rule, so it sees none.
+    SetDisclosure {
+        /// The service item, as verifications name it.
+        #[arg(long)]
+        service_item: String,
+        /// License type code or template key.
+        #[arg(long = "type")]
+        type_code: String,
+        /// A face field name or `@` issued field name; repeatable, or comma-separated.
+        #[arg(long = "field")]
+        fields: Vec<String>,
+        /// Drop the rule instead (no `--field`).
+        #[arg(long)]
+        remove: bool,
+    },
+    /// The disclosure rules (Policies.ListDisclosure).
+    List {
+        /// Only this service item's rules.
+        #[arg(long)]
+        service_item: Option<String>,
+    },
 }
 
 /// `licctl keys ...`.

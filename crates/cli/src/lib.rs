@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod convert;
 pub mod dataset;
 pub mod demo;
+pub mod disclosure;
 pub mod exit;
 pub mod feed;
 pub mod gen;
@@ -148,6 +149,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => seals::export(&ctx, a.identifier, &a.out).await,
         Command::VerifyOffline(a) => seals::verify_offline_cmd(&ctx, a),
         Command::Trust(c) => seals::trust(&ctx, c).await,
+        Command::Present(a) => disclosure::present(&ctx, a).await,
+        Command::VerifyPresentation(a) => disclosure::verify_presentation_cmd(&ctx, a),
+        Command::Policy(c) => disclosure::policy(&ctx, c).await,
     }
 }
 

@@ -124,7 +124,7 @@ pub async fn register_key(ctx: &Ctx, authority: String, path: &Path) -> anyhow::
         .or_else(|e| if already { Ok(()) } else { Err(e) })
 }
 
-async fn call<T, F, Fut>(ctx: &Ctx, f: F) -> anyhow::Result<T>
+pub(crate) async fn call<T, F, Fut>(ctx: &Ctx, f: F) -> anyhow::Result<T>
 where
     F: Fn(SealsClient<tonic::transport::Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -373,15 +373,7 @@ pub async fn trust(ctx: &Ctx, command: TrustCommand) -> anyhow::Result<()> {
 
 /// `licctl verify-offline`: exits non-zero unless the seal holds under the trust list.
 pub fn verify_offline_cmd(ctx: &Ctx, args: VerifyOfflineArgs) -> anyhow::Result<()> {
-    let doc = std::fs::read(&args.file).with_context(|| format!("read {}", args.file.display()))?;
-    let trust =
-        std::fs::read(&args.trust).with_context(|| format!("read {}", args.trust.display()))?;
-    let pin = args
-        .root_key_id
-        .trim()
-        .parse::<KeyId>()
-        .map_err(|e| usage(format!("--root-key-id: {e}")))?;
-
+    let (doc, trust, pin) = offline_inputs(&args.file, &args.trust, &args.root_key_id)?;
     let report = verify_offline(&doc, &trust, pin);
     emit(ctx.output, &report)?;
     if report.valid {
@@ -389,6 +381,21 @@ pub fn verify_offline_cmd(ctx: &Ctx, args: VerifyOfflineArgs) -> anyhow::Result<
     } else {
         Err(reported(FAILURE, format!("not valid: {}", report.reason)))
     }
+}
+
+/// What an offline check reads: the document, the trust file and the pinned root key id.
+pub fn offline_inputs(
+    file: &Path,
+    trust: &Path,
+    root_key_id: &str,
+) -> anyhow::Result<(Vec<u8>, Vec<u8>, KeyId)> {
+    let doc = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+    let trust = std::fs::read(trust).with_context(|| format!("read {}", trust.display()))?;
+    let pin = root_key_id
+        .trim()
+        .parse::<KeyId>()
+        .map_err(|e| usage(format!("--root-key-id: {e}")))?;
+    Ok((doc, trust, pin))
 }
 
 /// The outcome of an offline check.
@@ -432,15 +439,10 @@ fn check(doc: &[u8], trust: &[u8], pin: KeyId, report: &mut OfflineReport) -> Re
     report.authority = bundle.payload.authority.clone();
     report.key_id = bundle.payload.key_id.to_string();
     report.signed_at_ms = bundle.payload.signed_at_ms;
-    let file = TrustFile::from_bytes(trust).map_err(|e| format!("trust file: {e}"))?;
-    report.root_key_id = file.root.key_id().to_string();
-    if pin != file.root.key_id() {
-        return Err(format!(
-            "trust list is signed by root {}, not {pin}",
-            file.root.key_id()
-        ));
-    }
-    let list = file.open().map_err(|e| format!("trust list: {e}"))?;
+    report.root_key_id = TrustFile::from_bytes(trust)
+        .map(|f| f.root.key_id().to_string())
+        .unwrap_or_default();
+    let list = open_pinned_trust(trust, pin)?;
     let record = list
         .find(&bundle.payload.key_id)
         .ok_or_else(|| format!("key {} is not in the trust list", bundle.payload.key_id))?;
@@ -461,6 +463,18 @@ fn check(doc: &[u8], trust: &[u8], pin: KeyId, report: &mut OfflineReport) -> Re
         return Err(format!("key {}: {verdict}", record.key_id));
     }
     Ok(())
+}
+
+/// The trust list of a trust file, verified under its root, which must be the pinned one.
+pub fn open_pinned_trust(trust: &[u8], pin: KeyId) -> Result<TrustList, String> {
+    let file = TrustFile::from_bytes(trust).map_err(|e| format!("trust file: {e}"))?;
+    if pin != file.root.key_id() {
+        return Err(format!(
+            "trust list is signed by root {}, not {pin}",
+            file.root.key_id()
+        ));
+    }
+    file.open().map_err(|e| format!("trust list: {e}"))
 }
 
 impl Render for OfflineReport {

@@ -281,6 +281,8 @@ pub struct VerifyView {
     pub read_revision: u64,
     /// The seal's verdict under the key registry.
     pub seal: String,
+    /// The fields the service item is entitled to see.
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 impl From<&pb::VerifyResponse> for VerifyView {
@@ -294,6 +296,7 @@ impl From<&pb::VerifyResponse> for VerifyView {
             digest: r.digest.clone(),
             read_revision: r.read_revision,
             seal: convert::seal_verdict_name(r.seal),
+            fields: r.fields.clone().into_iter().collect(),
         }
     }
 }
@@ -309,6 +312,9 @@ impl Render for VerifyView {
         t.pair("digest", or_dash(&self.digest));
         t.pair("read revision", self.read_revision.to_string());
         t.pair("seal", self.seal.clone());
+        for (name, value) in &self.fields {
+            t.pair(&format!("field {name}"), value.clone());
+        }
         t
     }
 }

@@ -37,8 +37,9 @@ pub use holder::{
 };
 pub use identifier::{mod37_36_check_char, Identifier, IDENTIFIER_ROOT};
 pub use license::{
-    build_license, validate_new_license, validate_new_license_with_limits, validate_status_reason,
-    Issuer, License, Limits, NewLicense, ValidatedLicense, CORE_FIELD_PREFIX,
+    build_license, is_core_field, validate_new_license, validate_new_license_with_limits,
+    validate_status_reason, Issuer, License, Limits, NewLicense, ValidatedLicense, CORE_FIELDS,
+    CORE_FIELD_PREFIX,
 };
 pub use region::{region_name, regions, Region};
 pub use status::{apply_status_op, can_amend, LicenseStatus, StatusOp};

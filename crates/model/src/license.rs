@@ -112,23 +112,21 @@ impl License {
     /// empty `@valid_until`. Each one is committed to separately in the seal.
     pub fn disclosable_fields(&self) -> BTreeMap<String, String> {
         let mut fields = self.face.clone();
-        let core = [
-            ("identifier", self.identifier.clone()),
-            ("type_code", self.type_code.clone()),
-            ("holder.kind", self.holder.kind.as_code().to_owned()),
-            ("holder.id", self.holder.id.clone()),
-            ("holder.name", self.holder.name.clone()),
-            ("license_number", self.license_number.clone()),
-            ("issuer.code", self.issuer.code.clone()),
-            ("issuer.name", self.issuer.name.clone()),
-            ("issue_date", self.issue_date.to_string()),
-            ("valid_from", self.valid_from.to_string()),
-            (
-                "valid_until",
-                self.valid_until.map(|d| d.to_string()).unwrap_or_default(),
-            ),
-            ("region_code", self.region_code.clone()),
+        let values: [String; CORE_FIELDS.len()] = [
+            self.identifier.clone(),
+            self.type_code.clone(),
+            self.holder.kind.as_code().to_owned(),
+            self.holder.id.clone(),
+            self.holder.name.clone(),
+            self.license_number.clone(),
+            self.issuer.code.clone(),
+            self.issuer.name.clone(),
+            self.issue_date.to_string(),
+            self.valid_from.to_string(),
+            self.valid_until.map(|d| d.to_string()).unwrap_or_default(),
+            self.region_code.clone(),
         ];
+        let core = CORE_FIELDS.into_iter().zip(values);
         for (name, value) in core {
             fields.insert(format!("{CORE_FIELD_PREFIX}{name}"), value);
         }
@@ -138,6 +136,28 @@ impl License {
 
 /// Prefix of the names under which [`License::disclosable_fields`] lists the issued fields.
 pub const CORE_FIELD_PREFIX: &str = "@";
+
+/// The issued fields [`License::disclosable_fields`] lists, without [`CORE_FIELD_PREFIX`].
+pub const CORE_FIELDS: [&str; 12] = [
+    "identifier",
+    "type_code",
+    "holder.kind",
+    "holder.id",
+    "holder.name",
+    "license_number",
+    "issuer.code",
+    "issuer.name",
+    "issue_date",
+    "valid_from",
+    "valid_until",
+    "region_code",
+];
+
+/// Whether `name` is a [`CORE_FIELD_PREFIX`]-prefixed issued field.
+pub fn is_core_field(name: &str) -> bool {
+    name.strip_prefix(CORE_FIELD_PREFIX)
+        .is_some_and(|rest| CORE_FIELDS.contains(&rest))
+}
 
 /// A request to issue a license, before an identifier is assigned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

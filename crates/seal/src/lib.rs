@@ -26,6 +26,7 @@
 //! * [`lifecycle`]: key records and the verdict on a signature's time (rotation, revocation).
 //! * [`bundle`]: what a sealed record stores: payload, seal and commitment salts.
 //! * [`disclosure`]: salted per-field commitments for selective disclosure.
+//! * [`presentation`]: what a holder shows to reveal chosen fields, and its check.
 //! * [`status_list`]: bitstring status lists, random position allocation, compression.
 //! * [`trust_list`]: the signed list of trusted key records.
 //! * [`export`]: the exported-license document and the trust file, for offline checks.
@@ -43,6 +44,7 @@ pub mod key_file;
 pub mod key_id;
 pub mod lifecycle;
 pub mod payload;
+pub mod presentation;
 pub mod status_list;
 pub mod suite;
 pub mod trust_list;
@@ -57,6 +59,7 @@ pub use key_file::{encode_key_file, parse_key_file};
 pub use key_id::KeyId;
 pub use lifecycle::{judge, verify_with_record, KeyRecord, KeyVerdict};
 pub use payload::{seal, verify_seal, Seal, SealedPayload};
+pub use presentation::{CheckedPresentation, Presentation};
 pub use status_list::{
     allocate_position, allocate_random_position, sign_status_list, verify_status_list, Bitstring,
     SignedStatusList, StatusListDoc, StatusPurpose,

@@ -229,10 +229,13 @@ pub fn revalidate(
         Command::RegisterKey { .. } | Command::RotateKey { .. } | Command::RevokeKey { .. } => {
             crate::sealing::check_key_command(cmd)
         }
+        Command::SetDisclosure(rule) => licstore_store::policies::check_rule(templates, rule)
+            .map(|_| ())
+            .map_err(|r| rejection_status(&r)),
     }
 }
 
-fn consistency_of(c: i32, max_staleness_ms: u32) -> Result<Consistency, Status> {
+pub(crate) fn consistency_of(c: i32, max_staleness_ms: u32) -> Result<Consistency, Status> {
     match pb::Consistency::try_from(c) {
         Ok(pb::Consistency::Unspecified | pb::Consistency::Linearizable) => {
             Ok(Consistency::Linearizable)
@@ -479,8 +482,10 @@ impl Licenses for LicenseApi {
                 r.get(kind, &id, &type_code)
             })
             .await?;
-        // The seal's key record comes from the same replica: a point read on this task.
-        verdict_at(&self.node.reader, found, revision, today()).map(Response::new)
+        // The seal's key record and the disclosure rule come from the same replica: point
+        // reads on this task.
+        let item = req.service_item.trim();
+        verdict_at(&self.node.reader, found, revision, today(), item).map(Response::new)
     }
 
     async fn verify_batch(
@@ -494,6 +499,7 @@ impl Licenses for LicenseApi {
             return Err(field_status(Code::InvalidArgument, "items", reason));
         }
         let mut asked = Vec::with_capacity(req.items.len());
+        let mut service_items = Vec::with_capacity(req.items.len());
         for (i, item) in req.items.iter().enumerate() {
             // Built only on refusal: valid batches are the hot path.
             let prefix = || format!("items[{i}].");
@@ -509,6 +515,7 @@ impl Licenses for LicenseApi {
                 self.verify_item(item)
                     .map_err(|s| convert::prefixed(&s, &prefix()))?,
             );
+            service_items.push(item.service_item.trim().to_owned());
         }
         let cost = match asked.len() <= POINT_BATCH {
             true => ReadCost::Point,
@@ -521,7 +528,8 @@ impl Licenses for LicenseApi {
                 let found = r.get_many(&asked)?;
                 Ok(found
                     .into_iter()
-                    .map(|f| verdict_at(r, f, revision, today))
+                    .zip(&service_items)
+                    .map(|(f, item)| verdict_at(r, f, revision, today, item))
                     .collect::<Result<Vec<_>, Status>>())
             })
             .await?;
@@ -620,12 +628,13 @@ impl Licenses for LicenseApi {
 }
 
 /// The verdict on the licenses a verification found, with the seal's from the registry of
-/// the same replica.
+/// the same replica and the fields `service_item` is entitled to see.
 fn verdict_at(
     reader: &licstore_store::Reader,
     found: Vec<License>,
     read_revision: u64,
     today: Date,
+    service_item: &str,
 ) -> Result<pb::VerifyResponse, Status> {
     let Some(license) = best_instance(found, today) else {
         return Ok(pb::VerifyResponse {
@@ -644,7 +653,27 @@ fn verdict_at(
         digest: convert::hex(&license.digest),
         read_revision,
         seal: crate::sealing::seal_verdict(&license, reader)? as i32,
+        fields: disclosed_fields(reader, &license, service_item)?,
     })
+}
+
+/// The fields of `license` the rule for (`service_item`, its type) lists; none without one.
+fn disclosed_fields(
+    reader: &licstore_store::Reader,
+    license: &License,
+    service_item: &str,
+) -> Result<std::collections::HashMap<String, String>, Status> {
+    let names = reader
+        .disclosure_fields(service_item, &license.type_code)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    if names.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut all = license.disclosable_fields();
+    Ok(names
+        .into_iter()
+        .filter_map(|name| all.remove_entry(&name))
+        .collect())
 }
 
 fn reject(summary: &mut pb::ImportSummary, index: u64, request_id: &str, status: &Status) {

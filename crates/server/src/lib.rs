@@ -21,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod policies;
 pub mod proposer;
 pub mod query;
 pub mod raft_service;
@@ -28,6 +29,7 @@ pub mod read_rounds;
 pub mod run;
 pub mod sealing;
 pub mod stall;
+pub mod status_lists;
 pub mod watch;
 
 pub use error::ServerError;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use licstore_model::TemplateRegistry;
 use licstore_proto::v1::cluster_server::ClusterServer;
 use licstore_proto::v1::licenses_server::LicensesServer;
+use licstore_proto::v1::policies_server::PoliciesServer;
 use licstore_proto::v1::raft::raft_server::RaftServer;
 use licstore_proto::v1::seals_server::SealsServer;
 use licstore_store::{NodeId, Raft, Reader};
@@ -359,6 +360,9 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         )
         .add_service(ClusterServer::new(ClusterApi::new(node.clone())))
         .add_service(SealsServer::new(crate::sealing::SealsApi::new(
+            node.clone(),
+        )))
+        .add_service(PoliciesServer::new(crate::policies::PoliciesApi::new(
             node.clone(),
         )))
         .add_service(crate::health::service(node.clone()).await)

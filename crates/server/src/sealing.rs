@@ -59,6 +59,11 @@ impl Sealer {
         Ok(Sealer { keys })
     }
 
+    /// The secret key of `key_id`, when this node holds it.
+    pub fn secret(&self, key_id: &KeyId) -> Option<&SecretKey> {
+        self.keys.get(key_id)
+    }
+
     /// Ids of the keys held, for the start-up log.
     pub fn key_ids(&self) -> Vec<String> {
         self.keys.keys().map(ToString::to_string).collect()
@@ -539,9 +544,127 @@ impl Seals for SealsApi {
         req: Request<pb::ExportLicenseRequest>,
     ) -> Result<Response<pb::ExportLicenseResponse>, Status> {
         let req = req.into_inner();
-        let identifier = required("identifier", &req.identifier)?.trim().to_owned();
+        let why = "the license is not sealed, so it cannot be checked offline";
+        let (license, keys, read_revision) = self
+            .sealed_license(&req.identifier, req.consistency, why)
+            .await?;
+        let status_entry = crate::status_lists::entry_of(&self.node.reader, &license.identifier)?;
+        let document = ExportDocument {
+            record: licstore_model::encode(&license),
+            keys,
+        };
+        Ok(Response::new(pb::ExportLicenseResponse {
+            document: document.to_bytes(),
+            read_revision,
+            status_entry,
+        }))
+    }
+
+    async fn present(
+        &self,
+        req: Request<pb::PresentRequest>,
+    ) -> Result<Response<pb::PresentResponse>, Status> {
+        let req = req.into_inner();
+        let names = presented_names(&req.fields)?;
+        let why = "the license is not sealed, so it has no fields to present";
+        let (license, keys, read_revision) = self
+            .sealed_license(&req.identifier, req.consistency, why)
+            .await?;
+        check_presentable(&license)?;
+        let bundle = SealBundle::from_bytes(&license.seal)
+            .map_err(|e| Status::internal(format!("stored seal: {e}")))?;
+        let presentation = bundle
+            .present(&license.disclosable_fields(), &names, keys)
+            .map_err(|e| unknown_field(&req.fields, e))?;
+        let revealed = presentation
+            .revealed
+            .iter()
+            .map(|d| (d.name.clone(), d.value.clone()))
+            .collect();
+        Ok(Response::new(pb::PresentResponse {
+            document: presentation.to_bytes(),
+            revealed,
+            read_revision,
+        }))
+    }
+
+    async fn get_status_list(
+        &self,
+        req: Request<pb::GetStatusListRequest>,
+    ) -> Result<Response<pb::GetStatusListResponse>, Status> {
+        crate::status_lists::get(&self.node, req.into_inner()).await
+    }
+}
+
+/// A presentation carries no status, so only a current, valid version is presented.
+fn check_presentable(license: &License) -> Result<(), Status> {
+    if let Some(next) = &license.superseded_by {
+        let why = format!("version superseded by {next}; present the current one");
+        return Err(field_status(Code::FailedPrecondition, "identifier", why));
+    }
+    if license.status != licstore_model::LicenseStatus::Valid {
+        let why = format!("the license is {}, not valid", license.status.as_str());
+        return Err(field_status(Code::FailedPrecondition, "identifier", why));
+    }
+    Ok(())
+}
+
+/// A refusal of a name the license has no sealed field for, naming its position.
+fn unknown_field(asked: &[String], e: licstore_seal::SealError) -> Status {
+    let field = match &e {
+        licstore_seal::SealError::Disclosure { name, .. } => asked
+            .iter()
+            .position(|a| a.trim() == name)
+            .map_or("fields".to_owned(), |i| format!("fields[{i}]")),
+        _ => "fields".to_owned(),
+    };
+    field_status(Code::InvalidArgument, &field, e)
+}
+
+/// The field names a presentation request asks for: at least one, each a plausible name.
+fn presented_names(fields: &[String]) -> Result<Vec<&str>, Status> {
+    if fields.is_empty() {
+        let why = "name at least one field to reveal";
+        return Err(field_status(Code::InvalidArgument, "fields", why));
+    }
+    if fields.len() > licstore_seal::disclosure::FIELD_COUNT_MAX {
+        let why = format!(
+            "{} names; at most {}",
+            fields.len(),
+            licstore_seal::disclosure::FIELD_COUNT_MAX
+        );
+        return Err(field_status(Code::InvalidArgument, "fields", why));
+    }
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let name = name.trim();
+            if name.is_empty() || name.len() > licstore_seal::disclosure::FIELD_NAME_LEN_MAX {
+                let why = "must be 1 to 128 bytes";
+                return Err(field_status(
+                    Code::InvalidArgument,
+                    &format!("fields[{i}]"),
+                    why,
+                ));
+            }
+            Ok(name)
+        })
+        .collect()
+}
+
+impl SealsApi {
+    /// The sealed license `identifier` names, its authority's key records and the revision
+    /// read; `unsealed` is the reason given when it carries no seal.
+    async fn sealed_license(
+        &self,
+        identifier: &str,
+        consistency_level: i32,
+        unsealed: &str,
+    ) -> Result<(License, Vec<KeyRecord>, u64), Status> {
+        let identifier = required("identifier", identifier)?.trim().to_owned();
         self.node
-            .read_barrier(consistency(req.consistency)?)
+            .read_barrier(consistency(consistency_level)?)
             .await?;
         let reader = &self.node.reader;
         let read_revision = reader.applied_index().map_err(store_error)?;
@@ -556,8 +679,11 @@ impl Seals for SealsApi {
                 )
             })?;
         if license.seal.is_empty() {
-            let why = "the license is not sealed, so it cannot be checked offline";
-            return Err(field_status(Code::FailedPrecondition, "identifier", why));
+            return Err(field_status(
+                Code::FailedPrecondition,
+                "identifier",
+                unsealed,
+            ));
         }
         let keys = reader
             .seal_keys()
@@ -565,14 +691,7 @@ impl Seals for SealsApi {
             .into_iter()
             .filter(|k| k.authority == license.issuer.code)
             .collect();
-        let document = ExportDocument {
-            record: licstore_model::encode(&license),
-            keys,
-        };
-        Ok(Response::new(pb::ExportLicenseResponse {
-            document: document.to_bytes(),
-            read_revision,
-        }))
+        Ok((license, keys, read_revision))
     }
 }
 

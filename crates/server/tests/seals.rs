@@ -5,30 +5,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{field_of, licctl, licenses_at, resident_card, Cluster};
+use common::{field_of, licctl_json, licenses_at, resident_card, Cluster};
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::seals_client::SealsClient;
 use licstore_seal::{encode_key_file, SealBundle, SecretKey, Signature, Suite};
 use tonic::Code;
-
-/// Runs licctl with JSON output; returns exit code and stdout.
-fn licctl_json(args: &[&str]) -> (i32, serde_json::Value) {
-    let out = Command::new(licctl())
-        .args(args)
-        .args(["-o", "json"])
-        .env_remove("LICSTORE_ENDPOINTS")
-        .output()
-        .expect("run licctl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let value = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    let code = out.status.code().unwrap_or(-1);
-    if value.is_null() {
-        eprintln!("licctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    (code, value)
-}
 
 fn write_key(dir: &Path, name: &str, key: &SecretKey) -> String {
     let path = dir.join(name);

@@ -111,6 +111,7 @@ impl Applier<'_, '_> {
                 key_id,
                 revoked_from_ms,
             } => CommandResult::SealKeys(self.revoke_key(key_id, *revoked_from_ms)?),
+            Command::SetDisclosure(rule) => CommandResult::Disclosure(self.set_disclosure(rule)?),
         })
     }
 
@@ -441,6 +442,8 @@ impl Applier<'_, '_> {
         old.digest = content_digest(&old);
         self.txn.delete(CF_IDENT, old.identifier.as_bytes())?;
         self.store(CF_HISTORY, old.identifier.as_bytes(), &old)?;
+        // A superseded sealed version is flagged in its status list: its seal still holds.
+        self.track_status(&old)?;
         self.finish(&ckey, license, change).map(Ok)
     }
 
@@ -519,6 +522,7 @@ impl Applier<'_, '_> {
         self.txn
             .put(CF_IDENT, license.identifier.as_bytes(), ckey.to_vec())?;
         self.store(CF_CURRENT, ckey, &license)?;
+        self.track_status(&license)?;
         let summary = codec::encode("index summary", &IndexSummary::of(&license))?;
         for (_, key) in index::keys_of(&license) {
             self.txn.put(CF_INDEX, &key, summary.clone())?;

@@ -9,6 +9,8 @@ use std::fmt;
 use licstore_model::{Date, License, LicenseStatus, NewLicense, StatusOp};
 use serde::{Deserialize, Serialize};
 
+use crate::policies::DisclosureRule;
+
 /// One license to create: a new issue or an imported historic record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportItem {
@@ -107,6 +109,9 @@ pub enum Command {
         /// First instant whose signatures are void, ms since the Unix epoch.
         revoked_from_ms: u64,
     },
+    /// Set the fields a service item sees of a license type when it verifies one; no fields
+    /// removes the rule (see `policies`).
+    SetDisclosure(DisclosureRule),
 }
 
 impl fmt::Display for Command {
@@ -126,6 +131,7 @@ impl fmt::Display for Command {
             Command::RegisterKey { authority, .. } => write!(f, "register-key({authority})"),
             Command::RotateKey { authority, .. } => write!(f, "rotate-key({authority})"),
             Command::RevokeKey { .. } => write!(f, "revoke-key"),
+            Command::SetDisclosure(rule) => write!(f, "set-disclosure({})", rule.service_item),
         }
     }
 }
@@ -203,4 +209,6 @@ pub enum CommandResult {
     /// The key records a key command wrote (`licstore-seal` encoding; for a rotation the old
     /// key's then the new key's), or why it was refused.
     SealKeys(Result<Vec<Vec<u8>>, Rejection>),
+    /// The disclosure rule as stored (fields sorted; none when removed), or why it was refused.
+    Disclosure(Result<DisclosureRule, Rejection>),
 }

@@ -169,11 +169,11 @@ pub fn date_key(date: Date) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use licstore_model::{Holder, HolderKind, Issuer};
 
-    fn sample(status: LicenseStatus, until: Option<Date>) -> License {
+    pub(crate) fn sample(status: LicenseStatus, until: Option<Date>) -> License {
         License {
             identifier: "ID-1".into(),
             type_code: "T".into(),

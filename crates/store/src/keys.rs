@@ -17,6 +17,8 @@
 //! | `seal_keys` | `k` + key id (16 bytes)                      | `licstore-seal` `KeyRecord`    |
 //! |             | `a` + authority code                         | id of its active key; empty    |
 //! |             |                                              | after its revocation           |
+//! | `policies`  | `d` + service item + `\0` + type code        | bincode field names            |
+//! | `status_lists` | entries, list bookkeeping, bit chunks (see `status_lists`) |             |
 //!
 //! Secondary indexes share the `index` family, one tag byte each, over current versions only:
 //!
@@ -60,10 +62,14 @@ pub const CF_SM_VARS: &str = "sm_vars";
 pub const CF_REQ_REVS: &str = "req_revs";
 /// The registry of seal keys: key records by id, and each authority's active key.
 pub const CF_SEAL_KEYS: &str = "seal_keys";
+/// Replicated rules: the fields each service item sees of each license type.
+pub const CF_POLICIES: &str = "policies";
+/// Status-list positions and bits of sealed licenses.
+pub const CF_STATUS_LISTS: &str = "status_lists";
 
 /// Column families of the replicated state machine, in snapshot order. Their position in this
 /// list is the column-family tag in snapshot files, so new families are only ever appended.
-pub const SM_DATA_CFS: [&str; 10] = [
+pub const SM_DATA_CFS: [&str; 12] = [
     CF_CURRENT,
     CF_IDENT,
     CF_HISTORY,
@@ -74,10 +80,12 @@ pub const SM_DATA_CFS: [&str; 10] = [
     CF_SM_VARS,
     CF_REQ_REVS,
     CF_SEAL_KEYS,
+    CF_POLICIES,
+    CF_STATUS_LISTS,
 ];
 
 /// Every column family of the database.
-pub const ALL_CFS: [&str; 13] = [
+pub const ALL_CFS: [&str; 15] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_CURRENT,
@@ -91,6 +99,8 @@ pub const ALL_CFS: [&str; 13] = [
     CF_SM_VARS,
     CF_REQ_REVS,
     CF_SEAL_KEYS,
+    CF_POLICIES,
+    CF_STATUS_LISTS,
 ];
 
 /// `sm_meta` key of the last applied log id.
@@ -189,6 +199,16 @@ pub fn seal_active_key(authority: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + authority.len());
     key.push(b'a');
     key.extend_from_slice(authority.as_bytes());
+    key
+}
+
+/// `policies` key of the disclosure rule of a service item for a license type.
+pub fn disclosure_rule_key(service_item: &str, type_code: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + service_item.len() + type_code.len());
+    key.push(b'd');
+    key.extend_from_slice(service_item.as_bytes());
+    key.push(0);
+    key.extend_from_slice(type_code.as_bytes());
     key
 }
 

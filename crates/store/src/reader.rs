@@ -10,14 +10,17 @@ use openraft::alias::LogIdOf;
 use rocksdb::{Direction, IteratorMode, DB};
 
 use crate::event::{Event, EventFilter};
-use crate::keys::CF_SEAL_KEYS;
 use crate::keys::CF_SM_VARS;
 use crate::keys::SM_DATA_CFS;
 use crate::keys::{self, CF_CURRENT, CF_EVENTS, CF_HISTORY, CF_IDENT, CF_INDEX, CF_SM_META};
+use crate::keys::{CF_POLICIES, CF_SEAL_KEYS};
 use crate::query::{Pinned, Plan, Query, QueryPage};
 use crate::txn::cf_handle;
 use crate::{codec, StoreError, TypeConfig};
 use licstore_seal::KeyRecord;
+
+/// A key and its value, as RocksDB hands them out.
+pub(crate) type KeyValue = (Box<[u8]>, Box<[u8]>);
 
 /// A stretch of the change feed, read from one snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -183,6 +186,73 @@ impl Reader {
     /// Every registered seal key, in key-id order.
     pub fn seal_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.scan_cf(CF_SEAL_KEYS, b"k", decode_key_record)
+    }
+
+    /// The fields `service_item` sees of licenses of `type_code` (none without a rule).
+    pub fn disclosure_fields(
+        &self,
+        service_item: &str,
+        type_code: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = keys::disclosure_rule_key(service_item, type_code);
+        match get_at(&self.db, None, CF_POLICIES, &key)? {
+            Some(bytes) => crate::policies::decode_fields(&bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Every disclosure rule, ordered by service item then type code.
+    pub fn disclosure_rules(&self) -> Result<Vec<crate::DisclosureRule>, StoreError> {
+        let cf = cf_handle(&self.db, CF_POLICIES)?;
+        let mut rules = Vec::new();
+        for item in self.db.prefix_iterator_cf(cf, b"d") {
+            let (key, value) = item?;
+            let Some(rest) = key.strip_prefix(b"d") else {
+                break;
+            };
+            let mut parts = rest.splitn(2, |b| *b == 0);
+            let (Some(item), Some(type_code)) = (parts.next(), parts.next()) else {
+                return Err(StoreError::corrupt("disclosure rule key", "no separator"));
+            };
+            let text = |b: &[u8]| {
+                String::from_utf8(b.to_vec())
+                    .map_err(|e| StoreError::corrupt("disclosure rule key", e))
+            };
+            rules.push(crate::DisclosureRule {
+                service_item: text(item)?,
+                type_code: text(type_code)?,
+                fields: crate::policies::decode_fields(&value)?,
+            });
+        }
+        Ok(rules)
+    }
+
+    /// One value of a state-machine family, read from the latest state.
+    pub(crate) fn get_cf_bytes(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        get_at(&self.db, None, cf, key)
+    }
+
+    /// Every (key, value) under `prefix` in `cf`, in key order.
+    pub(crate) fn prefixed_cf(
+        &self,
+        cf: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let handle = cf_handle(&self.db, cf)?;
+        let mut out = Vec::new();
+        let from = IteratorMode::From(prefix, Direction::Forward);
+        for item in self.db.iterator_cf(handle, from) {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key, value));
+        }
+        Ok(out)
     }
 
     fn scan(&self, prefix: &[u8]) -> Result<Vec<License>, StoreError> {

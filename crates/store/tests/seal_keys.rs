@@ -5,7 +5,7 @@ mod common;
 
 use common::{entries, issuer_code, new_card};
 use licstore_model::{build_license, Identifier, License, LicenseStatus, NewLicense};
-use licstore_seal::{KeyRecord, SealBundle, SecretKey, Suite};
+use licstore_seal::{KeyRecord, SealBundle, SecretKey, StatusPurpose, Suite};
 use licstore_store::{Command, CommandResult, ImportItem, Reader, RejectCode, StateMachine};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -298,6 +298,90 @@ fn sealed_amendments_cover_the_next_version() {
     let stored = f.write(amend(seal.clone())).expect("amend");
     assert_eq!(stored.identifier, v2.identifier);
     assert_eq!(stored.seal, seal);
+
+    // The superseded version is flagged in the revocation list; the new one is not.
+    let list = |f: &Fixture| {
+        f.reader
+            .status_list(&issuer_code(), &v1.type_code, 0, StatusPurpose::Revocation)
+            .unwrap()
+            .expect("list 0")
+    };
+    let old = f
+        .reader
+        .status_entry(&v1.identifier)
+        .unwrap()
+        .expect("v1 entry");
+    let new = f
+        .reader
+        .status_entry(&v2.identifier)
+        .unwrap()
+        .expect("v2 entry");
+    assert_ne!(old.position, new.position);
+    let bits = list(&f);
+    assert!(bits.bits.get(old.position).unwrap());
+    assert!(!bits.bits.get(new.position).unwrap());
+    assert_eq!(bits.meta.revocation_revision, f.index);
+}
+
+#[test]
+fn sealed_licenses_get_distinct_positions_and_unsealed_ones_none() {
+    let mut f = Fixture::new();
+    let (new, unsealed) = card(99);
+    f.write(issue(99, new, Vec::new())).expect("unsealed issue");
+    assert_eq!(f.reader.status_entry(&unsealed.identifier).unwrap(), None);
+    let a = key(1, Suite::Ed25519);
+    f.keys(register(&a, T0)).expect("register");
+    let mut positions = std::collections::BTreeSet::new();
+    for seq in 100..300 {
+        let (new, license) = card(seq);
+        let seal = f.seal(&a, &license, T0 + 1);
+        f.write(issue(seq, new, seal)).expect("sealed issue");
+        let entry = f.reader.status_entry(&license.identifier).unwrap();
+        let entry = entry.expect("a sealed license has an entry");
+        assert_eq!(entry.list, 0);
+        assert!(
+            positions.insert(entry.position),
+            "position {} twice",
+            entry.position
+        );
+    }
+    let type_code = unsealed.type_code.clone();
+    let suspended = |f: &Fixture| {
+        f.reader
+            .status_list(&issuer_code(), &type_code, 0, StatusPurpose::Suspension)
+            .unwrap()
+            .expect("list")
+    };
+    let before = suspended(&f);
+    assert_eq!((before.meta.used, before.bits.count_set()), (200, 0));
+    // Positions are spread over the list, not packed at its start.
+    let last = positions.last().copied().unwrap_or(0);
+    assert!(
+        last > licstore_store::status_lists::LIST_CAPACITY / 2,
+        "{last}"
+    );
+    let (_, license) = card(150);
+    let changed = f.write(Command::ChangeStatus {
+        request_id: "suspend-150".into(),
+        identifier: license.identifier.clone(),
+        op: licstore_model::StatusOp::Suspend,
+        reason: None,
+    });
+    changed.expect("suspend");
+    let after = suspended(&f);
+    let entry = f
+        .reader
+        .status_entry(&license.identifier)
+        .unwrap()
+        .expect("entry");
+    assert!(after.bits.get(entry.position).unwrap());
+    assert_eq!(after.bits.count_set(), 1);
+    assert_eq!(after.meta.suspension_revision, f.index);
+    assert!(after.meta.suspension_revision > before.meta.suspension_revision);
+    assert_eq!(
+        after.meta.revocation_revision,
+        before.meta.revocation_revision
+    );
 }
 
 #[test]

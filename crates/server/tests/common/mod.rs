@@ -419,3 +419,19 @@ pub fn field_of(status: &tonic::Status) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Runs licctl with JSON output and no endpoints from the environment; returns its exit code
+/// and parsed stdout (null, with stderr printed, when it printed no JSON).
+pub fn licctl_json(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(licctl())
+        .args(args)
+        .args(["-o", "json"])
+        .env_remove("LICSTORE_ENDPOINTS")
+        .output()
+        .expect("run licctl");
+    let value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    if value.is_null() {
+        eprintln!("licctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.code().unwrap_or(-1), value)
+}
