@@ -144,6 +144,19 @@ licctl status "$DEMO_CARD" suspend --reason "reported lost at a service counter"
 licctl verify --holder-kind citizen_id --holder "$DEMO_CITIZEN" --type resident-id-card \
   --service-item 婚姻登记档案查询
 
+say "the suspension is in the signed status list: the offline check of the card now fails"
+licctl export "$DEMO_CARD" --out "$RUN_DIR/demo-card.lic"
+for purpose in revocation suspension; do
+  licctl status-list get --authority "$DEMO_CARD_ISSUER" --type resident-id-card \
+    --purpose "$purpose" --out "$RUN_DIR/status-$purpose.bin"
+done
+if licctl verify-offline "$RUN_DIR/demo-card.lic" --trust "$RUN_DIR/trust.bin" \
+  --root-key-id "$ROOT_ID" --status-list "$RUN_DIR/status-revocation.bin" \
+  --status-list "$RUN_DIR/status-suspension.bin"; then
+  echo "unexpected: a suspended card passed its offline status check" >&2
+  exit 1
+fi
+
 say "issuing 300 licenses one by one; the leader is killed with SIGKILL while they run"
 licctl gen --count 300 --seed 77 --out "$RUN_DIR/acked-input.jsonl" >/dev/null
 licctl issue-each "$RUN_DIR/acked-input.jsonl" --acked-file "$RUN_DIR/acked.txt" \

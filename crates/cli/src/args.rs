@@ -131,6 +131,9 @@ pub enum Command {
     /// What verifications disclose (Policies service): set-disclosure, list.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Signed status lists of an authority (Seals.GetStatusList), for `verify-offline`.
+    #[command(subcommand)]
+    StatusList(StatusListCommand),
 }
 
 /// `licctl present`.
@@ -260,6 +263,40 @@ pub struct VerifyOfflineArgs {
     /// root of their own, so the file is accepted only under this one.
     #[arg(long)]
     pub root_key_id: String,
+    /// A status list of the license's authority and type (`licctl status-list get`); the
+    /// license must be clear in it. Repeatable (revocation and suspension).
+    #[arg(long = "status-list")]
+    pub status_lists: Vec<PathBuf>,
+}
+
+/// `licctl status-list ...`.
+#[derive(Debug, Subcommand)]
+pub enum StatusListCommand {
+    /// Download an authority's signed status list for a license type (Seals.GetStatusList).
+    Get(StatusListGetArgs),
+}
+
+/// `licctl status-list get`.
+#[derive(Debug, Args)]
+pub struct StatusListGetArgs {
+    /// Authority (issuer) code.
+    #[arg(long)]
+    pub authority: String,
+    /// License type code or template key.
+    #[arg(long = "type")]
+    pub type_code: String,
+    /// `revocation` or `suspension`.
+    #[arg(long, default_value = "revocation")]
+    pub purpose: String,
+    /// List number (an export's status entry names it).
+    #[arg(long, default_value_t = 0)]
+    pub list: u32,
+    /// Revision of the copy held; the list is written only when newer.
+    #[arg(long, default_value_t = 0)]
+    pub if_newer_than: u64,
+    /// Where to write the signed list.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `licctl trust ...`.

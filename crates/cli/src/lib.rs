@@ -35,6 +35,7 @@ pub mod output;
 pub mod perf;
 pub mod seals;
 pub mod snapshot;
+pub mod status_lists;
 pub mod types;
 pub mod verify_items;
 pub mod view;
@@ -46,6 +47,7 @@ use anyhow::Context;
 use licstore_client::Client;
 use licstore_model::Date;
 
+use crate::args::StatusListCommand;
 use crate::args::{CheckCommand, Cli, Command, EndpointCommand, GenArgs, LeaderCommand};
 use crate::dataset::RecordWriter;
 use crate::output::{emit, OutputFormat, Render, Table};
@@ -152,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Present(a) => disclosure::present(&ctx, a).await,
         Command::VerifyPresentation(a) => disclosure::verify_presentation_cmd(&ctx, a),
         Command::Policy(c) => disclosure::policy(&ctx, c).await,
+        Command::StatusList(StatusListCommand::Get(a)) => status_lists::get(&ctx, a).await,
     }
 }
 

@@ -374,7 +374,7 @@ pub async fn trust(ctx: &Ctx, command: TrustCommand) -> anyhow::Result<()> {
 /// `licctl verify-offline`: exits non-zero unless the seal holds under the trust list.
 pub fn verify_offline_cmd(ctx: &Ctx, args: VerifyOfflineArgs) -> anyhow::Result<()> {
     let (doc, trust, pin) = offline_inputs(&args.file, &args.trust, &args.root_key_id)?;
-    let report = verify_offline(&doc, &trust, pin);
+    let report = verify_offline(&doc, &trust, pin, &args.status_lists);
     emit(ctx.output, &report)?;
     if report.valid {
         Ok(())
@@ -414,12 +414,19 @@ pub struct OfflineReport {
     pub root_key_id: String,
     /// The status the record had when exported; the seal does not cover it.
     pub status_at_export: String,
+    /// One line per status list checked (`--status-list`).
+    pub status_lists: Vec<String>,
 }
 
 /// Checks an exported license against a trust file; see the module header.
-pub fn verify_offline(doc: &[u8], trust: &[u8], pin: KeyId) -> OfflineReport {
+pub fn verify_offline(
+    doc: &[u8],
+    trust: &[u8],
+    pin: KeyId,
+    status_lists: &[std::path::PathBuf],
+) -> OfflineReport {
     let mut report = OfflineReport::default();
-    match check(doc, trust, pin, &mut report) {
+    match check(doc, trust, pin, status_lists, &mut report) {
         Ok(()) => {
             report.valid = true;
             report.reason = "seal verified under the trust list".into();
@@ -429,7 +436,13 @@ pub fn verify_offline(doc: &[u8], trust: &[u8], pin: KeyId) -> OfflineReport {
     report
 }
 
-fn check(doc: &[u8], trust: &[u8], pin: KeyId, report: &mut OfflineReport) -> Result<(), String> {
+fn check(
+    doc: &[u8],
+    trust: &[u8],
+    pin: KeyId,
+    status_lists: &[std::path::PathBuf],
+    report: &mut OfflineReport,
+) -> Result<(), String> {
     let doc = ExportDocument::from_bytes(doc).map_err(|e| format!("export file: {e}"))?;
     let license: License =
         canonical::decode_verified(&doc.record).map_err(|e| format!("record: {e}"))?;
@@ -462,6 +475,8 @@ fn check(doc: &[u8], trust: &[u8], pin: KeyId, report: &mut OfflineReport) -> Re
     if !verdict.accepts() {
         return Err(format!("key {}: {verdict}", record.key_id));
     }
+    let entry = doc.status_entry.as_ref();
+    report.status_lists = crate::status_lists::check_lists(&license, entry, &list, status_lists)?;
     Ok(())
 }
 
@@ -490,6 +505,7 @@ impl Render for OfflineReport {
             ("key verdict", self.key_verdict.clone()),
             ("trust root", self.root_key_id.clone()),
             ("status at export", self.status_at_export.clone()),
+            ("status lists", self.status_lists.join("; ")),
         ];
         for (k, v) in rows {
             t.row([k.to_owned(), v]);

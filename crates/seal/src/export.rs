@@ -1,12 +1,15 @@
 //! Files that travel without a server: an exported license and a trust file.
 //!
-//! # Exported license, version 1
+//! # Exported license, version 2
 //!
 //! | # | field   | encoding                                                             |
 //! |---|---------|----------------------------------------------------------------------|
-//! | 0 | domain  | string [`EXPORT_DOMAIN`], then `u8` version 1                        |
+//! | 0 | domain  | string [`EXPORT_DOMAIN`], then `u8` version 2                        |
 //! | 1 | record  | `u32` length, then the license's canonical record (with its seal)     |
 //! | 2 | keys    | `u32` count, then per key `u32` length and a [`KeyRecord`] encoding  |
+//! | 3 | entry   | `u32` length, then a [`SignedStatusEntry`] encoding; length 0: none  |
+//!
+//! Version 1 is version 2 without field 3; it still decodes (with no entry).
 //!
 //! The record's encoding belongs to `licstore-model`; this crate carries it as bytes. The key
 //! records are the exporting store's view of the authority's keys (the key chain). They are
@@ -28,6 +31,7 @@
 use crate::codec::{Reader, Writer};
 use crate::error::SealError;
 use crate::lifecycle::KeyRecord;
+use crate::status_entry::SignedStatusEntry;
 use crate::suite::PublicKey;
 use crate::trust_list::{verify_trust_list, TrustList};
 
@@ -38,6 +42,8 @@ pub const EXPORT_DOMAIN: &str = "licstore exported license";
 pub const TRUST_FILE_DOMAIN: &str = "licstore trust file";
 
 const VERSION: u8 = 1;
+const EXPORT_VERSION: u8 = 2;
+const STATUS_ENTRY_BYTES_MAX: usize = 4096;
 
 /// Largest record carried, in bytes.
 const RECORD_BYTES_MAX: usize = 1 << 20;
@@ -61,25 +67,37 @@ pub struct ExportDocument {
     pub record: Vec<u8>,
     /// The exporting store's records of the authority's keys.
     pub keys: Vec<KeyRecord>,
+    /// The authority's signed word on where the license's status bits are, when the
+    /// exporting node could sign it.
+    pub status_entry: Option<SignedStatusEntry>,
 }
 
 impl ExportDocument {
     /// The format in the module header.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.header(EXPORT_DOMAIN, VERSION);
+        w.header(EXPORT_DOMAIN, EXPORT_VERSION);
         w.bytes(&self.record);
         w.u32(u32::try_from(self.keys.len()).unwrap_or(u32::MAX));
         for key in &self.keys {
             w.bytes(&key.to_bytes());
         }
+        let entry = self.status_entry.as_ref().map(SignedStatusEntry::to_bytes);
+        w.bytes(&entry.unwrap_or_default());
         w.0
     }
 
-    /// Decodes bytes produced by [`ExportDocument::to_bytes`].
+    /// Decodes bytes produced by [`ExportDocument::to_bytes`], or a version 1 document.
     pub fn from_bytes(bytes: &[u8]) -> Result<ExportDocument, SealError> {
         let mut r = Reader::new(bytes);
-        r.header(EXPORT_DOMAIN, VERSION)?;
+        let version = match r.header(EXPORT_DOMAIN, EXPORT_VERSION) {
+            Ok(()) => EXPORT_VERSION,
+            Err(_) => {
+                r = Reader::new(bytes);
+                r.header(EXPORT_DOMAIN, VERSION)?;
+                VERSION
+            }
+        };
         let record = r.bytes("export.record", RECORD_BYTES_MAX)?.to_vec();
         let count = r.u32("export.keys")?;
         if usize::try_from(count).map_or(true, |c| c > KEYS_MAX) {
@@ -91,8 +109,19 @@ impl ExportDocument {
                 r.bytes("export.keys", KEY_RECORD_BYTES_MAX)?,
             )?);
         }
+        let mut status_entry = None;
+        if version == EXPORT_VERSION {
+            let entry = r.bytes("export.status_entry", STATUS_ENTRY_BYTES_MAX)?;
+            if !entry.is_empty() {
+                status_entry = Some(SignedStatusEntry::from_bytes(entry)?);
+            }
+        }
         r.finish("export")?;
-        Ok(ExportDocument { record, keys })
+        Ok(ExportDocument {
+            record,
+            keys,
+            status_entry,
+        })
     }
 }
 
@@ -145,15 +174,38 @@ mod tests {
     #[test]
     fn export_documents_roundtrip_and_reject_truncation() {
         let record = KeyRecord::new("AUTH", key(1).public_key(), 5);
-        let doc = ExportDocument {
-            record: vec![1, 2, 3],
-            keys: vec![record],
+        let claim = crate::StatusEntryClaim {
+            authority: "AUTH".into(),
+            license_type: "T".into(),
+            issued_digest: [3; 32],
+            list: 0,
+            position: 17,
         };
-        let bytes = doc.to_bytes();
-        assert_eq!(ExportDocument::from_bytes(&bytes), Ok(doc));
-        for length in 0..bytes.len() {
-            assert!(ExportDocument::from_bytes(&bytes[..length]).is_err());
+        let entry = crate::sign_status_entry(&key(1), claim).unwrap();
+        for status_entry in [None, Some(entry)] {
+            let doc = ExportDocument {
+                record: vec![1, 2, 3],
+                keys: vec![record.clone()],
+                status_entry,
+            };
+            let bytes = doc.to_bytes();
+            assert_eq!(ExportDocument::from_bytes(&bytes), Ok(doc));
+            for length in 0..bytes.len() {
+                assert!(ExportDocument::from_bytes(&bytes[..length]).is_err());
+            }
         }
+    }
+
+    #[test]
+    fn version_1_documents_still_decode() {
+        let record = KeyRecord::new("AUTH", key(1).public_key(), 5);
+        let mut w = Writer::default();
+        w.header(EXPORT_DOMAIN, 1);
+        w.bytes(&[1, 2, 3]);
+        w.u32(1);
+        w.bytes(&record.to_bytes());
+        let doc = ExportDocument::from_bytes(&w.0).unwrap();
+        assert_eq!((doc.keys, doc.status_entry), (vec![record], None));
     }
 
     #[test]

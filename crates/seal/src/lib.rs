@@ -28,6 +28,7 @@
 //! * [`disclosure`]: salted per-field commitments for selective disclosure.
 //! * [`presentation`]: what a holder shows to reveal chosen fields, and its check.
 //! * [`status_list`]: bitstring status lists, random position allocation, compression.
+//! * [`status_entry`]: the signed claim tying a license to its status-list position.
 //! * [`trust_list`]: the signed list of trusted key records.
 //! * [`export`]: the exported-license document and the trust file, for offline checks.
 //! * [`error`]: the crate's one error type; every error names its field.
@@ -45,6 +46,7 @@ pub mod key_id;
 pub mod lifecycle;
 pub mod payload;
 pub mod presentation;
+pub mod status_entry;
 pub mod status_list;
 pub mod suite;
 pub mod trust_list;
@@ -60,6 +62,7 @@ pub use key_id::KeyId;
 pub use lifecycle::{judge, verify_with_record, KeyRecord, KeyVerdict};
 pub use payload::{seal, verify_seal, Seal, SealedPayload};
 pub use presentation::{CheckedPresentation, Presentation};
+pub use status_entry::{sign_status_entry, SignedStatusEntry, StatusEntryClaim};
 pub use status_list::{
     allocate_position, allocate_random_position, sign_status_list, verify_status_list, Bitstring,
     SignedStatusList, StatusListDoc, StatusPurpose,

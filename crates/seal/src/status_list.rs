@@ -15,26 +15,27 @@
 //! loses that compatibility. The signature covers the *uncompressed* bits, so a different
 //! compressor version (which may emit different gzip bytes) never changes what is signed.
 //!
-//! # Signed bytes, version 1
+//! # Signed bytes, version 2
 //!
-//! | # | field          | encoding                                             |
-//! |---|----------------|------------------------------------------------------|
-//! | 0 | domain         | string [`STATUS_LIST_DOMAIN`]                        |
-//! | 1 | format version | `u8` = 1                                             |
-//! | 2 | suite          | `u8` tag of the signing key                          |
-//! | 3 | key_id         | 16 raw bytes                                         |
-//! | 4 | authority      | string, 1 to 128 bytes                               |
-//! | 5 | license_type   | string, 1 to 128 bytes                               |
-//! | 6 | purpose        | `u8`: 1 revocation, 2 suspension                     |
-//! | 7 | revision       | `u64`, increases with every published change         |
-//! | 8 | issued_at_ms   | `u64`                                                |
-//! | 9 | capacity       | `u32` number of entries, a multiple of 8             |
-//! | 10 | bits          | capacity / 8 raw bytes                               |
+//! | #  | field          | encoding                                            |
+//! |----|----------------|-----------------------------------------------------|
+//! | 0  | domain         | string [`STATUS_LIST_DOMAIN`]                       |
+//! | 1  | format version | `u8` = 2                                            |
+//! | 2  | suite          | `u8` tag of the signing key                         |
+//! | 3  | key_id         | 16 raw bytes                                        |
+//! | 4  | authority      | string, 1 to 128 bytes                              |
+//! | 5  | license_type   | string, 1 to 128 bytes                              |
+//! | 6  | purpose        | `u8`: 1 revocation, 2 suspension                    |
+//! | 7  | list           | `u32` list number within (authority, license_type)  |
+//! | 8  | revision       | `u64`, increases with every published change        |
+//! | 9  | issued_at_ms   | `u64`                                               |
+//! | 10 | capacity       | `u32` number of entries, a multiple of 8            |
+//! | 11 | bits           | capacity / 8 raw bytes                              |
 //!
-//! # Published bytes, version 1
+//! # Published bytes, version 2
 //!
-//! Domain string [`SIGNED_STATUS_LIST_DOMAIN`], version `u8` = 1, the seal (see
-//! [`crate::payload`]), fields 4 to 9 as above, then the gzip bytes as a `u32`-length byte
+//! Domain string [`SIGNED_STATUS_LIST_DOMAIN`], version `u8` = 2, the seal (see
+//! [`crate::payload`]), fields 4 to 10 as above, then the gzip bytes as a `u32`-length byte
 //! string. Decoding inflates at most capacity / 8 + 1 bytes, so a small input cannot expand
 //! into a large allocation.
 
@@ -60,7 +61,7 @@ pub const STATUS_LIST_DOMAIN: &str = "licstore status list";
 /// Domain string of the published bytes.
 pub const SIGNED_STATUS_LIST_DOMAIN: &str = "licstore signed status list";
 
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
 const LICENSE_TYPE_LEN_MAX: usize = 128;
 
 /// A fixed-capacity string of bits; position 0 is the most significant bit of byte 0.
@@ -274,6 +275,9 @@ pub struct StatusListDoc {
     pub license_type: String,
     /// What a set bit means.
     pub purpose: StatusPurpose,
+    /// List number within (authority, license type): one list holds a bounded number of
+    /// licenses, so an authority may have several.
+    pub list: u32,
     /// Increases with every published change, so a verifier can refuse an older list.
     pub revision: u64,
     /// When this revision was published, ms since the Unix epoch.
@@ -308,6 +312,7 @@ impl StatusListDoc {
         w.string(&self.authority);
         w.string(&self.license_type);
         w.u8(self.purpose.tag());
+        w.u32(self.list);
         w.u64(self.revision);
         w.u64(self.issued_at_ms);
         w.u32(self.bits.capacity());
@@ -344,6 +349,7 @@ impl SignedStatusList {
         let purpose_tag = r.u8("status_list.purpose")?;
         let purpose = StatusPurpose::from_tag(purpose_tag)
             .ok_or_else(|| r.error("status_list.purpose", format!("unknown tag {purpose_tag}")))?;
+        let list = r.u32("status_list.list")?;
         let revision = r.u64("status_list.revision")?;
         let issued_at_ms = r.u64("status_list.issued_at_ms")?;
         let capacity = r.u32("status_list.capacity")?;
@@ -354,6 +360,7 @@ impl SignedStatusList {
             authority,
             license_type,
             purpose,
+            list,
             revision,
             issued_at_ms,
             bits: Bitstring::decompress(compressed, capacity)?,
@@ -404,6 +411,7 @@ mod tests {
             authority: "11310000002420436Y".into(),
             license_type: "11100000000013338W032".into(),
             purpose: StatusPurpose::Revocation,
+            list: 0,
             revision: 3,
             issued_at_ms: 1_735_689_600_000,
             bits,

@@ -549,9 +549,12 @@ impl Seals for SealsApi {
             .sealed_license(&req.identifier, req.consistency, why)
             .await?;
         let status_entry = crate::status_lists::entry_of(&self.node.reader, &license.identifier)?;
+        let signed =
+            crate::status_lists::signed_entry(&self.node, &license, status_entry.as_ref())?;
         let document = ExportDocument {
             record: licstore_model::encode(&license),
             keys,
+            status_entry: signed,
         };
         Ok(Response::new(pb::ExportLicenseResponse {
             document: document.to_bytes(),

@@ -4,8 +4,10 @@
 //! Bits and revisions are replicated state (`licstore_store::status_lists`), so every replica
 //! serves the same bits at the same revision; only the signature and its time are this node's.
 
+use licstore_model::License;
 use licstore_proto::v1 as pb;
-use licstore_seal::{sign_status_list, StatusListDoc, StatusPurpose};
+use licstore_seal::{sign_status_entry, sign_status_list, StatusListDoc, StatusPurpose};
+use licstore_seal::{SignedStatusEntry, StatusEntryClaim};
 use licstore_store::status_lists::LIST_CAPACITY;
 use tonic::{Code, Response, Status};
 
@@ -77,6 +79,7 @@ pub async fn get(
         authority,
         license_type: type_code,
         purpose,
+        list: req.list,
         revision: list.meta.revision(purpose),
         issued_at_ms: now_ms(),
         bits: list.bits,
@@ -99,4 +102,31 @@ pub fn entry_of(
             list: e.list,
             position: e.position,
         }))
+}
+
+/// The authority's signed word on where `license`'s bits are, when this node holds the
+/// authority's active key; `None` otherwise (the export then carries no entry).
+pub fn signed_entry(
+    node: &Node,
+    license: &License,
+    entry: Option<&pb::StatusListEntry>,
+) -> Result<Option<SignedStatusEntry>, Status> {
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    let active = node
+        .reader
+        .active_seal_key(&license.issuer.code)
+        .map_err(internal)?;
+    let Some(secret) = active.and_then(|k| node.sealer.secret(&k.key_id)) else {
+        return Ok(None);
+    };
+    let claim = StatusEntryClaim {
+        authority: license.issuer.code.clone(),
+        license_type: license.type_code.clone(),
+        issued_digest: licstore_model::issued_digest(license),
+        list: entry.list,
+        position: entry.position,
+    };
+    sign_status_entry(secret, claim).map(Some).map_err(internal)
 }

@@ -4,9 +4,10 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{field_of, licenses_at, resident_card, Cluster};
+use common::{field_of, licctl_json, licenses_at, resident_card, Cluster};
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::seals_client::SealsClient;
 use licstore_seal::{encode_key_file, verify_status_list, PublicKey, SecretKey, Suite};
@@ -162,6 +163,8 @@ async fn a_status_change_flips_its_bit_in_the_next_revision_on_every_replica() {
         assert_eq!(bits.count_set(), 1, "{addr}");
     }
 
+    offline_status_checks(&cluster, &cards, dir.path());
+
     let mut bad = ask(suspension, 0);
     bad.purpose = 0;
     let refused = seals_at(&addrs[0])
@@ -179,4 +182,74 @@ async fn a_status_change_flips_its_bit_in_the_next_revision_on_every_replica() {
         .await
         .expect_err("no list 7");
     assert_eq!(refused.code(), Code::NotFound);
+}
+
+/// `verify-offline --status-list`: card 1 (valid) passes with both lists clear; card 3
+/// (revoked) fails on the revocation list though its seal still holds.
+fn offline_status_checks(cluster: &Cluster, cards: &[pb::License], dir: &Path) {
+    let endpoints = cluster.endpoints().join(",");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let root = SecretKey::from_seed(Suite::Ed25519, &[22; 32]).expect("key");
+    std::fs::write(path("root.key"), encode_key_file(&root)).expect("write root");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--endpoints", &endpoints];
+        all.extend_from_slice(args);
+        licctl_json(&all)
+    };
+    let issuer = common::issuer_code();
+    let (code, _) = run(&[
+        "trust",
+        "export",
+        "--root-key",
+        &path("root.key"),
+        "--issued-by",
+        &issuer,
+        "--out",
+        &path("trust.bin"),
+    ]);
+    assert_eq!(code, 0);
+    for purpose in ["revocation", "suspension"] {
+        let (code, got) = run(&[
+            "status-list",
+            "get",
+            "--authority",
+            &issuer,
+            "--type",
+            "resident-id-card",
+            "--purpose",
+            purpose,
+            "--out",
+            &path(purpose),
+        ]);
+        assert_eq!(code, 0, "{got}");
+    }
+    let root_id = root.key_id().to_string();
+    let check = |card: &pb::License| {
+        let file = path(&format!("{}.lic", card.revision));
+        let (code, _) = run(&["export", &card.identifier, "--out", &file]);
+        assert_eq!(code, 0);
+        licctl_json(&[
+            "verify-offline",
+            &file,
+            "--trust",
+            &path("trust.bin"),
+            "--root-key-id",
+            &root_id,
+            "--status-list",
+            &path("revocation"),
+            "--status-list",
+            &path("suspension"),
+        ])
+    };
+    let (code, report) = check(&cards[0]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["status_lists"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+    let (code, report) = check(&cards[2]);
+    assert_eq!(code, 1, "{report}");
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no longer valid"), "{reason}");
 }
