@@ -263,10 +263,13 @@ pub struct VerifyOfflineArgs {
     /// root of their own, so the file is accepted only under this one.
     #[arg(long)]
     pub root_key_id: String,
-    /// A status list of the license's authority and type (`licctl status-list get`); the
-    /// license must be clear in it. Repeatable (revocation and suspension).
+    /// A status list of the license's authority and type (`licctl status-list get`); give
+    /// one revocation and one suspension list, and the license must be clear in both.
     #[arg(long = "status-list")]
     pub status_lists: Vec<PathBuf>,
+    /// Oldest status list accepted, by its signing time, in seconds before now.
+    #[arg(long, default_value_t = 86_400)]
+    pub max_list_age_s: u64,
 }
 
 /// `licctl status-list ...`.

@@ -331,6 +331,7 @@ pub async fn export(ctx: &Ctx, identifier: String, out: &Path) -> anyhow::Result
             identifier: license.identifier,
             keys: doc.keys.len(),
             bytes: r.document.len(),
+            status_entry: doc.status_entry.is_some(),
         },
     )
 }
@@ -374,7 +375,12 @@ pub async fn trust(ctx: &Ctx, command: TrustCommand) -> anyhow::Result<()> {
 /// `licctl verify-offline`: exits non-zero unless the seal holds under the trust list.
 pub fn verify_offline_cmd(ctx: &Ctx, args: VerifyOfflineArgs) -> anyhow::Result<()> {
     let (doc, trust, pin) = offline_inputs(&args.file, &args.trust, &args.root_key_id)?;
-    let report = verify_offline(&doc, &trust, pin, &args.status_lists);
+    let max_age_ms = args.max_list_age_s.saturating_mul(1000);
+    let inputs = crate::status_lists::ListInputs {
+        files: &args.status_lists,
+        not_before_ms: now_ms().saturating_sub(max_age_ms),
+    };
+    let report = verify_offline(&doc, &trust, pin, &inputs);
     emit(ctx.output, &report)?;
     if report.valid {
         Ok(())
@@ -423,7 +429,7 @@ pub fn verify_offline(
     doc: &[u8],
     trust: &[u8],
     pin: KeyId,
-    status_lists: &[std::path::PathBuf],
+    status_lists: &crate::status_lists::ListInputs<'_>,
 ) -> OfflineReport {
     let mut report = OfflineReport::default();
     match check(doc, trust, pin, status_lists, &mut report) {
@@ -440,7 +446,7 @@ fn check(
     doc: &[u8],
     trust: &[u8],
     pin: KeyId,
-    status_lists: &[std::path::PathBuf],
+    status_lists: &crate::status_lists::ListInputs<'_>,
     report: &mut OfflineReport,
 ) -> Result<(), String> {
     let doc = ExportDocument::from_bytes(doc).map_err(|e| format!("export file: {e}"))?;
@@ -616,6 +622,8 @@ pub struct ExportView {
     pub identifier: String,
     pub keys: usize,
     pub bytes: usize,
+    /// Whether the export carries a signed status entry (needed by `--status-list`).
+    pub status_entry: bool,
 }
 
 impl Render for ExportView {
@@ -625,6 +633,8 @@ impl Render for ExportView {
         t.row(["identifier".to_owned(), self.identifier.clone()]);
         t.row(["key records".to_owned(), self.keys.to_string()]);
         t.row(["bytes".to_owned(), self.bytes.to_string()]);
+        let entry = if self.status_entry { "signed" } else { "none" };
+        t.row(["status entry".to_owned(), entry.to_owned()]);
         t
     }
 }

@@ -61,38 +61,62 @@ pub async fn get(ctx: &Ctx, args: StatusListGetArgs) -> anyhow::Result<()> {
     emit(ctx.output, &view)
 }
 
-/// Checks `license` against each status-list file; one line per list, or why it fails.
+/// What an offline status check is given.
+pub struct ListInputs<'a> {
+    /// The `--status-list` files: one revocation and one suspension list.
+    pub files: &'a [PathBuf],
+    /// Oldest list accepted, by its signing time, ms since the Unix epoch.
+    pub not_before_ms: u64,
+}
+
+/// Checks `license` against its revocation and suspension lists; one line per list, or why
+/// it fails. With no files there is nothing to check.
 pub fn check_lists(
     license: &License,
     entry: Option<&SignedStatusEntry>,
     trust: &TrustList,
-    files: &[PathBuf],
+    inputs: &ListInputs<'_>,
 ) -> Result<Vec<String>, String> {
-    if files.is_empty() {
+    if inputs.files.is_empty() {
         return Ok(Vec::new());
     }
     let entry = entry.ok_or(
-        "the export carries no signed status entry (export it from a node \
-                             holding the authority's key)",
+        "the export carries no signed status entry: the exporting node holds no key of the \
+         authority, or the license has not changed status since status lists were added",
     )?;
     check_entry(license, entry, trust)?;
-    files
-        .iter()
-        .map(|f| check_list(license, entry, trust, f))
-        .collect()
+    let mut lines = Vec::new();
+    let mut purposes = Vec::new();
+    for file in inputs.files {
+        let (purpose, line) = check_list(entry, trust, inputs.not_before_ms, file)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        purposes.push(purpose);
+        lines.push(line);
+    }
+    purposes.sort_by_key(|p| matches!(p, StatusPurpose::Suspension));
+    if purposes != [StatusPurpose::Revocation, StatusPurpose::Suspension] {
+        return Err("--status-list needs one revocation and one suspension list".into());
+    }
+    Ok(lines)
 }
 
+/// The trust list's record of `key_id`, which must be a key of `authority` that accepts
+/// `signed_at_ms`.
 fn trusted_key<'t>(
     trust: &'t TrustList,
-    license: &License,
+    authority: &str,
     key_id: &licstore_seal::KeyId,
-    what: &str,
+    signed_at_ms: u64,
 ) -> Result<&'t licstore_seal::KeyRecord, String> {
     let record = trust
         .find(key_id)
-        .ok_or_else(|| format!("{what}: key {key_id} is not in the trust list"))?;
-    if record.authority != license.issuer.code {
-        return Err(format!("{what}: key {key_id} is not the issuer's"));
+        .ok_or_else(|| format!("key {key_id} is not in the trust list"))?;
+    if record.authority != authority {
+        return Err(format!("key {key_id} is not a key of {authority}"));
+    }
+    let verdict = judge(record, signed_at_ms);
+    if !verdict.accepts() {
+        return Err(format!("key {key_id}: {verdict}"));
     }
     Ok(record)
 }
@@ -102,48 +126,50 @@ fn check_entry(
     entry: &SignedStatusEntry,
     trust: &TrustList,
 ) -> Result<(), String> {
-    let record = trusted_key(trust, license, &entry.seal.key_id, "status entry")?;
+    let claim = &entry.claim;
+    let issuer = &license.issuer.code;
+    let record = trusted_key(trust, issuer, &entry.seal.key_id, claim.signed_at_ms)
+        .map_err(|e| format!("status entry: {e}"))?;
     entry
         .verify(&record.public_key)
         .map_err(|e| format!("status entry: {e}"))?;
-    let claim = &entry.claim;
-    let issued = canonical::issued_digest(license);
-    if claim.issued_digest != issued || claim.license_type != license.type_code {
-        return Err("status entry: names another license".into());
+    if claim.authority != *issuer {
+        return Err(format!("status entry: names authority {}", claim.authority));
+    }
+    if claim.license_type != license.type_code {
+        return Err(format!("status entry: names type {}", claim.license_type));
+    }
+    if claim.issued_digest != canonical::issued_digest(license) {
+        return Err("status entry: its issued digest is another license's".into());
     }
     Ok(())
 }
 
 fn check_list(
-    license: &License,
     entry: &SignedStatusEntry,
     trust: &TrustList,
+    not_before_ms: u64,
     file: &Path,
-) -> Result<String, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("read {}: {e}", file.display()))?;
+) -> Result<(StatusPurpose, String), String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("read: {e}"))?;
     let list = SignedStatusList::from_bytes(&bytes).map_err(|e| format!("status list: {e}"))?;
-    let record = trusted_key(trust, license, &list.seal.key_id, "status list")?;
-    list.verify(&record.public_key)
-        .map_err(|e| format!("status list: {e}"))?;
     let doc = &list.doc;
-    let verdict = judge(record, doc.issued_at_ms);
-    if !verdict.accepts() {
-        return Err(format!("status list: key {}: {verdict}", record.key_id));
-    }
     let claim = &entry.claim;
+    let record = trusted_key(trust, &claim.authority, &list.seal.key_id, doc.issued_at_ms)?;
+    list.verify(&record.public_key).map_err(|e| e.to_string())?;
     if doc.authority != claim.authority
         || doc.license_type != claim.license_type
         || doc.list != claim.list
     {
+        return Err("not the list of the license's status entry".into());
+    }
+    if doc.issued_at_ms < not_before_ms {
         return Err(format!(
-            "status list {}: not the license's list",
-            file.display()
+            "signed at {} ms, older than --max-list-age-s allows",
+            doc.issued_at_ms
         ));
     }
-    let set = doc
-        .bits
-        .get(claim.position)
-        .map_err(|e| format!("status list: {e}"))?;
+    let set = doc.bits.get(claim.position).map_err(|e| e.to_string())?;
     let (name, meaning) = match doc.purpose {
         StatusPurpose::Revocation => ("revocation", "no longer valid"),
         StatusPurpose::Suspension => ("suspension", "suspended"),
@@ -154,10 +180,11 @@ fn check_list(
             doc.revision
         ));
     }
-    Ok(format!(
-        "{name} list {} revision {}: clear",
-        doc.list, doc.revision
-    ))
+    let line = format!(
+        "{name} list {} revision {} signed at {} ms: clear",
+        doc.list, doc.revision, doc.issued_at_ms
+    );
+    Ok((doc.purpose, line))
 }
 
 /// What `licctl status-list get` prints.

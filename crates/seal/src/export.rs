@@ -180,6 +180,7 @@ mod tests {
             issued_digest: [3; 32],
             list: 0,
             position: 17,
+            signed_at_ms: 9,
         };
         let entry = crate::sign_status_entry(&key(1), claim).unwrap();
         for status_entry in [None, Some(entry)] {

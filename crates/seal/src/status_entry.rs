@@ -10,7 +10,8 @@
 //!
 //! Domain string [`STATUS_ENTRY_DOMAIN`], `u8` version 1, `u8` suite tag, 16-byte key id,
 //! then the claim: authority string, license type string, 32-byte issued digest, `u32` list,
-//! `u32` position.
+//! `u32` position, `u64` signing time (ms since the Unix epoch), by which the key's lifecycle
+//! judges the entry as it judges a seal.
 //!
 //! # Published bytes, version 1
 //!
@@ -45,6 +46,8 @@ pub struct StatusEntryClaim {
     pub list: u32,
     /// Position within the list.
     pub position: u32,
+    /// When the entry was signed, ms since the Unix epoch, as the signer states.
+    pub signed_at_ms: u64,
 }
 
 impl StatusEntryClaim {
@@ -63,6 +66,7 @@ impl StatusEntryClaim {
         w.raw(&self.issued_digest);
         w.u32(self.list);
         w.u32(self.position);
+        w.u64(self.signed_at_ms);
     }
 
     fn signed_bytes(&self, suite: Suite, key_id: KeyId) -> Vec<u8> {
@@ -116,6 +120,7 @@ impl SignedStatusEntry {
             issued_digest: r.array("status_entry.issued_digest")?,
             list: r.u32("status_entry.list")?,
             position: r.u32("status_entry.position")?,
+            signed_at_ms: r.u64("status_entry.signed_at_ms")?,
         };
         r.finish("status_entry")?;
         claim.validate().map_err(SealError::into_decode)?;
@@ -140,6 +145,7 @@ mod tests {
             issued_digest: [5; 32],
             list: 0,
             position: 90_210,
+            signed_at_ms: 1_735_689_600_000,
         }
     }
 

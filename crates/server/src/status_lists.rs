@@ -47,21 +47,21 @@ pub async fn get(
     let purpose = purpose(req.purpose)?;
     node.read_barrier(consistency_of(req.consistency, 0)?)
         .await?;
-    let reader = &node.reader;
-    let read_revision = reader.applied_index().map_err(internal)?;
-    let Some(list) = reader
+    let found = node
+        .reader
         .status_list(&authority, &type_code, req.list, purpose)
-        .map_err(internal)?
-    else {
+        .map_err(internal)?;
+    let Some((read_revision, list)) = found else {
         let why = format!(
             "no status list {} for {authority} and {type_code}",
             req.list
         );
         return Err(field_status(Code::NotFound, "list", why));
     };
+    let revision = list.meta.revision(purpose);
     let mut answer = pb::GetStatusListResponse {
-        not_modified: list.meta.revision(purpose) <= req.if_newer_than,
-        revision: list.meta.revision(purpose),
+        not_modified: revision <= req.if_newer_than,
+        revision,
         capacity: LIST_CAPACITY,
         used: list.meta.used,
         read_revision,
@@ -70,24 +70,36 @@ pub async fn get(
     if answer.not_modified {
         return Ok(Response::new(answer));
     }
-    let active = reader.active_seal_key(&authority).map_err(internal)?;
-    let Some(secret) = active.and_then(|k| node.sealer.secret(&k.key_id)) else {
-        let why = format!("this node holds no active key of {authority} to sign its lists");
-        return Err(field_status(Code::FailedPrecondition, "authority", why));
-    };
     let doc = StatusListDoc {
         authority,
         license_type: type_code,
         purpose,
         list: req.list,
-        revision: list.meta.revision(purpose),
+        revision,
         issued_at_ms: now_ms(),
         bits: list.bits,
     };
-    let signed = sign_status_list(secret, doc).map_err(internal)?;
-    answer.key_id = secret.key_id().to_string();
-    answer.signed_list = signed.to_bytes();
+    let (key_id, signed) = sign(node, doc)?;
+    answer.key_id = key_id;
+    answer.signed_list = signed;
     Ok(Response::new(answer))
+}
+
+/// Signs a list with its authority's active key, which this node must hold.
+fn sign(node: &Node, doc: StatusListDoc) -> Result<(String, Vec<u8>), Status> {
+    let active = node
+        .reader
+        .active_seal_key(&doc.authority)
+        .map_err(internal)?;
+    let Some(secret) = active.and_then(|k| node.sealer.secret(&k.key_id)) else {
+        let why = format!(
+            "this node holds no active key of {} to sign its lists",
+            doc.authority
+        );
+        return Err(field_status(Code::FailedPrecondition, "authority", why));
+    };
+    let signed = sign_status_list(secret, doc).map_err(internal)?;
+    Ok((secret.key_id().to_string(), signed.to_bytes()))
 }
 
 /// The entry of a license as the API shows it.
@@ -122,6 +134,7 @@ pub fn signed_entry(
         return Ok(None);
     };
     let claim = StatusEntryClaim {
+        signed_at_ms: now_ms(),
         authority: license.issuer.code.clone(),
         license_type: license.type_code.clone(),
         issued_digest: licstore_model::issued_digest(license),

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use common::{field_of, licctl_json, licenses_at, resident_card, Cluster};
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::seals_client::SealsClient;
-use licstore_seal::{encode_key_file, verify_status_list, PublicKey, SecretKey, Suite};
+use licstore_seal::{
+    encode_key_file, verify_status_list, ExportDocument, PublicKey, SecretKey, Suite,
+};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -116,7 +118,6 @@ async fn a_status_change_flips_its_bit_in_the_next_revision_on_every_replica() {
         positions.push(entry.position);
     }
     let mut distinct = positions.clone();
-    distinct.dedup();
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), 3, "positions {positions:?}");
@@ -181,7 +182,10 @@ async fn a_status_change_flips_its_bit_in_the_next_revision_on_every_replica() {
         .get_status_list(missing)
         .await
         .expect_err("no list 7");
-    assert_eq!(refused.code(), Code::NotFound);
+    assert_eq!(
+        (refused.code(), field_of(&refused).as_str()),
+        (Code::NotFound, "list")
+    );
 }
 
 /// `verify-offline --status-list`: card 1 (valid) passes with both lists clear; card 3
@@ -250,6 +254,53 @@ fn offline_status_checks(cluster: &Cluster, cards: &[pb::License], dir: &Path) {
     );
     let (code, report) = check(&cards[2]);
     assert_eq!(code, 1, "{report}");
+    assert_reason(&report, "no longer valid");
+
+    // Card 1's export with card 3's entry, one list only, or a list older than allowed: all
+    // refused.
+    let card1_file = path(&format!("{}.lic", cards[0].revision));
+    let card1 = std::fs::read(&card1_file).expect("read");
+    let card3 = std::fs::read(path(&format!("{}.lic", cards[2].revision))).expect("read");
+    let mut swapped = ExportDocument::from_bytes(&card1).expect("export");
+    swapped.status_entry = ExportDocument::from_bytes(&card3)
+        .expect("export")
+        .status_entry;
+    std::fs::write(path("swapped.lic"), swapped.to_bytes()).expect("write");
+    let trust = path("trust.bin");
+    let offline = |file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "verify-offline",
+            file,
+            "--trust",
+            &trust,
+            "--root-key-id",
+            &root_id,
+        ];
+        args.extend_from_slice(extra);
+        licctl_json(&args)
+    };
+    let (revocation, suspension) = (path("revocation"), path("suspension"));
+    let both = [
+        "--status-list",
+        revocation.as_str(),
+        "--status-list",
+        suspension.as_str(),
+    ];
+    let (code, report) = offline(&path("swapped.lic"), &both);
+    assert_eq!(code, 1, "{report}");
+    assert_reason(&report, "another license");
+    let (code, report) = offline(&card1_file, &both[..2]);
+    assert_eq!(code, 1, "{report}");
+    assert_reason(&report, "one revocation and one suspension");
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut stale = both.to_vec();
+    stale.extend_from_slice(&["--max-list-age-s", "1"]);
+    let (code, report) = offline(&card1_file, &stale);
+    assert_eq!(code, 1, "{report}");
+    assert_reason(&report, "older than");
+}
+
+fn assert_reason(report: &serde_json::Value, part: &str) {
     let reason = report["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("no longer valid"), "{reason}");
+    assert!(reason.contains(part), "{reason:?} does not say {part:?}");
 }

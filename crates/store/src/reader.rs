@@ -19,9 +19,6 @@ use crate::txn::cf_handle;
 use crate::{codec, StoreError, TypeConfig};
 use licstore_seal::KeyRecord;
 
-/// A key and its value, as RocksDB hands them out.
-pub(crate) type KeyValue = (Box<[u8]>, Box<[u8]>);
-
 /// A stretch of the change feed, read from one snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventPage {
@@ -50,7 +47,7 @@ pub enum FeedRead {
 /// Read access to the local replica.
 #[derive(Clone)]
 pub struct Reader {
-    db: Arc<DB>,
+    pub(crate) db: Arc<DB>,
 }
 
 /// A digest of the whole replicated state at one applied index.
@@ -236,25 +233,6 @@ impl Reader {
         get_at(&self.db, None, cf, key)
     }
 
-    /// Every (key, value) under `prefix` in `cf`, in key order.
-    pub(crate) fn prefixed_cf(
-        &self,
-        cf: &'static str,
-        prefix: &[u8],
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        let handle = cf_handle(&self.db, cf)?;
-        let mut out = Vec::new();
-        let from = IteratorMode::From(prefix, Direction::Forward);
-        for item in self.db.iterator_cf(handle, from) {
-            let (key, value) = item?;
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push((key, value));
-        }
-        Ok(out)
-    }
-
     fn scan(&self, prefix: &[u8]) -> Result<Vec<License>, StoreError> {
         self.scan_cf(CF_CURRENT, prefix, decode)
     }
@@ -382,7 +360,7 @@ impl Reader {
 }
 
 /// Reads a state-machine value as of `snap`, or as of now without one.
-fn get_at(
+pub(crate) fn get_at(
     db: &DB,
     snap: Option<&rocksdb::Snapshot<'_>>,
     cf: &'static str,

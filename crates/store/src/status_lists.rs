@@ -4,10 +4,18 @@
 //!
 //! Every sealed license gets an entry (list number, position) when it first becomes current.
 //! Positions are drawn at random among the free ones, from a draw derived from the identifier,
-//! so every replica picks the same one and neighbouring positions say nothing about issue
-//! order. A list holds [`LIST_CAPACITY`] positions and takes new ones until half of them are
-//! used, which keeps a draw's chance of hitting a free position at one half or better; then
-//! the next list number opens.
+//! so every replica picks the same one and neighbouring positions within a list say nothing
+//! about issue order (list numbers do, coarsely). Positions are never freed: a superseded
+//! version keeps its position with its revocation bit set.
+//!
+//! TODO(upgrade): apply gained these writes without a state-machine version, so replicas of
+//! this build and an older one must not apply the same log (their positions would differ),
+//! and licenses sealed before this build get an entry only at their next status change; a
+//! replicated feature switch and a backfill command are missing.
+//!
+//! A list holds [`LIST_CAPACITY`] positions and takes new ones until half of them are used,
+//! which keeps a draw's chance of hitting a free position at one half or better; then the
+//! next list number opens.
 //!
 //! Two bit planes are published per list: *revocation* (set for every status that cannot
 //! become valid again, and for a version an amendment superseded) and *suspension* (set while
@@ -35,8 +43,11 @@ use crate::apply::Applier;
 use crate::keys::CF_STATUS_LISTS;
 use crate::{codec, StoreError};
 
-/// Positions per list: the smallest list the W3C format allows (16 KiB of bits).
-pub const LIST_CAPACITY: u32 = STATUS_LIST_CAPACITY_MIN;
+/// Positions per list: the smallest list the W3C format allows (16 KiB of bits). Pinned here:
+/// replicas must agree on it, whatever the seal crate's limits become.
+pub const LIST_CAPACITY: u32 = 131_072;
+
+const _: () = assert!(LIST_CAPACITY >= STATUS_LIST_CAPACITY_MIN);
 
 /// Bytes per stored chunk of a plane (2,048 positions).
 pub const CHUNK_BYTES: usize = 256;
@@ -338,40 +349,59 @@ impl crate::Reader {
         }
     }
 
-    /// List `list` of (`authority`, `type_code`) for `purpose`; `None` when it was never opened.
+    /// List `list` of (`authority`, `type_code`) for `purpose`, with the applied index, all read
+    /// from one snapshot so bits and revision agree; `None` when the list was never opened.
     pub fn status_list(
         &self,
         authority: &str,
         type_code: &str,
         list: u32,
         purpose: StatusPurpose,
-    ) -> Result<Option<ListBits>, StoreError> {
+    ) -> Result<Option<(u64, ListBits)>, StoreError> {
+        let snap = self.db.snapshot();
+        let applied = crate::reader::applied_index_at(&self.db, Some(&snap))?;
         let scope = scope(authority, type_code);
-        let Some(meta) = self.get_cf_bytes(CF_STATUS_LISTS, &meta_key(&scope, list))? else {
+        let meta = crate::reader::get_at(
+            &self.db,
+            Some(&snap),
+            CF_STATUS_LISTS,
+            &meta_key(&scope, list),
+        )?;
+        let Some(meta) = meta else {
             return Ok(None);
         };
         let meta: ListMeta = codec::decode("status list meta", &meta)?;
         let mut bytes = vec![0u8; usize::try_from(LIST_CAPACITY / 8).unwrap_or(0)];
         let prefix = chunk_prefix(Plane::of(purpose), &scope, list);
-        for (key, chunk) in self.prefixed_cf(CF_STATUS_LISTS, &prefix)? {
-            let index = key
-                .get(prefix.len()..)
-                .and_then(|rest| <[u8; 4]>::try_from(rest).ok())
-                .map(u32::from_be_bytes)
-                .ok_or_else(|| StoreError::corrupt("status list chunk key", "bad length"))?;
-            let start = usize::try_from(index)
-                .unwrap_or(usize::MAX)
-                .saturating_mul(CHUNK_BYTES);
-            let target = bytes
-                .get_mut(start..start.saturating_add(CHUNK_BYTES))
-                .filter(|_| chunk.len() == CHUNK_BYTES)
-                .ok_or_else(|| StoreError::corrupt("status list chunk", "out of range"))?;
-            target.copy_from_slice(&chunk);
+        let cf = crate::txn::cf_handle(&self.db, CF_STATUS_LISTS)?;
+        let from = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
+        for item in snap.iterator_cf(cf, from) {
+            let (key, chunk) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            copy_chunk(&mut bytes, &key[prefix.len()..], &chunk)?;
         }
         let bits =
             Bitstring::from_bytes(bytes).map_err(|e| StoreError::corrupt("status list", e))?;
-        Ok(Some(ListBits { meta, bits }))
+        Ok(Some((applied, ListBits { meta, bits })))
     }
+}
+
+/// Copies one stored chunk (key suffix: chunk index, u32 big-endian) into the list's bytes.
+fn copy_chunk(bytes: &mut [u8], index: &[u8], chunk: &[u8]) -> Result<(), StoreError> {
+    let index = <[u8; 4]>::try_from(index)
+        .map(u32::from_be_bytes)
+        .map_err(|_| StoreError::corrupt("status list chunk key", "bad length"))?;
+    let start = usize::try_from(index)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(CHUNK_BYTES);
+    let target = bytes
+        .get_mut(start..start.saturating_add(CHUNK_BYTES))
+        .filter(|_| chunk.len() == CHUNK_BYTES)
+        .ok_or_else(|| StoreError::corrupt("status list chunk", "out of range"))?;
+    target.copy_from_slice(chunk);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -305,6 +305,7 @@ fn sealed_amendments_cover_the_next_version() {
             .status_list(&issuer_code(), &v1.type_code, 0, StatusPurpose::Revocation)
             .unwrap()
             .expect("list 0")
+            .1
     };
     let old = f
         .reader
@@ -351,6 +352,7 @@ fn sealed_licenses_get_distinct_positions_and_unsealed_ones_none() {
             .status_list(&issuer_code(), &type_code, 0, StatusPurpose::Suspension)
             .unwrap()
             .expect("list")
+            .1
     };
     let before = suspended(&f);
     assert_eq!((before.meta.used, before.bits.count_set()), (200, 0));
@@ -382,6 +384,46 @@ fn sealed_licenses_get_distinct_positions_and_unsealed_ones_none() {
         after.meta.revocation_revision,
         before.meta.revocation_revision
     );
+}
+
+#[test]
+fn imported_sealed_stock_gets_the_bits_of_its_initial_status() {
+    let mut f = Fixture::new();
+    let a = key(1, Suite::Ed25519);
+    f.keys(register(&a, T0)).expect("register");
+    let statuses = [LicenseStatus::Suspended, LicenseStatus::Revoked];
+    let mut items = Vec::new();
+    let mut identifiers = Vec::new();
+    for (seq, status) in (400..).zip(statuses) {
+        let (new, license) = card(seq);
+        let seal = f.seal(&a, &license, T0 + 1);
+        identifiers.push(license.identifier.clone());
+        items.push(ImportItem {
+            request_id: format!("import-{seq}"),
+            identifier: None,
+            license: new,
+            legacy_checksum: false,
+            status,
+            status_reason: Some("historic stock".into()),
+            seal,
+        });
+    }
+    match f.run(Command::Import(items)) {
+        CommandResult::Import(results) => assert!(results.iter().all(Result::is_ok)),
+        other => panic!("unexpected {other:?}"),
+    }
+    let type_code = card(400).1.type_code;
+    let plane = |f: &Fixture, purpose| {
+        let list = f.reader.status_list(&issuer_code(), &type_code, 0, purpose);
+        list.unwrap().expect("list").1.bits
+    };
+    let suspended = plane(&f, StatusPurpose::Suspension);
+    let revoked = plane(&f, StatusPurpose::Revocation);
+    let position = |id: &str| f.reader.status_entry(id).unwrap().expect("entry").position;
+    let (p0, p1) = (position(&identifiers[0]), position(&identifiers[1]));
+    assert!(suspended.get(p0).unwrap() && !revoked.get(p0).unwrap());
+    assert!(revoked.get(p1).unwrap() && !suspended.get(p1).unwrap());
+    assert_eq!((suspended.count_set(), revoked.count_set()), (1, 1));
 }
 
 #[test]
