@@ -119,7 +119,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Check an exported license against a trust file, with no server; exits 1 unless valid.
     VerifyOffline(VerifyOfflineArgs),
-    /// Trust lists: the store's keys signed with a root key, for other stores and verifiers.
+    /// Trust lists between stores: export this one's keys signed with a root key, import
+    /// another's, list the imported ones.
     #[command(subcommand)]
     Trust(TrustCommand),
     /// Write a presentation of a sealed license that reveals only the named fields
@@ -249,6 +250,10 @@ pub struct ExportArgs {
     /// Where to write the export file.
     #[arg(long)]
     pub out: PathBuf,
+    /// Write the version as one `licctl import` record (JSONL, seal included) for another
+    /// store instead of an export document.
+    #[arg(long)]
+    pub as_import: bool,
 }
 
 /// `licctl verify-offline`.
@@ -305,7 +310,8 @@ pub struct StatusListGetArgs {
 /// `licctl trust ...`.
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
-    /// Sign the registered keys into a trust file with a root key held here.
+    /// Sign this store's own keys (not imported ones) into a trust file with a root key held
+    /// here.
     Export {
         /// The root's secret key file.
         #[arg(long)]
@@ -320,6 +326,17 @@ pub enum TrustCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Import another store's trust file, signed under the pinned root, so this store checks
+    /// and judges the seals of its authorities (Seals.ImportTrustList).
+    Import {
+        /// A trust file written by `licctl trust export`.
+        file: PathBuf,
+        /// Id of the root key trusted to sign the list (32 hex digits), learned out of band.
+        #[arg(long)]
+        root_key_id: String,
+    },
+    /// The trust lists imported so far, one per root.
+    List,
 }
 
 /// A holder kind on the command line.

@@ -23,21 +23,23 @@
 //!  "lenient_holder_check": false,
 //!  "status": "valid | suspended | revoked | cancelled | expired | transferred-out |
 //!             revoked-as-penalty | other  (or the national code 01..07, 99)",
-//!  "status_reason": "free text, needed with other"}
+//!  "status_reason": "free text, needed with other",
+//!  "seal_bundle": "hex of the issuing authority's seal bundle over the record as stored"}
 //! ```
 //!
-//! `request_id`, `identifier`, `serial`, `status_reason` and `lenient_holder_check` may be
-//! omitted; `status` defaults to `valid`, `valid_until` and `face` to empty. The holder kind also
-//! accepts the GB/T 36903 codes `111` and `001`.
+//! `request_id`, `identifier`, `serial`, `status_reason`, `seal_bundle` and
+//! `lenient_holder_check` may be omitted; `status` defaults to `valid`, `valid_until` and `face`
+//! to empty. The holder kind also accepts the GB/T 36903 codes `111` and `001`.
 //!
 //! # CSV (`.csv`)
 //!
 //! A header row and one flat row per record, columns in this order (see [`CSV_COLUMNS`]):
 //! `request_id, identifier, type_code, holder_kind, holder_id, holder_name, license_number,
 //! issuer_code, issuer_name, issue_date, valid_from, valid_until, region_code, serial, status,
-//! status_reason, lenient_holder_check, face`. The `face` column holds the face fields as one
-//! JSON object (`{"name":"王芳","sex":"女"}`), quoted by the CSV rules. Empty cells mean the
-//! same as omitted JSON keys; `lenient_holder_check` is `true`/`false` or empty.
+//! status_reason, lenient_holder_check, face, seal_bundle`. The `face` column holds the face
+//! fields as one JSON object (`{"name":"王芳","sex":"女"}`), quoted by the CSV rules. Empty
+//! cells mean the same as omitted JSON keys; `lenient_holder_check` is `true`/`false` or empty;
+//! `seal_bundle` is hex, as in JSONL. A file without the `seal_bundle` column is unsealed.
 //!
 //! # Idempotency
 //!
@@ -58,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use crate::convert;
 
 /// The column names of the CSV encoding, in order.
-pub const CSV_COLUMNS: [&str; 18] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "request_id",
     "identifier",
     "type_code",
@@ -77,6 +79,7 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "status_reason",
     "lenient_holder_check",
     "face",
+    "seal_bundle",
 ];
 
 /// One dataset record (see the module doc).
@@ -100,6 +103,9 @@ pub struct Record {
     /// Reason for the status.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status_reason: String,
+    /// The issuing authority's seal bundle over the record as it will be stored, in hex.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub seal_bundle: String,
 }
 
 /// The content of a license, mirroring the proto `NewLicense`. Also the `--file` format of
@@ -299,8 +305,46 @@ impl Record {
             lenient_holder_check: self.lenient_holder_check,
             status: convert::status_to_proto(status) as i32,
             status_reason: self.status_reason.clone(),
-            seal_bundle: Vec::new(),
+            seal_bundle: crate::seals::unhex(self.seal_bundle.trim()).map_err(|e| FieldError {
+                field: "seal_bundle".to_owned(),
+                reason: e,
+            })?,
         })
+    }
+
+    /// A stored license version as an import record for another store: its identifier, status
+    /// and seal, so the other store keeps it exactly as sealed.
+    pub fn of_license(license: &licstore_model::License) -> Record {
+        Record {
+            request_id: String::new(),
+            identifier: license.identifier.clone(),
+            license: LicenseInput {
+                type_code: license.type_code.clone(),
+                holder: HolderInput {
+                    kind: license.holder.kind.as_str().to_owned(),
+                    id: license.holder.id.clone(),
+                    name: license.holder.name.clone(),
+                },
+                license_number: license.license_number.clone(),
+                issuer: IssuerInput {
+                    code: license.issuer.code.clone(),
+                    name: license.issuer.name.clone(),
+                },
+                issue_date: license.issue_date.to_string(),
+                valid_from: license.valid_from.to_string(),
+                valid_until: license
+                    .valid_until
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                region_code: license.region_code.clone(),
+                face: license.face.clone(),
+                serial: String::new(),
+            },
+            lenient_holder_check: false,
+            status: license.status.as_str().to_owned(),
+            status_reason: license.status_reason.clone().unwrap_or_default(),
+            seal_bundle: crate::seals::hex(&license.seal),
+        }
     }
 
     /// `imp-` and 32 hex digits of the blake3 hash of the record's JSON encoding: equal content
@@ -364,6 +408,8 @@ struct CsvRow {
     lenient_holder_check: String,
     #[serde(default)]
     face: String,
+    #[serde(default)]
+    seal_bundle: String,
 }
 
 impl CsvRow {
@@ -388,6 +434,7 @@ impl CsvRow {
             status_reason: r.status_reason.clone(),
             lenient_holder_check: if r.lenient_holder_check { "true" } else { "" }.to_owned(),
             face: serde_json::to_string(&l.face).unwrap_or_default(),
+            seal_bundle: r.seal_bundle.clone(),
         }
     }
 
@@ -431,6 +478,7 @@ impl CsvRow {
             lenient_holder_check: lenient,
             status,
             status_reason: self.status_reason,
+            seal_bundle: self.seal_bundle,
         })
     }
 }

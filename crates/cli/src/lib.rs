@@ -36,6 +36,7 @@ pub mod perf;
 pub mod seals;
 pub mod snapshot;
 pub mod status_lists;
+pub mod trust;
 pub mod types;
 pub mod verify_items;
 pub mod view;
@@ -148,9 +149,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckAcked(a) => acked::check_acked(&ctx, a).await,
         Command::DemoIssue(a) => demo::run(&ctx, a).await,
         Command::Keys(c) => seals::keys(&ctx, c).await,
-        Command::Export(a) => seals::export(&ctx, a.identifier, &a.out).await,
+        Command::Export(a) => seals::export(&ctx, a).await,
         Command::VerifyOffline(a) => seals::verify_offline_cmd(&ctx, a),
-        Command::Trust(c) => seals::trust(&ctx, c).await,
+        Command::Trust(c) => trust::run(&ctx, c).await,
         Command::Present(a) => disclosure::present(&ctx, a).await,
         Command::VerifyPresentation(a) => disclosure::verify_presentation_cmd(&ctx, a),
         Command::Policy(c) => disclosure::policy(&ctx, c).await,

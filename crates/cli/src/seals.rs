@@ -1,4 +1,4 @@
-//! `licctl keys`, `export`, `trust export` and `verify-offline`: seal keys, and licenses that
+//! `licctl keys`, `export` and `verify-offline`: seal keys, and licenses that
 //! are checked with no server at all.
 //!
 //! `verify-offline` decides from two files only: the exported license (record, seal bundle,
@@ -17,12 +17,12 @@ use licstore_model::{
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::seals_client::SealsClient;
 use licstore_seal::{
-    encode_key_file, judge, parse_key_file, sign_trust_list, ExportDocument, KeyId, KeyRecord,
-    PublicKey, SealBundle, SecretKey, Suite, TrustFile, TrustList, SM2_DEFAULT_DIST_ID,
+    encode_key_file, judge, parse_key_file, ExportDocument, KeyId, PublicKey, SealBundle,
+    SecretKey, Suite, TrustFile, TrustList, SM2_DEFAULT_DIST_ID,
 };
 use serde::Serialize;
 
-use crate::args::{KeysCommand, TrustCommand, VerifyOfflineArgs};
+use crate::args::{ExportArgs, KeysCommand, VerifyOfflineArgs};
 use crate::exit::{reported, usage, FAILURE};
 use crate::output::{emit, Render, Table};
 use crate::Ctx;
@@ -209,11 +209,13 @@ pub fn now_ms() -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex digits of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Result<Vec<u8>, String> {
+/// The bytes of a string of hex digits.
+pub(crate) fn unhex(text: &str) -> Result<Vec<u8>, String> {
     if !text.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
@@ -311,9 +313,9 @@ fn random_serial(new: &pb::NewLicense) -> String {
 }
 
 /// `licctl export IDENTIFIER --out FILE`.
-pub async fn export(ctx: &Ctx, identifier: String, out: &Path) -> anyhow::Result<()> {
+pub async fn export(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
     let request = pb::ExportLicenseRequest {
-        identifier,
+        identifier: args.identifier,
         consistency: 0,
     };
     let r = call(ctx, |mut c| {
@@ -321,53 +323,25 @@ pub async fn export(ctx: &Ctx, identifier: String, out: &Path) -> anyhow::Result
         async move { c.export_license(request).await }
     })
     .await?;
-    std::fs::write(out, &r.document).with_context(|| format!("write {}", out.display()))?;
     let doc = ExportDocument::from_bytes(&r.document)?;
     let license = canonical::decode(&doc.record)?;
+    let out = &args.out;
+    let bytes = if args.as_import {
+        let mut line = serde_json::to_vec(&crate::dataset::Record::of_license(&license))?;
+        line.push(b'\n');
+        line
+    } else {
+        r.document.clone()
+    };
+    std::fs::write(out, &bytes).with_context(|| format!("write {}", out.display()))?;
     emit(
         ctx.output,
         &ExportView {
             file: out.display().to_string(),
             identifier: license.identifier,
             keys: doc.keys.len(),
-            bytes: r.document.len(),
+            bytes: bytes.len(),
             status_entry: doc.status_entry.is_some(),
-        },
-    )
-}
-
-/// `licctl trust export`: the store's keys as a trust list signed with a root key held here.
-pub async fn trust(ctx: &Ctx, command: TrustCommand) -> anyhow::Result<()> {
-    let TrustCommand::Export {
-        root_key,
-        issued_by,
-        authority,
-        out,
-    } = command;
-    let root = read_secret_key(&root_key)?;
-    let r = call(ctx, |mut c| async move {
-        c.list_keys(pb::ListKeysRequest::default()).await
-    })
-    .await?;
-    let mut entries = Vec::new();
-    for key in &r.keys {
-        if authority.is_empty() || authority.contains(&key.authority) {
-            entries.push(KeyRecord::from_bytes(&key.record)?);
-        }
-    }
-    let count = entries.len();
-    let list = TrustList::new(issued_by, now_ms(), entries);
-    let file = TrustFile {
-        root: root.public_key(),
-        signed_list: sign_trust_list(&root, &list)?,
-    };
-    std::fs::write(&out, file.to_bytes()).with_context(|| format!("write {}", out.display()))?;
-    emit(
-        ctx.output,
-        &TrustView {
-            file: out.display().to_string(),
-            root_key_id: root.key_id().to_string(),
-            keys: count,
         },
     )
 }
@@ -538,6 +512,8 @@ pub struct KeyLine {
     pub valid_until_ms: u64,
     pub revoked_from_ms: u64,
     pub replaced_by: String,
+    /// Root key id of the imported trust list that vouches for the key; empty for own keys.
+    pub trusted_via: String,
 }
 
 impl KeysView {
@@ -555,6 +531,7 @@ impl KeysView {
                     valid_until_ms: k.valid_until_ms,
                     revoked_from_ms: k.revoked_from_ms,
                     replaced_by: k.replaced_by.clone(),
+                    trusted_via: k.trusted_via.clone(),
                 })
                 .collect(),
             revision: r.revision,
@@ -572,6 +549,7 @@ impl Render for KeysView {
             "FROM MS",
             "UNTIL MS",
             "REVOKED MS",
+            "VIA ROOT",
         ]);
         let ms = |v: u64| {
             if v == 0 {
@@ -589,6 +567,10 @@ impl Render for KeysView {
                 ms(k.valid_from_ms),
                 ms(k.valid_until_ms),
                 ms(k.revoked_from_ms),
+                match k.trusted_via.get(..8) {
+                    Some(short) => format!("{short}…"),
+                    None => "-".to_owned(),
+                },
             ]);
         }
         t
@@ -635,24 +617,6 @@ impl Render for ExportView {
         t.row(["bytes".to_owned(), self.bytes.to_string()]);
         let entry = if self.status_entry { "signed" } else { "none" };
         t.row(["status entry".to_owned(), entry.to_owned()]);
-        t
-    }
-}
-
-/// What `licctl trust export` prints.
-#[derive(Clone, Debug, Serialize)]
-pub struct TrustView {
-    pub file: String,
-    pub root_key_id: String,
-    pub keys: usize,
-}
-
-impl Render for TrustView {
-    fn table(&self) -> Table {
-        let mut t = Table::key_value();
-        t.row(["file".to_owned(), self.file.clone()]);
-        t.row(["root key id".to_owned(), self.root_key_id.clone()]);
-        t.row(["keys".to_owned(), self.keys.to_string()]);
         t
     }
 }

@@ -232,6 +232,12 @@ pub fn revalidate(
         Command::SetDisclosure(rule) => licstore_store::policies::check_rule(templates, rule)
             .map(|_| ())
             .map_err(|r| rejection_status(&r)),
+        Command::ImportTrustList {
+            trust_file,
+            root_key_id,
+        } => licstore_store::trust_anchors::open_pinned(trust_file, root_key_id)
+            .map(|_| ())
+            .map_err(|r| rejection_status(&r)),
     }
 }
 

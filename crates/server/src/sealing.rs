@@ -349,7 +349,20 @@ pub fn key_to_pb(record: &KeyRecord, active: bool) -> pb::SealKey {
             .unwrap_or_default(),
         active,
         record: record.to_bytes(),
+        trusted_via: String::new(),
     }
+}
+
+fn trust_info(anchor: &licstore_store::TrustAnchor) -> Result<pb::TrustListInfo, Status> {
+    let root = PublicKey::from_bytes(&anchor.root_public_key)
+        .map_err(|e| Status::internal(format!("stored trust anchor: {e}")))?;
+    Ok(pb::TrustListInfo {
+        root_key_id: root.key_id().to_string(),
+        issued_by: anchor.issued_by.clone(),
+        issued_at_ms: anchor.issued_at_ms,
+        keys: anchor.key_ids.len() as u32,
+        imported_at_revision: anchor.imported_at_revision,
+    })
 }
 
 /// The `Seals` service.
@@ -534,9 +547,79 @@ impl Seals for SealsApi {
         for record in &records {
             let active =
                 active_key(reader, &record.authority)?.is_some_and(|a| a.key_id == record.key_id);
-            keys.push(key_to_pb(record, active));
+            let mut key = key_to_pb(record, active);
+            if let Some(root) = reader.trusted_via(&record.authority).map_err(store_error)? {
+                key.trusted_via = KeyId::from_bytes(root).to_string();
+            }
+            keys.push(key);
         }
         Ok(Response::new(pb::SealKeysResponse { keys, revision }))
+    }
+
+    async fn import_trust_list(
+        &self,
+        req: Request<pb::ImportTrustListRequest>,
+    ) -> Result<Response<pb::ImportTrustListResponse>, Status> {
+        let req = req.into_inner();
+        if req.trust_file.is_empty() {
+            return Err(field_status(
+                Code::InvalidArgument,
+                "trust_file",
+                "required",
+            ));
+        }
+        let pin: KeyId = required("root_key_id", &req.root_key_id)?
+            .trim()
+            .parse()
+            .map_err(|e| field_status(Code::InvalidArgument, "root_key_id", e))?;
+        let cmd = Command::ImportTrustList {
+            trust_file: req.trust_file,
+            root_key_id: *pin.as_bytes(),
+        };
+        crate::api::revalidate(&cmd, &self.node.templates)?;
+        let (result, revision) = self.node.write(cmd).await?;
+        let done = match result {
+            CommandResult::TrustImport(Ok(done)) => done,
+            CommandResult::TrustImport(Err(r)) => return Err(rejection_status(&r)),
+            other => return Err(Status::internal(format!("unexpected result {other:?}"))),
+        };
+        let list = pb::TrustListInfo {
+            root_key_id: KeyId::from_bytes(done.root_key_id).to_string(),
+            issued_by: done.issued_by,
+            issued_at_ms: done.issued_at_ms,
+            keys: done.added + done.updated + done.unchanged + done.local,
+            imported_at_revision: done.imported_at_revision,
+        };
+        Ok(Response::new(pb::ImportTrustListResponse {
+            list: Some(list),
+            added: done.added,
+            updated: done.updated,
+            unchanged: done.unchanged,
+            local: done.local,
+            withdrawn: done.withdrawn,
+            replay: done.replay,
+            revision,
+        }))
+    }
+
+    async fn list_trust_lists(
+        &self,
+        req: Request<pb::ListTrustListsRequest>,
+    ) -> Result<Response<pb::ListTrustListsResponse>, Status> {
+        let consistency = consistency(req.into_inner().consistency)?;
+        self.node.read_barrier(consistency).await?;
+        let reader = &self.node.reader;
+        let revision = reader.applied_index().map_err(store_error)?;
+        let lists = reader
+            .trust_anchors()
+            .map_err(store_error)?
+            .iter()
+            .map(trust_info)
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::ListTrustListsResponse {
+            lists,
+            revision,
+        }))
     }
 
     async fn export_license(

@@ -27,15 +27,9 @@ fn channel(addr: &str) -> Channel {
 }
 
 fn verify_req(n: u32, service_item: &str) -> pb::VerifyRequest {
-    let card = resident_card(n);
-    let holder = card.holder.expect("holder");
     pb::VerifyRequest {
-        holder_kind: holder.kind,
-        holder_id: holder.id,
-        type_code: card.type_code,
-        service_item: service_item.into(),
         consistency: pb::Consistency::Serializable as i32,
-        ..Default::default()
+        ..common::verify_card(n, service_item)
     }
 }
 

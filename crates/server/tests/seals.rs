@@ -4,43 +4,17 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{field_of, licctl_json, licenses_at, resident_card, Cluster};
+use common::{
+    field_of, licctl_json, licenses_at, resident_card, seal_verdict, seals_at, write_key, Cluster,
+};
 use licstore_proto::v1 as pb;
-use licstore_proto::v1::seals_client::SealsClient;
-use licstore_seal::{encode_key_file, SealBundle, SecretKey, Signature, Suite};
+use licstore_seal::{SealBundle, SecretKey, Signature, Suite};
 use tonic::Code;
-
-fn write_key(dir: &Path, name: &str, key: &SecretKey) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, encode_key_file(key)).expect("write key");
-    path.display().to_string()
-}
-
-fn seals_at(addr: &str) -> SealsClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect_lazy();
-    SealsClient::new(channel)
-}
 
 fn second_issuer() -> String {
     let first17 = "11310000002425678";
     let check = licstore_model::uscc_check_char(first17).expect("17 chars");
     format!("{first17}{check}")
-}
-
-fn verify_req(n: u32) -> pb::VerifyRequest {
-    let card = resident_card(n);
-    let holder = card.holder.expect("holder");
-    pb::VerifyRequest {
-        holder_kind: holder.kind,
-        holder_id: holder.id,
-        type_code: card.type_code,
-        service_item: "户籍业务办理".into(),
-        ..Default::default()
-    }
 }
 
 fn issue_req(license: pb::NewLicense, seal_bundle: Vec<u8>) -> pb::IssueRequest {
@@ -50,14 +24,6 @@ fn issue_req(license: pb::NewLicense, seal_bundle: Vec<u8>) -> pb::IssueRequest 
         lenient_holder_check: false,
         seal_bundle,
     }
-}
-
-async fn seal_verdict(addr: &str, n: u32) -> pb::SealVerdict {
-    let r = licenses_at(addr)
-        .verify(verify_req(n))
-        .await
-        .expect("verify");
-    r.into_inner().seal()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

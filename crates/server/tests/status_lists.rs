@@ -7,21 +7,12 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{field_of, licctl_json, licenses_at, resident_card, Cluster};
+use common::{field_of, licctl_json, licenses_at, resident_card, seals_at, Cluster};
 use licstore_proto::v1 as pb;
-use licstore_proto::v1::seals_client::SealsClient;
 use licstore_seal::{
     encode_key_file, verify_status_list, ExportDocument, PublicKey, SecretKey, Suite,
 };
-use tonic::transport::Channel;
 use tonic::Code;
-
-fn seals_at(addr: &str) -> SealsClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect_lazy();
-    SealsClient::new(channel)
-}
 
 fn ask(purpose: pb::StatusPurpose, if_newer_than: u64) -> pb::GetStatusListRequest {
     pb::GetStatusListRequest {

@@ -112,6 +112,10 @@ impl Applier<'_, '_> {
                 revoked_from_ms,
             } => CommandResult::SealKeys(self.revoke_key(key_id, *revoked_from_ms)?),
             Command::SetDisclosure(rule) => CommandResult::Disclosure(self.set_disclosure(rule)?),
+            Command::ImportTrustList {
+                trust_file,
+                root_key_id,
+            } => CommandResult::TrustImport(self.import_trust_list(trust_file, root_key_id)?),
         })
     }
 

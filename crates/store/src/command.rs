@@ -112,6 +112,13 @@ pub enum Command {
     /// Set the fields a service item sees of a license type when it verifies one; no fields
     /// removes the rule (see `policies`).
     SetDisclosure(DisclosureRule),
+    /// Import another store's signed trust list under a pinned root (see `trust_anchors`).
+    ImportTrustList {
+        /// `licstore-seal` trust file: the root public key and the signed list.
+        trust_file: Vec<u8>,
+        /// Id of the root key the operator trusts; the list must be signed under it.
+        root_key_id: [u8; 16],
+    },
 }
 
 impl fmt::Display for Command {
@@ -132,6 +139,9 @@ impl fmt::Display for Command {
             Command::RotateKey { authority, .. } => write!(f, "rotate-key({authority})"),
             Command::RevokeKey { .. } => write!(f, "revoke-key"),
             Command::SetDisclosure(rule) => write!(f, "set-disclosure({})", rule.service_item),
+            Command::ImportTrustList { trust_file, .. } => {
+                write!(f, "import-trust-list({} bytes)", trust_file.len())
+            }
         }
     }
 }
@@ -211,4 +221,6 @@ pub enum CommandResult {
     SealKeys(Result<Vec<Vec<u8>>, Rejection>),
     /// The disclosure rule as stored (fields sorted; none when removed), or why it was refused.
     Disclosure(Result<DisclosureRule, Rejection>),
+    /// What a trust list import changed, or why it was refused.
+    TrustImport(Result<crate::TrustImport, Rejection>),
 }

@@ -17,6 +17,8 @@
 //! | `seal_keys` | `k` + key id (16 bytes)                      | `licstore-seal` `KeyRecord`    |
 //! |             | `a` + authority code                         | id of its active key; empty    |
 //! |             |                                              | after its revocation           |
+//! |             | `t` + root key id (16 bytes)                 | bincode `TrustAnchor`          |
+//! |             | `f` + authority code                         | root key id it is trusted by   |
 //! | `policies`  | `d` + service item + `\0` + type code        | bincode field names            |
 //! | `status_lists` | entries, list bookkeeping, bit chunks (see `status_lists`) |             |
 //!
@@ -198,6 +200,22 @@ pub fn seal_key_record_key(key_id: &[u8; 16]) -> Vec<u8> {
 pub fn seal_active_key(authority: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + authority.len());
     key.push(b'a');
+    key.extend_from_slice(authority.as_bytes());
+    key
+}
+
+/// `seal_keys` key of the trust list imported under a root key.
+pub fn trust_anchor_key(root_key_id: &[u8; 16]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.push(b't');
+    key.extend_from_slice(root_key_id);
+    key
+}
+
+/// `seal_keys` key naming the root an authority is trusted through.
+pub fn trusted_authority_key(authority: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + authority.len());
+    key.push(b'f');
     key.extend_from_slice(authority.as_bytes());
     key
 }

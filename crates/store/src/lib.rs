@@ -28,6 +28,7 @@ pub mod seal_keys;
 pub mod snapshot;
 pub mod state_machine;
 pub mod status_lists;
+pub mod trust_anchors;
 mod txn;
 pub mod watchdog;
 
@@ -41,6 +42,7 @@ pub use policies::DisclosureRule;
 pub use reader::{EventPage, FeedRead, Reader, StateDigest};
 pub use snapshot::SnapshotFile;
 pub use state_machine::StateMachine;
+pub use trust_anchors::{TrustAnchor, TrustImport};
 pub use watchdog::{StorageCall, Watchdog};
 
 openraft::declare_raft_types!(

@@ -185,6 +185,25 @@ impl Reader {
         self.scan_cf(CF_SEAL_KEYS, b"k", decode_key_record)
     }
 
+    /// Every imported trust list's anchor, by root key id ascending.
+    pub fn trust_anchors(&self) -> Result<Vec<crate::TrustAnchor>, StoreError> {
+        self.scan_cf(CF_SEAL_KEYS, b"t", |bytes| {
+            codec::decode("trust anchor", bytes)
+        })
+    }
+
+    /// The root key id `authority` is trusted through, if it came with a trust list.
+    pub fn trusted_via(&self, authority: &str) -> Result<Option<[u8; 16]>, StoreError> {
+        let key = keys::trusted_authority_key(authority);
+        match get_at(&self.db, None, CF_SEAL_KEYS, &key)? {
+            Some(bytes) => bytes
+                .try_into()
+                .map(Some)
+                .map_err(|_| StoreError::corrupt("trusted authority", "not 16 bytes")),
+            None => Ok(None),
+        }
+    }
+
     /// The fields `service_item` sees of licenses of `type_code` (none without a rule).
     pub fn disclosure_fields(
         &self,

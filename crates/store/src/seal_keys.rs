@@ -15,7 +15,8 @@
 //! record's issuer that [`judge`] accepts at the signing time, carries the record's issued
 //! digest and opens to the record's disclosable fields. An authority that ever registered a
 //! key gets no unsealed issue, import or amendment, even while its last key is revoked, and a
-//! sealed license's next version is sealed whoever issues it.
+//! sealed license's next version is sealed whoever issues it. An authority trusted through an
+//! imported trust list (see `trust_anchors`) counts as sealing too, and registers no key here.
 
 use licstore_model::{canonical, License};
 use licstore_seal::{judge, KeyId, KeyRecord, PublicKey, SealBundle};
@@ -46,10 +47,11 @@ impl Applier<'_, '_> {
         }
     }
 
-    /// Whether `authority` ever had a key: then it gets no unsealed issue or amendment.
+    /// Whether `authority` ever had a key here or is trusted through an imported trust list:
+    /// then it gets no unsealed issue or amendment.
     fn is_sealing(&self, authority: &str) -> Result<bool, StoreError> {
         let key = keys::seal_active_key(authority);
-        Ok(self.txn.get(CF_SEAL_KEYS, &key)?.is_some())
+        Ok(self.txn.get(CF_SEAL_KEYS, &key)?.is_some() || self.trusted_via(authority)?.is_some())
     }
 
     fn active_key(&self, authority: &str) -> Result<Option<KeyRecord>, StoreError> {
@@ -98,6 +100,18 @@ impl Applier<'_, '_> {
         let record = KeyRecord::new(authority, public_key, valid_from_ms);
         if let Err(e) = record.validate() {
             return Ok(Err(reject(RejectCode::InvalidArgument, e.field(), &e)));
+        }
+        if let Some(root) = self.trusted_via(authority)? {
+            let msg = format!(
+                "authority {authority} is trusted through the trust list of root {}; its keys \
+                 change only with a newer list",
+                KeyId::from_bytes(root)
+            );
+            return Ok(Err(reject(
+                RejectCode::FailedPrecondition,
+                "authority",
+                msg,
+            )));
         }
         if let Some(active) = self.active_key(authority)? {
             // A retry: the same key, whatever start time the retry was stamped with.
@@ -209,9 +223,15 @@ impl Applier<'_, '_> {
             if !self.is_sealing(&license.issuer.code)? {
                 return Ok(Ok(()));
             }
-            let key = match self.active_key(&license.issuer.code)? {
-                Some(active) => format!("with key {}", active.key_id),
-                None => "(its last key was revoked: register a new one)".to_owned(),
+            let key = match (
+                self.active_key(&license.issuer.code)?,
+                self.trusted_via(&license.issuer.code)?,
+            ) {
+                (Some(active), _) => format!("with key {}", active.key_id),
+                (None, Some(root)) => {
+                    format!("(trusted through root {})", KeyId::from_bytes(root))
+                }
+                (None, None) => "(its last key was revoked: register a new one)".to_owned(),
             };
             let msg = format!(
                 "authority {} seals its licenses {key}; an unsealed license is refused",

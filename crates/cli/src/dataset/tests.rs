@@ -32,7 +32,9 @@ fn variants() -> Vec<Record> {
     long_term.identifier = "1.2.156.3005.2.X.Y.1.001.0".into();
     long_term.lenient_holder_check = true;
     long_term.license.serial = "2024000001".into();
-    vec![sample(), suspended, long_term]
+    let mut sealed = sample();
+    sealed.seal_bundle = "0a0b".into();
+    vec![sample(), suspended, long_term, sealed]
 }
 
 fn round_trip(format: Format, records: &[Record]) -> Vec<SourceRecord> {
@@ -105,7 +107,7 @@ fn proto_mapping() {
     assert_eq!(license.face.len(), 3);
     assert!(proto.request_id.starts_with("imp-"), "{}", proto.request_id);
     // An explicit request id or an identifier suppresses the derived id.
-    for r in variants().into_iter().skip(1) {
+    for r in variants().into_iter().skip(1).take(2) {
         let p = r.to_proto().expect("maps");
         assert_eq!(p.request_id, r.request_id);
     }
@@ -141,4 +143,28 @@ fn formats_from_paths() {
     for (path, want) in cases {
         assert_eq!(Format::from_path(Path::new(path)), want, "{path}");
     }
+}
+
+#[test]
+fn seal_bundles_are_hex_and_optional_in_csv() {
+    let mut sealed = sample();
+    sealed.seal_bundle = "0a0b".into();
+    assert_eq!(sealed.to_proto().expect("proto").seal_bundle, vec![10, 11]);
+    assert!(sample().to_proto().expect("proto").seal_bundle.is_empty());
+    assert_ne!(sealed.content_request_id(), sample().content_request_id());
+    for bad in ["0a0", "zz"] {
+        let mut record = sample();
+        record.seal_bundle = bad.into();
+        let err = record.to_proto().expect_err("not hex");
+        assert_eq!(err.field, "seal_bundle", "{bad}");
+    }
+    // A CSV file written before the column existed reads as unsealed.
+    let read = round_trip(Format::Csv, &[sample()]);
+    let header = CSV_COLUMNS[..CSV_COLUMNS.len() - 1].join(",");
+    let row = read[0].raw.strip_suffix(',').expect("an empty last cell");
+    let text = format!("{header}\n{row}\n");
+    let old: Vec<_> = RecordReader::new(text.as_bytes(), Format::Csv)
+        .expect("reader")
+        .collect();
+    assert_eq!(old[0].parsed, Ok(sample()));
 }

@@ -239,6 +239,7 @@ impl Generator {
             lenient_holder_check: false,
             status: status.as_str().to_owned(),
             status_reason: status_reason(kind, status).to_owned(),
+            seal_bundle: String::new(),
         }
     }
 }

@@ -15,6 +15,8 @@ use licstore_client::Client;
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
+use licstore_proto::v1::seals_client::SealsClient;
+use licstore_seal::{encode_key_file, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
@@ -434,4 +436,41 @@ pub fn licctl_json(args: &[&str]) -> (i32, serde_json::Value) {
         eprintln!("licctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     (out.status.code().unwrap_or(-1), value)
+}
+
+/// Writes `key` as a key file `name` under `dir`; returns its path.
+pub fn write_key(dir: &std::path::Path, name: &str, key: &SecretKey) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, encode_key_file(key)).expect("write key");
+    path.display().to_string()
+}
+
+/// A Seals client of the node at `addr` (connects on first use).
+pub fn seals_at(addr: &str) -> SealsClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    SealsClient::new(channel)
+}
+
+/// A Verify request for resident card `n` of [`resident_card`].
+pub fn verify_card(n: u32, service_item: &str) -> pb::VerifyRequest {
+    let card = resident_card(n);
+    let holder = card.holder.expect("holder");
+    pb::VerifyRequest {
+        holder_kind: holder.kind,
+        holder_id: holder.id,
+        type_code: card.type_code,
+        service_item: service_item.into(),
+        ..Default::default()
+    }
+}
+
+/// The seal verdict the node at `addr` gives resident card `n`.
+pub async fn seal_verdict(addr: &str, n: u32) -> pb::SealVerdict {
+    let r = licenses_at(addr)
+        .verify(verify_card(n, "户籍业务办理"))
+        .await
+        .expect("verify");
+    r.into_inner().seal()
 }
