@@ -25,6 +25,19 @@ pub enum Command {
     EchoServer(EchoArgs),
     /// Writes the Markdown report and SVG plots from recorded runs.
     Report(ReportArgs),
+    /// Writes a bench seal key for every issuing office of the dataset (`OUT/<code>.key`).
+    SealKeys(SealKeysArgs),
+}
+
+/// `licbench seal-keys`.
+#[derive(Debug, Args)]
+pub struct SealKeysArgs {
+    /// Signature suite: ed25519 or sm2-sm3.
+    #[arg(long, default_value = "ed25519")]
+    pub suite: String,
+    /// Directory for the key files (created; existing key files are not overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// The system under test.

@@ -3,7 +3,7 @@
 //!
 //! Map:
 //!
-//! * [`args`]: the command line (`run`, `load`, `echo-server`, `report`).
+//! * [`args`]: the command line (`run`, `load`, `echo-server`, `report`, `seal-keys`).
 //! * [`dataset`]: records and keys, regenerated from a seed with `licctl gen`'s generator, so
 //!   every system is loaded with, and asked for, the same licenses.
 //! * [`keys`]: uniform and zipfian key choice.
@@ -16,6 +16,7 @@
 //! * [`cpu`]: the server processes' CPU time per item, when they run on this machine.
 //! * [`echo`]: the no-storage gRPC server, the transport ceiling.
 //! * [`report`]: the Markdown report and SVG plots from the JSON-lines files.
+//! * [`seal_keys`]: bench seal keys for every issuing office, for the sealed series.
 //!
 //! Invariant: nothing here listens on a port but the echo server, and every connection goes to
 //! `--endpoints`.
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod seal_keys;
 pub mod target;
 
 pub use args::Cli;
@@ -39,5 +41,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         args::Command::Load(a) => runner::load(&a).await,
         args::Command::EchoServer(a) => echo::serve(&a).await,
         args::Command::Report(a) => report::write(&a),
+        args::Command::SealKeys(a) => seal_keys::write(&a),
     }
 }

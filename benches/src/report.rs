@@ -24,6 +24,9 @@ use crate::results::RunResult;
 
 /// The licstore series, compared with etcd and echo.
 const LICSTORE: &str = "licstore";
+/// Series whose names start with this are licstore with an option on (`licstore-sealed-sm2`,
+/// `licstore-tls`), compared with plain licstore.
+const VARIANT_PREFIX: &str = "licstore-";
 /// The series of the no-storage echo server.
 const ECHO: &str = "echo";
 /// Series whose names start with this are etcd.
@@ -61,12 +64,13 @@ pub fn series_name(r: &RunResult) -> String {
     }
 }
 
-/// The order series are shown in: `licstore`, then names starting with `etcd` newest version
-/// first, then `echo`, then any other by name. Numbers in names compare as numbers.
+/// The order series are shown in: `licstore`, its variants (`licstore-…`), then names
+/// starting with `etcd` newest version first, then `echo`, then any other by name. Numbers in
+/// names compare as numbers.
 pub fn series_cmp(a: &str, b: &str) -> Ordering {
     let (ra, rb) = (series_rank(a), series_rank(b));
     let names = match ra {
-        1 => natural_cmp(b, a),
+        2 => natural_cmp(b, a),
         _ => natural_cmp(a, b),
     };
     ra.cmp(&rb).then(names).then_with(|| a.cmp(b))
@@ -76,9 +80,10 @@ pub fn series_cmp(a: &str, b: &str) -> Ordering {
 fn series_rank(name: &str) -> u8 {
     match name {
         LICSTORE => 0,
-        n if n.starts_with(ETCD) => 1,
-        ECHO => 2,
-        _ => 3,
+        n if n.starts_with(VARIANT_PREFIX) => 1,
+        n if n.starts_with(ETCD) => 2,
+        ECHO => 3,
+        _ => 4,
     }
 }
 
@@ -320,6 +325,7 @@ fn markdown(runs: &[RunResult], doc: &Doc) -> String {
     push_results(&mut out, &grid);
     push_etcd_ratios(&mut out, &grid);
     push_echo_ratios(&mut out, &grid, runs);
+    push_variant_costs(&mut out, &grid);
     push_plots(&mut out, doc.plots);
     if let Some(h) = &doc.history {
         out.push_str("## History\n\n");
@@ -626,6 +632,53 @@ fn push_echo_ratios(out: &mut String, grid: &Grid, runs: &[RunResult]) {
     }
     match t.rows.is_empty() {
         true => out.push_str("No licstore run has an echo run to compare with.\n\n"),
+        false => t.push_to(out),
+    }
+}
+
+/// Each licstore variant against plain licstore in the same setting: what the option costs.
+fn push_variant_costs(out: &mut String, grid: &Grid) {
+    out.push_str(
+        "## What licstore's options cost\n\n\
+         Each `licstore-…` series is licstore with one option on (the sealed series: a seal \
+         key for every issuing office, so every write is signed and checked and every sealed \
+         license keeps a status-list position), run in the same setting as plain licstore. \
+         Throughput ratio: the variant's items/s over plain licstore's; p99 ratio: the \
+         variant's p99 over plain licstore's; server CPU: all members together, per item.\n\n",
+    );
+    let names = [
+        "workload",
+        "setting",
+        "variant",
+        "items/s plain → variant",
+        "throughput ratio",
+        "p99 ratio",
+        "server CPU µs/item plain → variant",
+    ];
+    let mut t = MdTable::new(head(&names, 3));
+    for (s, row) in grid {
+        let Some(plain) = licstore_run(row) else {
+            continue;
+        };
+        for (series, run) in row.iter().filter(|(s, _)| s.0.starts_with(VARIANT_PREFIX)) {
+            let cpu = |r: &RunResult| r.server_cpu_us_per_item.map_or("–".into(), fmt_ms);
+            t.rows.push(vec![
+                kebab(&s.workload),
+                s.describe(),
+                md_cell(&series.0),
+                format!(
+                    "{} → {}",
+                    fmt_tp(plain.items_per_sec),
+                    fmt_tp(run.items_per_sec)
+                ),
+                fmt_ratio(ratio(run.items_per_sec, plain.items_per_sec)),
+                fmt_ratio(ratio(run.p99_ms, plain.p99_ms)),
+                format!("{} → {}", cpu(plain), cpu(run)),
+            ]);
+        }
+    }
+    match t.rows.is_empty() {
+        true => out.push_str("No variant run has a plain licstore run to compare with.\n\n"),
         false => t.push_to(out),
     }
 }
@@ -1115,8 +1168,8 @@ mod tests {
                 &["etcd-3.10.0", "etcd-3.9.0", "etcd"],
             ),
             (
-                &["licstore-tls", "echo", "licstore"],
-                &["licstore", "echo", "licstore-tls"],
+                &["licstore-tls", "echo", "licstore", "other"],
+                &["licstore", "licstore-tls", "echo", "other"],
             ),
         ];
         for (names, want) in cases {
@@ -1195,6 +1248,40 @@ mod tests {
             misses.contains("| etcd-3.5.1 | 0.90 | 1.25 | misses |"),
             "{misses}"
         );
+    }
+
+    #[test]
+    fn variant_costs_compare_each_variant_with_plain_licstore() {
+        let cpu = |r: RunResult, us: f64| RunResult {
+            server_cpu_us_per_item: Some(us),
+            ..r
+        };
+        let runs = [
+            cpu(run("licstore", 2000.0, 5.0), 500.0),
+            cpu(run("licstore-sealed-ed25519", 1500.0, 10.0), 850.0),
+            run("licstore-sealed-sm2", 1000.0, 20.0),
+            run("etcd-3.5.1", 1000.0, 10.0),
+            RunResult {
+                clients: 64,
+                ..run("licstore-sealed-sm2", 900.0, 30.0)
+            },
+        ];
+        let (_dir, _, md) = report(&runs);
+        let costs = section(&md, "## What licstore's options cost");
+        let ed = line_with(costs, &["licstore-sealed-ed25519"]);
+        assert!(
+            ed.ends_with("| 2000 → 1500 | 0.75 | 2.00 | 500 → 850 |"),
+            "{ed}"
+        );
+        let sm2 = line_with(costs, &["licstore-sealed-sm2"]);
+        assert!(
+            sm2.contains("| 2000 → 1000 | 0.50 | 4.00 | 500 → – |"),
+            "{sm2}"
+        );
+        assert!(!costs.contains("etcd"), "only licstore variants: {costs}");
+        let (_dir, _, plain_only) = report(&[run("licstore", 2000.0, 5.0)]);
+        let none = section(&plain_only, "## What licstore's options cost");
+        assert!(none.contains("No variant run"), "{none}");
     }
 
     #[test]

@@ -170,7 +170,7 @@ fn public_path(secret: &Path) -> std::path::PathBuf {
 }
 
 /// Creates `path` readable by its owner only, refusing to overwrite.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

@@ -650,18 +650,31 @@ fn verdict_at(
         });
     };
     let status = license.effective_status(today);
+    let fields = disclosed_fields(reader, &license, service_item)?;
+    // The identifier and the digest each single out one version of one license: they go only
+    // to a service item whose rule discloses the identifier.
+    let named = fields.contains_key(IDENTIFIER_FIELD);
     Ok(pb::VerifyResponse {
         valid: status == LicenseStatus::Valid,
         verdict: verdict(status) as i32,
         status: convert::status_to_pb(status) as i32,
-        identifier: license.identifier.clone(),
+        identifier: match named {
+            true => license.identifier.clone(),
+            false => String::new(),
+        },
         revision: license.revision,
-        digest: convert::hex(&license.digest),
+        digest: match named {
+            true => convert::hex(&license.digest),
+            false => String::new(),
+        },
         read_revision,
         seal: crate::sealing::seal_verdict(&license, reader)? as i32,
-        fields: disclosed_fields(reader, &license, service_item)?,
+        fields,
     })
 }
+
+/// The disclosure name of a license's identifier; a rule naming it also discloses the digest.
+const IDENTIFIER_FIELD: &str = "@identifier";
 
 /// The fields of `license` the rule for (`service_item`, its type) lists; none without one.
 fn disclosed_fields(
@@ -737,7 +750,7 @@ impl LicenseApi {
             status_reason: reason,
             seal: record.seal_bundle.clone(),
         })
-        .and_then(|item| self.node.check_import_seal(&item).map(|()| item))
+        .and_then(|mut item| self.node.seal_import(&mut item).map(|()| item))
     }
 
     async fn flush_import(

@@ -6,7 +6,8 @@
 //!   write), and every replica checks the rest on apply (`licstore_store::seal_keys`);
 //! - else this node, when the issuer's active key is one of its key files ([`Sealer`]): it
 //!   fixes the identifier first (a serial derived from the request id, so a retry gets the
-//!   same one), builds the record as apply will, and seals its issued content;
+//!   same one), builds the record as apply will, and seals its issued content; imported
+//!   records are sealed the same way when they come without a seal;
 //! - else nobody: the write is unsealed, which apply refuses for an issuer with an active key.
 //!
 //! The signing time is this node's clock; a supplied seal's time must be within
@@ -213,14 +214,15 @@ impl Node {
         if item.license.serial.is_none() {
             item.license.serial = Some(sealed_serial(&item.license, &item.request_id));
         }
-        let license = issued_license(item)?;
-        match self.sealer.seal(&active.key_id, &license)? {
-            Some(bytes) => {
-                item.seal = bytes;
-                Ok(())
-            }
-            None => Err(not_held(&authority, &active)),
-        }
+        item.seal = self.seal_held(&active, &issued_license(item)?)?;
+        Ok(())
+    }
+
+    /// `license` sealed with the held secret of `active`, or why this node cannot.
+    fn seal_held(&self, active: &KeyRecord, license: &License) -> Result<Vec<u8>, Status> {
+        self.sealer
+            .seal(&active.key_id, license)?
+            .ok_or_else(|| not_held(&license.issuer.code, active))
     }
 
     /// The seal of an amendment's new version, or an empty one for an issuer without an
@@ -261,6 +263,25 @@ impl Node {
 }
 
 impl Node {
+    /// Seals an imported record as [`Node::seal_issue`] seals an issue: a supplied seal is
+    /// checked ([`Node::check_import_seal`]); an unsealed record of an issuer whose active key
+    /// this node holds is sealed now, over the record as apply will store it (under its given
+    /// identifier, or one whose serial derives from the request id); others stay unsealed.
+    pub fn seal_import(&self, item: &mut ImportItem) -> Result<(), Status> {
+        if !item.seal.is_empty() {
+            return self.check_import_seal(item);
+        }
+        let authority = item.license.issuer.code.clone();
+        let Some(active) = active_key(&self.reader, &authority)? else {
+            return Ok(());
+        };
+        if item.identifier.is_none() && item.license.serial.is_none() {
+            item.license.serial = Some(sealed_serial(&item.license, &item.request_id));
+        }
+        item.seal = self.seal_held(&active, &imported_license(item)?)?;
+        Ok(())
+    }
+
     /// Checks a seal supplied with an imported record: the signature under the registered key
     /// and the content. Stock may have been sealed long ago, so the signing time is judged by
     /// the key's record only, not against this node's clock.
@@ -572,11 +593,15 @@ impl Seals for SealsApi {
             .trim()
             .parse()
             .map_err(|e| field_status(Code::InvalidArgument, "root_key_id", e))?;
+        let (_, list) = licstore_store::trust_anchors::open_pinned(&req.trust_file, pin.as_bytes())
+            .map_err(|r| rejection_status(&r))?;
+        // A list from a root whose clock runs ahead would make every later list look older;
+        // the clock is read here, never on apply.
+        check_not_ahead("trust_file.issued_at_ms", list.issued_at_ms)?;
         let cmd = Command::ImportTrustList {
             trust_file: req.trust_file,
             root_key_id: *pin.as_bytes(),
         };
-        crate::api::revalidate(&cmd, &self.node.templates)?;
         let (result, revision) = self.node.write(cmd).await?;
         let done = match result {
             CommandResult::TrustImport(Ok(done)) => done,

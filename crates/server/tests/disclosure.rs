@@ -46,6 +46,23 @@ fn rule(fields: &[&str]) -> pb::SetDisclosureRequest {
 /// The fields a serializable verification on `addr` shows, once the replica has applied
 /// `revision` (bounded wait).
 async fn fields_at(addr: &str, n: u32, item: &str, revision: u64) -> HashMap<String, String> {
+    let r = verify_at(addr, n, item, revision).await;
+    let shown = r.fields.contains_key("@identifier");
+    assert_eq!(
+        !r.identifier.is_empty(),
+        shown,
+        "identifier shown only under its rule"
+    );
+    assert_eq!(
+        !r.digest.is_empty(),
+        shown,
+        "digest shown only with the identifier"
+    );
+    r.fields
+}
+
+/// A serializable verification on `addr`, once the replica has applied `revision`.
+async fn verify_at(addr: &str, n: u32, item: &str, revision: u64) -> pb::VerifyResponse {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = licenses_at(addr)
@@ -55,7 +72,7 @@ async fn fields_at(addr: &str, n: u32, item: &str, revision: u64) -> HashMap<Str
             .into_inner();
         if r.read_revision >= revision {
             assert_eq!(r.verdict(), pb::Verdict::Valid);
-            return r.fields;
+            return r;
         }
         assert!(Instant::now() < deadline, "{addr} never applied {revision}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -150,12 +167,32 @@ async fn verifications_and_presentations_disclose_only_what_is_asked() {
         .into_inner();
     assert!(batch.results[0].fields.is_empty());
     assert_eq!(batch.results[1].fields, expected);
+    assert!(batch.results[1].identifier.is_empty() && batch.results[1].digest.is_empty());
+
+    // A rule naming the identifier shows it, and the digest, to its service item only.
+    let mut by_id = rule(&["@identifier"]);
+    if let Some(r) = by_id.rule.as_mut() {
+        r.service_item = OTHER_ITEM.into();
+    }
+    let set_id = policies
+        .set_disclosure(by_id)
+        .await
+        .expect("set")
+        .into_inner();
+    for addr in &addrs {
+        let r = verify_at(addr, 1, OTHER_ITEM, set_id.revision).await;
+        assert_eq!(r.identifier, card.identifier, "{addr}");
+        assert_eq!(r.fields["@identifier"], card.identifier, "{addr}");
+        assert_eq!(r.digest, card.digest, "{addr}");
+        assert!(fields_at(addr, 1, ITEM, set_id.revision).await.len() == 3);
+    }
     let listed = policies
         .list_disclosure(pb::ListDisclosureRequest::default())
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(listed.rules, set.rules);
+    assert_eq!(listed.rules.len(), 2, "{listed:?}");
+    assert!(listed.rules.contains(&set.rules[0]));
 
     // Removing the rule: no field again.
     let removed = policies

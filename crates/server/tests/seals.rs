@@ -209,7 +209,19 @@ async fn seals_follow_keys_and_verify_offline() {
         .expect("import")
         .into_inner();
     assert_eq!((summary.imported, summary.rejected), (1, 1), "{summary:?}");
-    assert_eq!(summary.rejections[0].field, "seal");
+    assert_eq!(summary.rejections[0].field, "seal_bundle");
+    // Unsealed stock of an authority whose key the node holds is sealed on import.
+    let held = pb::ImportRecord {
+        license: Some(resident_card(9)),
+        ..Default::default()
+    };
+    let summary = licenses_at(&at)
+        .import(tokio_stream::iter(vec![held]))
+        .await
+        .expect("import")
+        .into_inner();
+    assert_eq!((summary.imported, summary.rejected), (1, 0), "{summary:?}");
+    assert_eq!(seal_verdict(&at, 9).await, pb::SealVerdict::Valid);
 
     // Rotation: the old key's seals stay valid, new ones use the new key.
     let rotate = pb::RotateKeyRequest {

@@ -13,8 +13,13 @@ use common::{
     field_of, licctl_json, licenses_at, resident_card, seal_verdict, seals_at, write_key, Cluster,
 };
 use licstore_proto::v1 as pb;
-use licstore_seal::{SecretKey, Suite};
+use licstore_seal::{sign_trust_list, SecretKey, Suite, TrustFile, TrustList};
 use tonic::Code;
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.expect("clock after 1970").as_millis() as u64
+}
 
 /// Runs licctl against `endpoints`; returns exit code and JSON output.
 fn licctl_at(endpoints: &str, args: &[&str]) -> (i32, serde_json::Value) {
@@ -113,6 +118,17 @@ async fn a_store_trusts_another_through_its_list() {
         (own["local"].as_u64(), own["added"].as_u64()),
         (Some(1), Some(0))
     );
+    // A later list of that root without the key does not withdraw the store's own key.
+    let (own_empty, _) = export_trust("own-empty.bin", Some("NOBODY"));
+    let (code, own) = import_trust(&a_eps, &own_empty, &root_id);
+    assert_eq!((code, own["withdrawn"].as_u64()), (0, Some(0)), "{own}");
+    let (_, keys) = licctl_at(&a_eps, &["keys", "list"]);
+    assert_eq!(
+        keys["keys"][0]["revoked_from_ms"].as_u64(),
+        Some(0),
+        "{keys}"
+    );
+    assert_eq!(keys["keys"][0]["active"].as_bool(), Some(true), "{keys}");
 
     let b = Cluster::start(1, &[]);
     b.wait_leader().await;
@@ -150,6 +166,19 @@ async fn a_store_trusts_another_through_its_list() {
         (err.code(), field_of(&err)),
         (Code::InvalidArgument, "trust_file".into())
     );
+
+    // A list dated in the future is refused before it is proposed.
+    let ahead = TrustList::new("310000", now_ms() + 86_400_000, Vec::new());
+    let ahead = TrustFile {
+        root: root.public_key(),
+        signed_list: sign_trust_list(&root, &ahead).expect("sign"),
+    };
+    let err = seals_at(&b_addr)
+        .import_trust_list(import(ahead.to_bytes(), root_id.clone()))
+        .await
+        .expect_err("a list from the future");
+    let want = (Code::InvalidArgument, "trust_file.issued_at_ms".to_owned());
+    assert_eq!((err.code(), field_of(&err)), want);
 
     let (code, done) = import_trust(&b_eps, &trust1, &root_id);
     assert_eq!(code, 0, "{done}");
@@ -205,6 +234,16 @@ async fn a_store_trusts_another_through_its_list() {
         (err.code(), field_of(&err)),
         (Code::FailedPrecondition, "authority".into())
     );
+    let err = seals_at(&b_addr)
+        .rotate_key(pb::RotateKeyRequest {
+            authority: authority.clone(),
+            new_public_key: other.public_key().to_bytes(),
+            at_ms: 0,
+        })
+        .await
+        .expect_err("A's key rotated at B");
+    let want = (Code::FailedPrecondition, "authority".to_owned());
+    assert_eq!((err.code(), field_of(&err)), want);
     let err = licenses_at(&b_addr)
         .issue(pb::IssueRequest {
             license: Some(resident_card(3)),

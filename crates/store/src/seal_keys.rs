@@ -87,6 +87,24 @@ impl Applier<'_, '_> {
             .put(CF_SEAL_KEYS, &key, record.key_id.as_bytes().to_vec())
     }
 
+    /// A refusal when `authority` is trusted through an imported list: its keys are that
+    /// root's to change.
+    fn refuse_if_trusted(&self, authority: &str) -> Result<Option<Rejection>, StoreError> {
+        let Some(root) = self.trusted_via(authority)? else {
+            return Ok(None);
+        };
+        let msg = format!(
+            "authority {authority} is trusted through the trust list of root {}; its keys change \
+             only with a newer list",
+            KeyId::from_bytes(root)
+        );
+        Ok(Some(reject(
+            RejectCode::FailedPrecondition,
+            "authority",
+            msg,
+        )))
+    }
+
     pub(crate) fn register_key(
         &mut self,
         authority: &str,
@@ -101,17 +119,8 @@ impl Applier<'_, '_> {
         if let Err(e) = record.validate() {
             return Ok(Err(reject(RejectCode::InvalidArgument, e.field(), &e)));
         }
-        if let Some(root) = self.trusted_via(authority)? {
-            let msg = format!(
-                "authority {authority} is trusted through the trust list of root {}; its keys \
-                 change only with a newer list",
-                KeyId::from_bytes(root)
-            );
-            return Ok(Err(reject(
-                RejectCode::FailedPrecondition,
-                "authority",
-                msg,
-            )));
+        if let Some(refused) = self.refuse_if_trusted(authority)? {
+            return Ok(Err(refused));
         }
         if let Some(active) = self.active_key(authority)? {
             // A retry: the same key, whatever start time the retry was stamped with.
@@ -151,6 +160,9 @@ impl Applier<'_, '_> {
             Err(r) => return Ok(Err(r)),
         };
         let new_id = public_key.key_id();
+        if let Some(refused) = self.refuse_if_trusted(authority)? {
+            return Ok(Err(refused));
+        }
         let Some(mut old) = self.active_key(authority)? else {
             let msg = format!("authority {authority} has no active key; register one");
             return Ok(Err(reject(RejectCode::NotFound, "authority", msg)));

@@ -18,7 +18,15 @@
 //! - A key's trust only narrows: a newer list may revoke a key, end or shorten its validity,
 //!   but never lift a revocation or widen a validity the registry already holds.
 //! - A key the previous list of the root carried and the new one drops is withdrawn: revoked
-//!   from the new list's issue time, so what it sealed before stays valid.
+//!   from the new list's issue time, so what it sealed before stays valid. Only keys of
+//!   authorities trusted through that root are ever withdrawn; a local authority's records a
+//!   list repeated are not the root's to withdraw.
+//! - One refused entry refuses the whole list, revocations in it included: the operator
+//!   sees the conflict and asks the root for a list without it.
+//!
+//! TODO(trust-scope): any root the caller pins may vouch for any authority not registered
+//! here, and an imported list cannot be removed; a configured set of roots, each with the
+//! authority codes it may vouch for, and removal by an admin come with access control.
 //!
 //! Layout in the `seal_keys` column family (beside `k` records and `a` active keys): `t` + root
 //! key id → [`TrustAnchor`]; `f` + authority → the root key id it is trusted through.
@@ -108,7 +116,8 @@ fn min_option(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// `held` narrowed by `listed`: the later start, the earlier end and revocation.
+/// `held` narrowed by `listed`: the later start, the earlier end and revocation; a successor
+/// once named stays.
 pub fn merge(held: &KeyRecord, listed: &KeyRecord) -> KeyRecord {
     KeyRecord {
         authority: held.authority.clone(),
@@ -117,7 +126,7 @@ pub fn merge(held: &KeyRecord, listed: &KeyRecord) -> KeyRecord {
         valid_from_ms: held.valid_from_ms.max(listed.valid_from_ms),
         valid_until_ms: min_option(held.valid_until_ms, listed.valid_until_ms),
         revoked_from_ms: min_option(held.revoked_from_ms, listed.revoked_from_ms),
-        replaced_by: listed.replaced_by.or(held.replaced_by),
+        replaced_by: held.replaced_by.or(listed.replaced_by),
     }
 }
 
@@ -282,13 +291,19 @@ impl Applier<'_, '_> {
                 Err(r) => return Ok(Err(r)),
             }
         }
+        // The keys this root vouches for: a local authority's records it repeats stay this
+        // store's own, so a later list of the root can never withdraw them.
+        let mut vouched = Vec::with_capacity(list.entries.len());
         for (listed, change) in list.entries.iter().zip(changes) {
+            if change != Change::Local {
+                vouched.push(*listed.key_id.as_bytes());
+            }
             self.write_change(&root_id, listed, change, &mut outcome)?;
         }
-        let listed_ids: Vec<[u8; 16]> = list.entries.iter().map(|r| *r.key_id.as_bytes()).collect();
+        // Entries are strictly ascending by key id, so `vouched` is sorted.
         for dropped in held.iter().flat_map(|h| &h.key_ids) {
-            if !listed_ids.contains(dropped) {
-                outcome.withdrawn += self.withdraw(dropped, list.issued_at_ms)? as u32;
+            if vouched.binary_search(dropped).is_err() {
+                outcome.withdrawn += self.withdraw(&root_id, dropped, list.issued_at_ms)? as u32;
             }
         }
         let anchor = TrustAnchor {
@@ -296,7 +311,7 @@ impl Applier<'_, '_> {
             issued_by: list.issued_by.clone(),
             issued_at_ms: list.issued_at_ms,
             list_digest: digest,
-            key_ids: listed_ids,
+            key_ids: vouched,
             imported_at_revision: self.index,
         };
         // Written in the command's batch with the records, so a replica never holds records
@@ -338,14 +353,23 @@ impl Applier<'_, '_> {
         self.txn.put(CF_SEAL_KEYS, &key, record.to_bytes())
     }
 
-    /// Revokes a dropped key from `at_ms` (or keeps an earlier revocation); true if it changed.
-    fn withdraw(&mut self, key_id: &[u8; 16], at_ms: u64) -> Result<bool, StoreError> {
+    /// Revokes a key `root` dropped from `at_ms` (or keeps an earlier revocation); true if it
+    /// changed. A key whose authority is not trusted through `root` is left alone.
+    fn withdraw(
+        &mut self,
+        root: &[u8; 16],
+        key_id: &[u8; 16],
+        at_ms: u64,
+    ) -> Result<bool, StoreError> {
         let Some(mut record) = self.key_record(&KeyId::from_bytes(*key_id))? else {
             return Err(StoreError::corrupt(
                 "trust anchor",
                 "names a key with no record",
             ));
         };
+        if self.trusted_via(&record.authority)? != Some(*root) {
+            return Ok(false);
+        }
         if record.revoked_from_ms.is_some_and(|from| from <= at_ms) {
             return Ok(false);
         }
@@ -423,6 +447,16 @@ mod tests {
                 "validity only shortens",
                 record(1),
                 known(Some(ended.clone()), false, Some(ROOT)),
+                Ok(Change::Unchanged),
+            ),
+            (
+                "a successor once named stays",
+                with(|r| r.replaced_by = Some(record(3).key_id)),
+                known(
+                    Some(with(|r| r.replaced_by = Some(record(2).key_id))),
+                    false,
+                    Some(ROOT),
+                ),
                 Ok(Change::Unchanged),
             ),
             (
