@@ -207,14 +207,20 @@ impl Node {
             item.seal = supplied;
             return Ok(());
         }
-        let authority = item.license.issuer.code.clone();
-        let Some(active) = active_key(&self.reader, &authority)? else {
+        self.seal_unsealed(item)
+    }
+
+    /// Seals `item` with its issuer's active key when this node holds it, over the record as
+    /// apply will store it: under its given identifier, or one whose serial derives from the
+    /// request id, so a retry gets the same identifier. No active key: left unsealed.
+    fn seal_unsealed(&self, item: &mut ImportItem) -> Result<(), Status> {
+        let Some(active) = active_key(&self.reader, &item.license.issuer.code)? else {
             return Ok(());
         };
-        if item.license.serial.is_none() {
+        if item.identifier.is_none() && item.license.serial.is_none() {
             item.license.serial = Some(sealed_serial(&item.license, &item.request_id));
         }
-        item.seal = self.seal_held(&active, &issued_license(item)?)?;
+        item.seal = self.seal_held(&active, &imported_license(item)?)?;
         Ok(())
     }
 
@@ -256,30 +262,20 @@ impl Node {
             check_supplied_content(&record, &bundle, &license)?;
             return Ok(supplied);
         };
-        self.sealer
-            .seal(&key.key_id, &license)?
-            .ok_or_else(|| not_held(&new.issuer.code, key))
+        self.seal_held(key, &license)
     }
 }
 
 impl Node {
     /// Seals an imported record as [`Node::seal_issue`] seals an issue: a supplied seal is
-    /// checked ([`Node::check_import_seal`]); an unsealed record of an issuer whose active key
-    /// this node holds is sealed now, over the record as apply will store it (under its given
-    /// identifier, or one whose serial derives from the request id); others stay unsealed.
+    /// checked ([`Node::check_import_seal`]), an unsealed record is sealed when this node
+    /// holds its issuer's active key.
     pub fn seal_import(&self, item: &mut ImportItem) -> Result<(), Status> {
-        if !item.seal.is_empty() {
-            return self.check_import_seal(item);
+        if item.seal.is_empty() {
+            self.seal_unsealed(item)
+        } else {
+            self.check_import_seal(item)
         }
-        let authority = item.license.issuer.code.clone();
-        let Some(active) = active_key(&self.reader, &authority)? else {
-            return Ok(());
-        };
-        if item.identifier.is_none() && item.license.serial.is_none() {
-            item.license.serial = Some(sealed_serial(&item.license, &item.request_id));
-        }
-        item.seal = self.seal_held(&active, &imported_license(item)?)?;
-        Ok(())
     }
 
     /// Checks a seal supplied with an imported record: the signature under the registered key

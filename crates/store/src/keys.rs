@@ -188,36 +188,32 @@ pub fn event_key_parts(key: &[u8]) -> Option<(u64, u32)> {
     Some((u64::from_be_bytes(revision), u32::from_be_bytes(seq)))
 }
 
+/// A one-byte tag followed by `rest`: the layout of every `seal_keys` key.
+fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + rest.len());
+    key.push(tag);
+    key.extend_from_slice(rest);
+    key
+}
+
 /// `seal_keys` key of a key record.
 pub fn seal_key_record_key(key_id: &[u8; 16]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(17);
-    key.push(b'k');
-    key.extend_from_slice(key_id);
-    key
+    tagged(b'k', key_id)
 }
 
 /// `seal_keys` key naming an authority's active key.
 pub fn seal_active_key(authority: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + authority.len());
-    key.push(b'a');
-    key.extend_from_slice(authority.as_bytes());
-    key
+    tagged(b'a', authority.as_bytes())
 }
 
 /// `seal_keys` key of the trust list imported under a root key.
 pub fn trust_anchor_key(root_key_id: &[u8; 16]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(17);
-    key.push(b't');
-    key.extend_from_slice(root_key_id);
-    key
+    tagged(b't', root_key_id)
 }
 
 /// `seal_keys` key naming the root an authority is trusted through.
 pub fn trusted_authority_key(authority: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + authority.len());
-    key.push(b'f');
-    key.extend_from_slice(authority.as_bytes());
-    key
+    tagged(b'f', authority.as_bytes())
 }
 
 /// `policies` key of the disclosure rule of a service item for a license type.

@@ -195,13 +195,7 @@ impl Reader {
     /// The root key id `authority` is trusted through, if it came with a trust list.
     pub fn trusted_via(&self, authority: &str) -> Result<Option<[u8; 16]>, StoreError> {
         let key = keys::trusted_authority_key(authority);
-        match get_at(&self.db, None, CF_SEAL_KEYS, &key)? {
-            Some(bytes) => bytes
-                .try_into()
-                .map(Some)
-                .map_err(|_| StoreError::corrupt("trusted authority", "not 16 bytes")),
-            None => Ok(None),
-        }
+        crate::trust_anchors::decode_root_id(get_at(&self.db, None, CF_SEAL_KEYS, &key)?)
     }
 
     /// The fields `service_item` sees of licenses of `type_code` (none without a rule).

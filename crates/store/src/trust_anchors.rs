@@ -31,7 +31,7 @@
 //! Layout in the `seal_keys` column family (beside `k` records and `a` active keys): `t` + root
 //! key id → [`TrustAnchor`]; `f` + authority → the root key id it is trusted through.
 
-use licstore_seal::{KeyId, KeyRecord, PublicKey, TrustFile, TrustList};
+use licstore_seal::{KeyId, KeyRecord, TrustFile, TrustList};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::Applier;
@@ -177,7 +177,7 @@ pub fn plan(
 }
 
 /// Decodes `trust_file` and checks its list under the pinned root.
-pub fn open_pinned(trust_file: &[u8], pin: &[u8; 16]) -> Result<(PublicKey, TrustList), Rejection> {
+pub fn open_pinned(trust_file: &[u8], pin: &[u8; 16]) -> Result<(TrustFile, TrustList), Rejection> {
     let file = TrustFile::from_bytes(trust_file)
         .map_err(|e| reject(RejectCode::InvalidArgument, "trust_file", e.to_string()))?;
     let root_id = file.root.key_id();
@@ -191,7 +191,15 @@ pub fn open_pinned(trust_file: &[u8], pin: &[u8; 16]) -> Result<(PublicKey, Trus
     let list = file
         .open()
         .map_err(|e| reject(RejectCode::InvalidArgument, "trust_file", e.to_string()))?;
-    Ok((file.root, list))
+    Ok((file, list))
+}
+
+/// A root key id as stored under an authority's `f` key.
+pub(crate) fn decode_root_id(bytes: Option<Vec<u8>>) -> Result<Option<[u8; 16]>, StoreError> {
+    bytes
+        .map(|b| b.try_into())
+        .transpose()
+        .map_err(|_| StoreError::corrupt("trusted authority", "not 16 bytes"))
 }
 
 /// Orders a list against the anchor held for its root: `Ok(true)` for a replay of the same
@@ -230,16 +238,8 @@ impl Applier<'_, '_> {
 
     /// The root an authority is trusted through, if it is trusted through one.
     pub(crate) fn trusted_via(&self, authority: &str) -> Result<Option<[u8; 16]>, StoreError> {
-        match self
-            .txn
-            .get(CF_SEAL_KEYS, &keys::trusted_authority_key(authority))?
-        {
-            Some(bytes) => bytes
-                .try_into()
-                .map(Some)
-                .map_err(|_| StoreError::corrupt("trusted authority", "not 16 bytes")),
-            None => Ok(None),
-        }
+        let key = keys::trusted_authority_key(authority);
+        decode_root_id(self.txn.get(CF_SEAL_KEYS, &key)?)
     }
 
     fn known(&self, record: &KeyRecord) -> Result<Known, StoreError> {
@@ -257,15 +257,12 @@ impl Applier<'_, '_> {
         trust_file: &[u8],
         pin: &[u8; 16],
     ) -> Result<ImportResult, StoreError> {
-        let (root, list) = match open_pinned(trust_file, pin) {
+        let (file, list) = match open_pinned(trust_file, pin) {
             Ok(opened) => opened,
             Err(r) => return Ok(Err(r)),
         };
-        let root_id = *root.key_id().as_bytes();
-        let signed_list = TrustFile::from_bytes(trust_file)
-            .map_err(|e| StoreError::corrupt("trust file", e))?
-            .signed_list;
-        let digest = *blake3::hash(&signed_list).as_bytes();
+        let root_id = *file.root.key_id().as_bytes();
+        let digest = *blake3::hash(&file.signed_list).as_bytes();
         let held = self.trust_anchor(&root_id)?;
         let mut outcome = TrustImport {
             root_key_id: root_id,
@@ -307,7 +304,7 @@ impl Applier<'_, '_> {
             }
         }
         let anchor = TrustAnchor {
-            root_public_key: root.to_bytes(),
+            root_public_key: file.root.to_bytes(),
             issued_by: list.issued_by.clone(),
             issued_at_ms: list.issued_at_ms,
             list_digest: digest,
