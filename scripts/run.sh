@@ -56,6 +56,13 @@ make_pki
 # shellcheck disable=SC1091
 source "$RUN_DIR/tls.env"
 
+# toml_str S: S as a TOML basic string (backslashes and quotes escaped; paths may hold them).
+toml_str() {
+  local s=${1//\\/\\\\}
+  s=${s//\"/\\\"}
+  printf '"%s"' "$s"
+}
+
 # Each node gets a config file (the keys are documented in deploy/licstored.toml); the first
 # start of node 1 also names the initial members, given as a flag because it applies once.
 write_config() {
@@ -65,19 +72,19 @@ write_config() {
 id = $id
 addr = "127.0.0.1:$((BASE_PORT + id - 1))"
 metrics_addr = "127.0.0.1:$((9200 + id))"
-data_dir = "$RUN_DIR/n$id"
+data_dir = $(toml_str "$RUN_DIR/n$id")
 
 [feed]
 expiry_sweep_ms = 60000
 
 [seal]
-key_files = ["$RUN_DIR/seal/pudong-police.key"]
+key_files = [$(toml_str "$RUN_DIR/seal/pudong-police.key")]
 
 [tls]
-cert_file = "$RUN_DIR/tls/node.crt"
-key_file = "$RUN_DIR/tls/node.key"
-client_ca_file = "$RUN_DIR/tls/ca.crt"
-peer_ca_file = "$RUN_DIR/tls/ca.crt"
+cert_file = $(toml_str "$RUN_DIR/tls/node.crt")
+key_file = $(toml_str "$RUN_DIR/tls/node.key")
+client_ca_file = $(toml_str "$RUN_DIR/tls/ca.crt")
+peer_ca_file = $(toml_str "$RUN_DIR/tls/ca.crt")
 TOML
 }
 

@@ -97,6 +97,7 @@ pub fn import_item(record: &Record, request_id: String) -> ImportItem {
         status: record.status.parse().expect("generated status"),
         status_reason: (!reason.is_empty()).then(|| reason.clone()),
         seal: Vec::new(),
+        serial_derived: false,
     }
 }
 

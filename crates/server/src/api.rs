@@ -343,6 +343,7 @@ impl Licenses for LicenseApi {
             status: LicenseStatus::Valid,
             status_reason: None,
             seal: Vec::new(),
+            serial_derived: false,
         };
         self.node.seal_issue(&mut item, req.seal_bundle)?;
         let unsealed = item.seal.is_empty();
@@ -749,8 +750,40 @@ impl LicenseApi {
             status,
             status_reason: reason,
             seal: record.seal_bundle.clone(),
+            serial_derived: false,
         })
-        .and_then(|mut item| self.node.seal_import(&mut item).map(|()| item))
+    }
+
+    /// Seals the batch's items ([`Node::seal_import`]) on the blocking pool: signing and
+    /// checking 500 seals takes tens of milliseconds. Each item comes back with its outcome.
+    async fn seal_batch(&self, items: Vec<ImportItem>) -> Result<Vec<Sealed>, Status> {
+        let node = Arc::clone(&self.node);
+        tokio::task::spawn_blocking(move || {
+            let seal = |mut item: ImportItem| {
+                let outcome = node.seal_import(&mut item);
+                (item, outcome)
+            };
+            items.into_iter().map(seal).collect()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("sealing task: {e}")))
+    }
+
+    /// Proposes the items as one import; one result per item, in order.
+    async fn import_once(
+        &self,
+        items: Vec<ImportItem>,
+        summary: &mut pb::ImportSummary,
+    ) -> Result<Vec<Result<WriteOutcome, Status>>, Status> {
+        let (result, revision) = self.node.write(Command::Import(items)).await?;
+        let CommandResult::Import(results) = result else {
+            return Err(Status::internal("import produced no per-item results"));
+        };
+        summary.last_revision = revision;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(|r| rejection_status(&r)))
+            .collect())
     }
 
     async fn flush_import(
@@ -763,25 +796,54 @@ impl LicenseApi {
         }
         let (indexes, items): (Vec<u64>, Vec<ImportItem>) =
             std::mem::take(batch).into_iter().unzip();
-        let ids: Vec<String> = items.iter().map(|i| i.request_id.clone()).collect();
-        let (result, revision) = self.node.write(Command::Import(items)).await?;
-        let CommandResult::Import(results) = result else {
-            return Err(Status::internal("import produced no per-item results"));
-        };
-        summary.last_revision = revision;
-        for ((index, id), result) in indexes.into_iter().zip(ids).zip(results) {
+        let mut ready = Vec::with_capacity(items.len());
+        for (index, (item, sealed)) in indexes.into_iter().zip(self.seal_batch(items).await?) {
+            match sealed {
+                Ok(()) => ready.push((index, item)),
+                Err(status) => reject(summary, index, &item.request_id, &status),
+            }
+        }
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let unsealed: Vec<bool> = ready.iter().map(|(_, i)| i.seal.is_empty()).collect();
+        let items = ready.iter().map(|(_, i)| i.clone()).collect();
+        let mut results = self.import_once(items, summary).await?;
+        let again: Vec<usize> = (0..results.len())
+            .filter(|&i| unsealed[i] && results[i].as_ref().is_err_and(refused_unsealed))
+            .collect();
+        if !again.is_empty() {
+            // This replica had not applied the issuer's key registration yet: seal them now.
+            self.node.read_barrier(Consistency::Linearizable).await?;
+            let items = again.iter().map(|&i| ready[i].1.clone()).collect();
+            let mut resealed = Vec::with_capacity(again.len());
+            for (&i, (item, sealed)) in again.iter().zip(self.seal_batch(items).await?) {
+                match sealed {
+                    Ok(()) => resealed.push((i, item)),
+                    Err(status) => results[i] = Err(status),
+                }
+            }
+            let (positions, items): (Vec<usize>, Vec<ImportItem>) = resealed.into_iter().unzip();
+            if !items.is_empty() {
+                let retried = self.import_once(items, summary).await?;
+                for (i, result) in positions.into_iter().zip(retried) {
+                    results[i] = result;
+                }
+            }
+        }
+        for ((index, item), result) in ready.into_iter().zip(results) {
             match result {
                 Ok(o) if o.duplicate => summary.duplicates += 1,
                 Ok(_) => summary.imported += 1,
-                Err(r) if r.code == licstore_store::RejectCode::AlreadyExists => {
-                    summary.duplicates += 1
-                }
-                Err(r) => reject(summary, index, &id, &rejection_status(&r)),
+                Err(status) => reject(summary, index, &item.request_id, &status),
             }
         }
         Ok(())
     }
 }
+
+/// An item and how sealing it went.
+type Sealed = (ImportItem, Result<(), Status>);
 
 /// An idempotency key for an import record that has neither request id nor identifier.
 fn content_key(l: &licstore_model::NewLicense) -> String {

@@ -5,9 +5,9 @@
 //!   signature under the registered key before proposing (the leader again for a forwarded
 //!   write), and every replica checks the rest on apply (`licstore_store::seal_keys`);
 //! - else this node, when the issuer's active key is one of its key files ([`Sealer`]): it
-//!   fixes the identifier first (a serial derived from the request id, so a retry gets the
-//!   same one), builds the record as apply will, and seals its issued content; imported
-//!   records are sealed the same way when they come without a seal;
+//!   fixes the identifier first (a serial derived from the request, so a retry gets the
+//!   same one: [`ImportItem::derive_serial`]), builds the record as apply will, and seals its
+//!   issued content; imported records are sealed the same way when they come without a seal;
 //! - else nobody: the write is unsealed, which apply refuses for an issuer with an active key.
 //!
 //! The signing time is this node's clock; a supplied seal's time must be within
@@ -34,9 +34,6 @@ use crate::ServerError;
 
 /// How far a supplied seal's signing time may be from this node's clock.
 pub const SIGNED_AT_SKEW_MS: u64 = 5 * 60 * 1000;
-
-/// Characters of a serial drawn for a sealed license, after the four-digit year.
-const SEALED_SERIAL_CHARS: usize = 12;
 
 /// The secret keys this node seals with, by key id.
 #[derive(Default)]
@@ -93,28 +90,6 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A serial for a sealed license: the issue year, then characters derived from the request,
-/// so a retry of the same request is sealed over the same identifier.
-fn sealed_serial(new: &NewLicense, request_id: &str) -> String {
-    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let mut hasher = blake3::Hasher::new_derive_key("licstore sealed license serial v1");
-    for part in [&new.issuer.code, &new.type_code, request_id] {
-        hasher.update(part.as_bytes());
-        hasher.update(&[0]);
-    }
-    let mut out = format!("{:04}", new.issue_date.year());
-    let mut reader = hasher.finalize_xof();
-    while out.len() < 4 + SEALED_SERIAL_CHARS {
-        let mut byte = [0u8; 1];
-        reader.fill(&mut byte);
-        // 252 = 7 × 36: drawing below it keeps every character equally likely.
-        if byte[0] < 252 {
-            out.push(char::from(DIGITS[usize::from(byte[0] % 36)]));
-        }
-    }
-    out
 }
 
 fn bad_bundle(field: &str, e: impl std::fmt::Display) -> Status {
@@ -217,9 +192,7 @@ impl Node {
         let Some(active) = active_key(&self.reader, &item.license.issuer.code)? else {
             return Ok(());
         };
-        if item.identifier.is_none() && item.license.serial.is_none() {
-            item.license.serial = Some(sealed_serial(&item.license, &item.request_id));
-        }
+        item.derive_serial().map_err(store_error)?;
         item.seal = self.seal_held(&active, &imported_license(item)?)?;
         Ok(())
     }
@@ -301,6 +274,15 @@ fn imported_license(item: &ImportItem) -> Result<License, Status> {
         .map_err(|e| field_status(Code::InvalidArgument, "identifier", e))?;
     if id.type_code() != item.license.type_code {
         let why = "its type segment is not license.type_code";
+        return Err(field_status(Code::InvalidArgument, "identifier", why));
+    }
+    // A seal attests the identifier too: it must name this license's issuing office, by its
+    // code or, as older stock does, by the region's code.
+    let issuer = id.issuer_code();
+    if issuer != item.license.issuer.code && issuer != item.license.region_code {
+        let why = format!(
+            "its issuer segment {issuer} is neither license.issuer.code nor license.region_code"
+        );
         return Err(field_status(Code::InvalidArgument, "identifier", why));
     }
     Ok(build_license(
@@ -799,40 +781,5 @@ impl SealsApi {
             .filter(|k| k.authority == license.issuer.code)
             .collect();
         Ok((license, keys, read_revision))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sealed_serials_are_stable_per_request_and_valid() {
-        let new = NewLicense {
-            type_code: "11100000000013338W032".into(),
-            holder: licstore_model::Holder {
-                kind: licstore_model::HolderKind::CitizenId,
-                id: "11010519491231002X".into(),
-                name: "n".into(),
-                legacy_checksum: false,
-            },
-            license_number: "1".into(),
-            issuer: licstore_model::Issuer {
-                code: "11310000002420436Y".into(),
-                name: "i".into(),
-            },
-            issue_date: licstore_model::Date::new(2026, 1, 2).unwrap(),
-            valid_from: licstore_model::Date::new(2026, 1, 2).unwrap(),
-            valid_until: None,
-            region_code: "310115".into(),
-            face: Default::default(),
-            serial: None,
-        };
-        let a = sealed_serial(&new, "r1");
-        assert_eq!(a, sealed_serial(&new, "r1"));
-        assert_ne!(a, sealed_serial(&new, "r2"));
-        assert_eq!(a.len(), 16);
-        assert!(a.starts_with("2026"));
-        Identifier::generate(&new.type_code, &new.issuer.code, &a, 1).unwrap();
     }
 }

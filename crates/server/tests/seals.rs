@@ -46,6 +46,25 @@ async fn seals_follow_keys_and_verify_offline() {
     let endpoints = cluster.endpoints().join(",");
     let authority = common::issuer_code();
 
+    // Stock imported before the issuer had a key is stored unsealed.
+    let stock10 = pb::ImportRecord {
+        request_id: "stock-10".into(),
+        license: Some(resident_card(10)),
+        ..Default::default()
+    };
+    let import_at = |records: Vec<pb::ImportRecord>| {
+        let at = at.clone();
+        async move {
+            licenses_at(&at)
+                .import(tokio_stream::iter(records))
+                .await
+                .expect("import")
+                .into_inner()
+        }
+    };
+    let summary = import_at(vec![stock10.clone()]).await;
+    assert_eq!((summary.imported, summary.rejected), (1, 0), "{summary:?}");
+
     // Registration through a follower is forwarded to the leader.
     let register = pb::RegisterKeyRequest {
         authority: authority.clone(),
@@ -71,6 +90,13 @@ async fn seals_follow_keys_and_verify_offline() {
         (a.key_id().to_string().as_str(), "sm2-sm3")
     );
     assert_eq!(seal_verdict(&at, 1).await, pb::SealVerdict::Valid);
+    // The same import again, now that the node would seal it, is the same request.
+    let summary = import_at(vec![stock10]).await;
+    assert_eq!(
+        (summary.imported, summary.duplicates, summary.rejected),
+        (0, 1, 0),
+        "{summary:?}"
+    );
 
     // Export, trust files, offline checks.
     let dir = keys.path();
@@ -222,6 +248,18 @@ async fn seals_follow_keys_and_verify_offline() {
         .into_inner();
     assert_eq!((summary.imported, summary.rejected), (1, 0), "{summary:?}");
     assert_eq!(seal_verdict(&at, 9).await, pb::SealVerdict::Valid);
+    // The node seals no identifier that names another issuing office.
+    let card11 = resident_card(11);
+    let foreign = licstore_model::Identifier::generate(&card11.type_code, &b_authority, "S11", 1)
+        .expect("identifier");
+    let summary = import_at(vec![pb::ImportRecord {
+        identifier: foreign.to_string(),
+        license: Some(card11),
+        ..Default::default()
+    }])
+    .await;
+    assert_eq!((summary.imported, summary.rejected), (0, 1), "{summary:?}");
+    assert_eq!(summary.rejections[0].field, "identifier");
 
     // Rotation: the old key's seals stay valid, new ones use the new key.
     let rotate = pb::RotateKeyRequest {

@@ -4,8 +4,8 @@
 //! randomness, so all replicas agree.
 
 use licstore_model::{
-    apply_status_op, build_license, can_amend, canonical, content_digest, Date, Identifier,
-    License, LicenseStatus, StatusOp, TemplateRegistry,
+    apply_status_op, build_license, can_amend, canonical, content_digest, issued_digest, Date,
+    Identifier, License, LicenseStatus, StatusOp, TemplateRegistry,
 };
 
 use crate::command::{Command, CommandResult, ImportItem, RejectCode, Rejection, WriteOutcome};
@@ -55,7 +55,7 @@ impl Applier<'_, '_> {
     pub(crate) fn apply(&mut self, cmd: &Command) -> Result<CommandResult, StoreError> {
         Ok(match cmd {
             Command::Issue(item) => {
-                let print = item_fingerprint(item)?;
+                let print = item.fingerprint()?;
                 let create = |a: &mut Self| a.create(item, EventOp::Issue);
                 CommandResult::Write(self.once(&item.request_id, print, create)?)
             }
@@ -84,7 +84,7 @@ impl Applier<'_, '_> {
             Command::Import(items) => {
                 let mut results = Vec::with_capacity(items.len());
                 for item in items {
-                    let print = item_fingerprint(item)?;
+                    let print = item.fingerprint()?;
                     let create = |a: &mut Self| a.create(item, EventOp::Import);
                     results.push(self.once(&item.request_id, print, create)?);
                 }
@@ -241,8 +241,8 @@ impl Applier<'_, '_> {
             }
         };
         let identifier = match self.choose_identifier(item, &template.type_code)? {
-            Ok(id) => id,
-            Err(r) => return Ok(Err(r)),
+            Chosen::Free(id) => id,
+            Chosen::Done(result) => return Ok(result),
         };
         let instance = if template.multiple_per_holder {
             identifier.serial()
@@ -290,68 +290,73 @@ impl Applier<'_, '_> {
         self.finish(&ckey, license, Change::new_license(op)).map(Ok)
     }
 
-    /// The identifier given with historic stock, or a fresh one with the next free serial.
+    /// The identifier given with historic stock, or one from the given serial, or a fresh one
+    /// with the next free serial.
     fn choose_identifier(
         &mut self,
         item: &ImportItem,
         type_code: &str,
-    ) -> Result<Result<Identifier, Rejection>, StoreError> {
+    ) -> Result<Chosen, StoreError> {
         let new = &item.license;
-        if let Some(given) = &item.identifier {
-            let id = match Identifier::parse(given) {
-                Ok(id) => id,
-                Err(e) => return Ok(Err(reject(RejectCode::InvalidArgument, "identifier", e))),
-            };
-            if self.identifier_taken(given)? {
-                return Ok(Err(reject(
-                    RejectCode::AlreadyExists,
-                    "identifier",
-                    "already stored",
-                )));
-            }
-            return Ok(Ok(id));
-        }
-        if let Some(serial) = &new.serial {
-            let id = match Identifier::generate(type_code, &new.issuer.code, serial, 1) {
-                Ok(id) => id,
+        let (id, field) = if let Some(given) = &item.identifier {
+            match Identifier::parse(given) {
+                Ok(id) => (id, "identifier"),
                 Err(e) => {
-                    return Ok(Err(reject(
+                    return Ok(Chosen::refused(
+                        RejectCode::InvalidArgument,
+                        "identifier",
+                        e,
+                    ))
+                }
+            }
+        } else if let Some(serial) = &new.serial {
+            match Identifier::generate(type_code, &new.issuer.code, serial, 1) {
+                Ok(id) => (id, "license.serial"),
+                Err(e) => {
+                    return Ok(Chosen::refused(
                         RejectCode::InvalidArgument,
                         "license.serial",
                         e,
-                    )))
+                    ))
                 }
-            };
-            if self.identifier_taken(&id.to_string())? {
-                return Ok(Err(reject(
-                    RejectCode::AlreadyExists,
-                    "license.serial",
-                    "identifier already stored",
-                )));
             }
-            return Ok(Ok(id));
+        } else {
+            return self.next_free_identifier(item, type_code);
+        };
+        match self.stored_version(&id.to_string())? {
+            None => Ok(Chosen::Free(id)),
+            Some(stored) => Ok(Chosen::Done(same_license(
+                item, id, type_code, stored, field,
+            ))),
         }
+    }
+
+    /// A fresh identifier with the next free serial of (type, issuer).
+    fn next_free_identifier(
+        &mut self,
+        item: &ImportItem,
+        type_code: &str,
+    ) -> Result<Chosen, StoreError> {
+        let new = &item.license;
         for _ in 0..MAX_SERIAL_ATTEMPTS {
             let serial = self.next_serial(type_code, &new.issuer.code, new.issue_date.year())?;
             let id = match Identifier::generate(type_code, &new.issuer.code, &serial, 1) {
                 Ok(id) => id,
                 Err(e) => {
-                    return Ok(Err(reject(
-                        RejectCode::InvalidArgument,
-                        "license.issuer.code",
-                        e,
-                    )))
+                    let code = RejectCode::InvalidArgument;
+                    return Ok(Chosen::refused(code, "license.issuer.code", e));
                 }
             };
             if !self.identifier_taken(&id.to_string())? {
-                return Ok(Ok(id));
+                return Ok(Chosen::Free(id));
             }
         }
-        Ok(Err(reject(
+        let why = "no free serial number";
+        Ok(Chosen::refused(
             RejectCode::FailedPrecondition,
             "license.serial",
-            "no free serial number",
-        )))
+            why,
+        ))
     }
 
     fn next_serial(
@@ -374,6 +379,14 @@ impl Applier<'_, '_> {
     fn identifier_taken(&self, identifier: &str) -> Result<bool, StoreError> {
         Ok(self.txn.get(CF_IDENT, identifier.as_bytes())?.is_some()
             || self.txn.get(CF_HISTORY, identifier.as_bytes())?.is_some())
+    }
+
+    /// The stored version with `identifier`, current or historic.
+    fn stored_version(&self, identifier: &str) -> Result<Option<License>, StoreError> {
+        match self.txn.get(CF_IDENT, identifier.as_bytes())? {
+            Some(ckey) => self.load(CF_CURRENT, &ckey),
+            None => self.load(CF_HISTORY, identifier.as_bytes()),
+        }
     }
 
     fn amend(
@@ -600,30 +613,48 @@ pub(crate) fn decode_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreE
 }
 
 /// A digest of what a request asked for, to tell a retry from a reused request id.
-/// The fingerprint of an item without its seal: a retry is signed afresh (new time, new
-/// salts) but is the same request.
-fn item_fingerprint(item: &ImportItem) -> Result<[u8; 32], StoreError> {
-    let ImportItem {
-        request_id,
-        identifier,
-        license,
-        legacy_checksum,
-        status,
-        status_reason,
-        seal: _,
-    } = item;
-    fingerprint(&(
-        request_id,
-        identifier,
-        license,
-        legacy_checksum,
-        status,
-        status_reason,
-    ))
-}
-
 fn fingerprint<T: serde::Serialize>(request: &T) -> Result<[u8; 32], StoreError> {
     Ok(*blake3::hash(&codec::encode("request", request)?).as_bytes())
+}
+
+/// Where [`Applier::choose_identifier`] leaves a new license.
+// Lives for one call; boxing the result would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Chosen {
+    /// Stored under this identifier, which is free.
+    Free(Identifier),
+    /// Not stored: this is the result.
+    Done(WriteResult),
+}
+
+impl Chosen {
+    fn refused(code: RejectCode, field: &str, reason: impl ToString) -> Self {
+        Chosen::Done(Err(reject(code, field, reason)))
+    }
+}
+
+/// The result of creating `item` under `id`, which `stored` already has: the same license
+/// (same issued content, so also the same seal's subject) is a duplicate of the stored one;
+/// anything else is refused. A replayed import file thus counts its records as duplicates,
+/// and a different record can never pass for one.
+fn same_license(
+    item: &ImportItem,
+    id: Identifier,
+    type_code: &str,
+    stored: License,
+    field: &str,
+) -> WriteResult {
+    let mut candidate = build_license(item.license.clone(), id, item.legacy_checksum);
+    candidate.type_code = type_code.to_owned();
+    if issued_digest(&candidate) != issued_digest(&stored) {
+        let why = "identifier already stored, with other content";
+        return Err(reject(RejectCode::AlreadyExists, field, why));
+    }
+    Ok(WriteOutcome {
+        revision: stored.revision,
+        license: stored,
+        duplicate: true,
+    })
 }
 
 fn reject(code: RejectCode, field: &str, reason: impl ToString) -> Rejection {

@@ -32,6 +32,68 @@ pub struct ImportItem {
     // entries written before this field existed no longer decode; a rolling upgrade across
     // this change needs a versioned command encoding.
     pub seal: Vec<u8>,
+    /// True when the serving node set `license.serial` itself ([`ImportItem::derive_serial`]).
+    /// A derived serial stays out of the request's fingerprint: the same request, retried
+    /// after its issuer registered a key, is sealed under a derived serial and is still the
+    /// same request.
+    pub serial_derived: bool,
+}
+
+/// Characters of a derived serial after its four-digit year.
+pub const DERIVED_SERIAL_CHARS: usize = 12;
+
+impl ImportItem {
+    /// Sets `license.serial` to one derived from the request's fingerprint (request id and
+    /// content), so a retry of the same request gets the same identifier, and a different
+    /// record, even under a reused request id, gets another. Only for an item with neither
+    /// identifier nor serial; returns whether it derived one.
+    pub fn derive_serial(&mut self) -> Result<bool, crate::StoreError> {
+        if self.identifier.is_some() || self.license.serial.is_some() {
+            return Ok(false);
+        }
+        const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut hasher = blake3::Hasher::new_derive_key("licstore derived license serial v2");
+        hasher.update(&self.fingerprint()?);
+        let mut serial = format!("{:04}", self.license.issue_date.year());
+        let mut reader = hasher.finalize_xof();
+        while serial.len() < 4 + DERIVED_SERIAL_CHARS {
+            let mut byte = [0u8; 1];
+            reader.fill(&mut byte);
+            // 252 = 7 × 36: drawing below it keeps every character equally likely.
+            if byte[0] < 252 {
+                serial.push(char::from(DIGITS[usize::from(byte[0] % 36)]));
+            }
+        }
+        self.license.serial = Some(serial);
+        self.serial_derived = true;
+        Ok(true)
+    }
+
+    /// A digest of what the request asks for, to tell a retry from a reused request id. It
+    /// leaves out the seal (a retry is signed afresh: new time, new salts) and a derived
+    /// serial.
+    pub fn fingerprint(&self) -> Result<[u8; 32], crate::StoreError> {
+        let blanked;
+        let license = match self.serial_derived {
+            true => {
+                blanked = NewLicense {
+                    serial: None,
+                    ..self.license.clone()
+                };
+                &blanked
+            }
+            false => &self.license,
+        };
+        let request = (
+            &self.request_id,
+            &self.identifier,
+            license,
+            self.legacy_checksum,
+            self.status,
+            &self.status_reason,
+        );
+        Ok(*blake3::hash(&crate::codec::encode("request", &request)?).as_bytes())
+    }
 }
 
 /// A state-machine command, carried in one Raft log entry.
@@ -223,4 +285,83 @@ pub enum CommandResult {
     Disclosure(Result<DisclosureRule, Rejection>),
     /// What a trust list import changed, or why it was refused.
     TrustImport(Result<crate::TrustImport, Rejection>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use licstore_model::{Date, Holder, HolderKind, Identifier, Issuer};
+
+    fn item(request_id: &str, license_number: &str) -> ImportItem {
+        let day = Date::new(2026, 1, 2).unwrap();
+        ImportItem {
+            request_id: request_id.into(),
+            identifier: None,
+            license: NewLicense {
+                type_code: "11100000000013338W032".into(),
+                holder: Holder {
+                    kind: HolderKind::CitizenId,
+                    id: "11010519491231002X".into(),
+                    name: "n".into(),
+                    legacy_checksum: false,
+                },
+                license_number: license_number.into(),
+                issuer: Issuer {
+                    code: "11310000002420436Y".into(),
+                    name: "i".into(),
+                },
+                issue_date: day,
+                valid_from: day,
+                valid_until: None,
+                region_code: "310115".into(),
+                face: Default::default(),
+                serial: None,
+            },
+            legacy_checksum: false,
+            status: LicenseStatus::Valid,
+            status_reason: None,
+            seal: Vec::new(),
+            serial_derived: false,
+        }
+    }
+
+    fn derived(mut item: ImportItem) -> ImportItem {
+        assert!(item.derive_serial().unwrap());
+        item
+    }
+
+    #[test]
+    fn derived_serials_follow_the_whole_request() {
+        let a = derived(item("r1", "1"));
+        let serial = a.license.serial.clone().unwrap();
+        assert_eq!(serial.len(), 4 + DERIVED_SERIAL_CHARS);
+        assert!(serial.starts_with("2026"));
+        Identifier::generate(&a.license.type_code, &a.license.issuer.code, &serial, 1).unwrap();
+        let cases = [
+            ("same request", item("r1", "1"), true),
+            ("other request id", item("r2", "1"), false),
+            ("same request id, other content", item("r1", "2"), false),
+        ];
+        for (name, other, same) in cases {
+            let other = derived(other);
+            assert_eq!(
+                other.license.serial.as_ref() == Some(&serial),
+                same,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_derived_serial_stays_out_of_the_fingerprint() {
+        let plain = item("r1", "1");
+        let sealed = derived(item("r1", "1"));
+        assert_eq!(plain.fingerprint().unwrap(), sealed.fingerprint().unwrap());
+        let mut given = item("r1", "1");
+        given.license.serial = sealed.license.serial.clone();
+        assert_ne!(plain.fingerprint().unwrap(), given.fingerprint().unwrap());
+        let mut again = sealed.clone();
+        assert!(!again.derive_serial().unwrap(), "a serial is derived once");
+        assert_eq!(again, sealed);
+    }
 }

@@ -98,6 +98,7 @@ impl World {
             status: statuses[self.rng.random_range(0..statuses.len())],
             status_reason: None,
             seal: Vec::new(),
+            serial_derived: false,
         }
     }
 
@@ -404,6 +405,7 @@ async fn expire_skips_what_is_not_lapsed_live_and_current() {
         status,
         status_reason: None,
         seal: Vec::new(),
+        serial_derived: false,
     };
     world
         .run(Command::Import(vec![
@@ -500,6 +502,7 @@ async fn a_page_of_the_feed_ends_on_a_whole_revision() {
             status: LicenseStatus::Valid,
             status_reason: None,
             seal: Vec::new(),
+            serial_derived: false,
         })
         .collect();
     world.run(Command::Import(items)).await;

@@ -114,6 +114,7 @@ fn issue(seq: u32, new: NewLicense, seal: Vec<u8>) -> Command {
         status: LicenseStatus::Valid,
         status_reason: None,
         seal,
+        serial_derived: false,
     })
 }
 
@@ -406,6 +407,7 @@ fn imported_sealed_stock_gets_the_bits_of_its_initial_status() {
             status,
             status_reason: Some("historic stock".into()),
             seal,
+            serial_derived: false,
         });
     }
     match f.run(Command::Import(items)) {
@@ -470,6 +472,7 @@ fn a_sealing_authority_gets_no_unsealed_record_by_any_path() {
         status: LicenseStatus::Valid,
         status_reason: None,
         seal: Vec::new(),
+        serial_derived: false,
     }]);
     match f.run(import) {
         CommandResult::Import(results) => {

@@ -7,7 +7,9 @@ use std::io;
 use futures::stream;
 use licstore_model::{HolderKind, LicenseStatus, StatusOp};
 use licstore_store::index::{self, IndexKind};
-use licstore_store::{keys, open, Command, ImportItem, Reader, TypeConfig};
+use licstore_store::{
+    keys, open, Command, CommandResult, ImportItem, Reader, RejectCode, TypeConfig,
+};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::testing::log_id;
@@ -243,6 +245,7 @@ async fn an_amendment_never_takes_an_identifier_that_is_already_stored() {
         status: LicenseStatus::Valid,
         status_reason: None,
         seal: Vec::new(),
+        serial_derived: false,
     };
     let cmds = vec![Command::Import(vec![stock(1, &v1), stock(2, &v2)])];
     apply(&mut s.state_machine, entries(1, cmds)).await;
@@ -271,6 +274,80 @@ async fn an_amendment_never_takes_an_identifier_that_is_already_stored() {
         holder1.superseded_by, None,
         "the refused amendment changed nothing"
     );
+}
+
+#[test]
+fn a_taken_identifier_is_a_duplicate_only_for_the_same_license() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path()).expect("open");
+    let type_code = new_card(1).type_code;
+    let v1 = licstore_model::Identifier::generate(&type_code, &issuer_code(), "STOCK1", 1)
+        .expect("identifier")
+        .to_string();
+    let item = |request_id: &str, seq: u32, identifier: Option<&str>, serial: Option<&str>| {
+        let mut license = new_card(seq);
+        license.serial = serial.map(str::to_owned);
+        ImportItem {
+            request_id: request_id.into(),
+            identifier: identifier.map(str::to_owned),
+            license,
+            legacy_checksum: false,
+            status: LicenseStatus::Valid,
+            status_reason: None,
+            seal: Vec::new(),
+            serial_derived: false,
+        }
+    };
+    let first = Command::Import(vec![item("stock-1", 1, Some(&v1), None)]);
+    s.state_machine
+        .apply_batch(entries(1, vec![first]))
+        .expect("apply");
+    // (case, command, expected: Ok(duplicate) or the refusal's code and field)
+    type Expected = Result<bool, (RejectCode, &'static str)>;
+    let cases: Vec<(&str, Command, Expected)> = vec![
+        (
+            "the same record under a new request id",
+            Command::Import(vec![item("stock-1-again", 1, Some(&v1), None)]),
+            Ok(true),
+        ),
+        (
+            "another holder's record under the stored identifier",
+            Command::Import(vec![item("stock-3", 3, Some(&v1), None)]),
+            Err((RejectCode::AlreadyExists, "identifier")),
+        ),
+        (
+            "an issue whose serial names the stored license, same content",
+            Command::Issue(item("issue-1", 1, None, Some("STOCK1"))),
+            Ok(true),
+        ),
+        (
+            "an issue whose serial is taken, other content",
+            Command::Issue(item("issue-4", 4, None, Some("STOCK1"))),
+            Err((RejectCode::AlreadyExists, "license.serial")),
+        ),
+    ];
+    for (i, (case, cmd, expected)) in cases.into_iter().enumerate() {
+        let index = 2 + i as u64;
+        let mut results = s
+            .state_machine
+            .apply_batch(entries(index, vec![cmd]))
+            .expect("apply");
+        let result = match results.remove(0) {
+            CommandResult::Write(r) => r,
+            CommandResult::Import(mut r) => r.remove(0),
+            other => panic!("{case}: unexpected {other:?}"),
+        };
+        let got = result.map(|o| o.duplicate).map_err(|r| (r.code, r.field));
+        let want = expected.map_err(|(code, field)| (code, field.to_owned()));
+        assert_eq!(got, want, "{case}");
+    }
+    let reader = Reader::new(s.db.clone());
+    let stored = reader
+        .get_by_identifier(&v1)
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.holder.id, citizen(1));
+    assert_eq!(stored.revision, 1, "nothing wrote over the stored license");
 }
 
 #[tokio::test]

@@ -74,6 +74,7 @@ pub fn issue(seq: u32) -> Command {
         status: LicenseStatus::Valid,
         status_reason: None,
         seal: Vec::new(),
+        serial_derived: false,
     })
 }
 
