@@ -141,15 +141,20 @@ impl<'a> Reader<'a> {
 
     /// Checks the domain string and format version written by [`Writer::header`].
     pub(crate) fn header(&mut self, domain: &str, version: u8) -> Result<(), SealError> {
+        self.header_of(domain, &[version]).map(drop)
+    }
+
+    /// Reads the domain and a format version, which must be one of `versions`; returns it.
+    pub(crate) fn header_of(&mut self, domain: &str, versions: &[u8]) -> Result<u8, SealError> {
         let found = self.bytes("domain", domain.len())?;
         if found != domain.as_bytes() {
             return Err(self.error("domain", format!("is not {domain:?}")));
         }
         let found = self.u8("format_version")?;
-        if found != version {
+        if !versions.contains(&found) {
             return Err(self.error("format_version", format!("unknown version {found}")));
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Fails unless every byte has been read.

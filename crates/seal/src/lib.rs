@@ -60,7 +60,7 @@ pub use export::{ExportDocument, TrustFile};
 pub use key_file::{encode_key_file, parse_key_file};
 pub use key_id::KeyId;
 pub use lifecycle::{judge, verify_with_record, KeyRecord, KeyVerdict};
-pub use payload::{seal, verify_seal, Seal, SealedPayload};
+pub use payload::{salted_digest, seal, verify_seal, Seal, SealedPayload};
 pub use presentation::{CheckedPresentation, Presentation};
 pub use status_entry::{sign_status_entry, SignedStatusEntry, StatusEntryClaim};
 pub use status_list::{

@@ -1,20 +1,26 @@
 //! The signed payload of a license seal, and the seal itself.
 //!
-//! # Payload format, version 1
+//! # Payload format, versions 1 and 2
 //!
 //! All integers are little-endian; strings are a `u32` byte length then UTF-8 (see `codec`).
 //!
 //! | # | field             | encoding                                                     |
 //! |---|-------------------|--------------------------------------------------------------|
 //! | 0 | domain            | string [`PAYLOAD_DOMAIN`]                                    |
-//! | 1 | format version    | `u8` = [`PAYLOAD_VERSION`]                                   |
+//! | 1 | format version    | `u8`: 1, or 2 = [`PAYLOAD_VERSION`]                          |
 //! | 2 | suite             | `u8` suite tag                                               |
 //! | 3 | key_id            | 16 raw bytes                                                 |
 //! | 4 | authority         | string, 1 to 128 bytes, no control characters                |
 //! | 5 | signed_at_ms      | `u64`, ms since the Unix epoch                               |
-//! | 6 | content_digest    | 32 raw bytes: the record's BLAKE3 content digest             |
+//! | 6 | content_digest    | 32 raw bytes: version 1, the record's issued digest; version |
+//! |   |                   | 2, that digest salted ([`salted_digest`])                    |
 //! | 7 | field_commitments | `u32` count (at most 1024), then per field: name string,     |
 //! |   |                   | 32-byte commitment; names strictly ascending                 |
+//!
+//! Version 2 exists for selective disclosure: a verifier shown the payload of a version 1
+//! seal could confirm a guess of every hidden field against the plain issued digest. The salt
+//! of a version 2 digest stays in the bundle, with the holder and the store, like the salts
+//! of the field commitments. Version 1 seals still decode and verify.
 //!
 //! The signature covers exactly these bytes. Naming the suite and key inside the signed bytes
 //! stops a signature from being presented under another key or suite, and the domain string
@@ -27,7 +33,7 @@
 //! `u8` suite tag, 16-byte key id, `u16` signature length, signature bytes.
 
 use crate::codec::{check_label, Reader, Writer};
-use crate::disclosure::{FieldCommitment, FIELD_COUNT_MAX, FIELD_NAME_LEN_MAX};
+use crate::disclosure::{FieldCommitment, FIELD_COUNT_MAX, FIELD_NAME_LEN_MAX, SALT_LEN};
 use crate::error::SealError;
 use crate::key_id::KeyId;
 use crate::suite::{PublicKey, SecretKey, Signature, Suite};
@@ -35,8 +41,11 @@ use crate::suite::{PublicKey, SecretKey, Signature, Suite};
 /// Domain string that opens every payload.
 pub const PAYLOAD_DOMAIN: &str = "licstore sealed license payload";
 
-/// Current payload format version.
-pub const PAYLOAD_VERSION: u8 = 1;
+/// Payload format version of new seals.
+pub const PAYLOAD_VERSION: u8 = 2;
+
+/// Every payload format version that decodes.
+pub const PAYLOAD_VERSIONS: [u8; 2] = [1, PAYLOAD_VERSION];
 
 /// Longest authority (issuer code) accepted, in bytes.
 pub const AUTHORITY_LEN_MAX: usize = 128;
@@ -44,6 +53,8 @@ pub const AUTHORITY_LEN_MAX: usize = 128;
 /// Everything a license seal signs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedPayload {
+    /// Format version, one of [`PAYLOAD_VERSIONS`]; it says what `content_digest` is.
+    pub version: u8,
     /// Suite of the sealing key.
     pub suite: Suite,
     /// Id of the sealing key.
@@ -52,14 +63,14 @@ pub struct SealedPayload {
     pub authority: String,
     /// When the seal was made, in ms since the Unix epoch, as asserted by the signer.
     pub signed_at_ms: u64,
-    /// BLAKE3 content digest of the license record.
+    /// The license's issued digest (version 1) or that digest salted (version 2).
     pub content_digest: [u8; 32],
     /// Commitments to the face fields, strictly ascending by name.
     pub field_commitments: Vec<FieldCommitment>,
 }
 
 impl SealedPayload {
-    /// A payload for `public_key`, taking suite and key id from it.
+    /// A payload of the current version for `public_key`, taking suite and key id from it.
     pub fn for_key(
         public_key: &PublicKey,
         authority: impl Into<String>,
@@ -68,6 +79,7 @@ impl SealedPayload {
         field_commitments: Vec<FieldCommitment>,
     ) -> SealedPayload {
         SealedPayload {
+            version: PAYLOAD_VERSION,
             suite: public_key.suite(),
             key_id: public_key.key_id(),
             authority: authority.into(),
@@ -79,6 +91,10 @@ impl SealedPayload {
 
     /// Checks the limits and ordering the encoding relies on.
     pub fn validate(&self) -> Result<(), SealError> {
+        if !PAYLOAD_VERSIONS.contains(&self.version) {
+            let reason = format!("unknown version {}", self.version);
+            return Err(SealError::invalid_field("format_version", reason));
+        }
         check_label("authority", &self.authority, AUTHORITY_LEN_MAX)?;
         if self.field_commitments.len() > FIELD_COUNT_MAX {
             let reason = format!("more than {FIELD_COUNT_MAX} entries");
@@ -106,7 +122,7 @@ impl SealedPayload {
     /// first; [`seal`] and [`verify_seal`] do.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.header(PAYLOAD_DOMAIN, PAYLOAD_VERSION);
+        w.header(PAYLOAD_DOMAIN, self.version);
         w.u8(self.suite.tag());
         w.raw(self.key_id.as_bytes());
         w.string(&self.authority);
@@ -123,8 +139,9 @@ impl SealedPayload {
     /// Decodes bytes produced by [`SealedPayload::to_bytes`]; anything else is an error.
     pub fn from_bytes(bytes: &[u8]) -> Result<SealedPayload, SealError> {
         let mut r = Reader::new(bytes);
-        r.header(PAYLOAD_DOMAIN, PAYLOAD_VERSION)?;
+        let version = r.header_of(PAYLOAD_DOMAIN, &PAYLOAD_VERSIONS)?;
         let payload = SealedPayload {
+            version,
             suite: read_suite(&mut r, "suite")?,
             key_id: KeyId::from_bytes(r.array("key_id")?),
             authority: r.string("authority", AUTHORITY_LEN_MAX)?,
@@ -137,6 +154,18 @@ impl SealedPayload {
         Ok(payload)
     }
 }
+
+/// The version 2 `content_digest`: BLAKE3 (derive-key mode) over the salt, then the issued
+/// digest. Without the salt, the digest confirms no guess of the record's content.
+pub fn salted_digest(salt: &[u8; SALT_LEN], issued_digest: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(SALTED_DIGEST_CONTEXT);
+    hasher.update(salt);
+    hasher.update(issued_digest);
+    *hasher.finalize().as_bytes()
+}
+
+/// Key-derivation context of [`salted_digest`].
+const SALTED_DIGEST_CONTEXT: &str = "licstore seal salted issued digest v2";
 
 fn read_commitments(r: &mut Reader<'_>) -> Result<Vec<FieldCommitment>, SealError> {
     let count = r.u32("field_commitments")?;

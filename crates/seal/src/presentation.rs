@@ -6,13 +6,10 @@
 //! commitments), and the presenting store's records of the authority's keys, which are for
 //! display only: a verifier decides with a key record from a trust list it was given. The
 //! salts of the other fields stay with the holder, so their commitments reveal nothing on
-//! their own. The payload still shows the authority, the signing time, the names of the sealed
-//! fields and the issued digest.
-//!
-//! TODO(disclosure-digest): the issued digest is unsalted; a verifier who can guess every
-//! hidden field (the identifier's random serial makes that hard while `@identifier` stays
-//! hidden) can confirm the guess against it. A payload version that signs a salted digest
-//! closes this.
+//! their own. The payload still shows the authority, the signing time and the names of the
+//! sealed fields. Its digest of the whole record is salted (payload version 2) and the salt
+//! stays with the holder too, so it confirms no guess of the hidden fields; a presentation of
+//! a version 1 seal shows the plain issued digest, and such a guess could be confirmed.
 //!
 //! # Format, version 1
 //!
@@ -212,6 +209,10 @@ mod tests {
                 .present(&fields(), &["sex", "name", "sex"], vec![record.clone()])
                 .unwrap();
             let bytes = shown.to_bytes();
+            assert!(
+                !bytes.windows(32).any(|w| w == [9; 32]),
+                "the plain issued digest stays out of a presentation"
+            );
             let decoded = Presentation::from_bytes(&bytes).unwrap();
             assert_eq!(decoded, shown);
             let checked = decoded.check(&record).unwrap();

@@ -6,6 +6,11 @@
 //! license's (clear) bit. Entries are made when a position is known, after the license is
 //! stored, so they are separate from the license seal.
 //!
+//! The entry names the plain issued digest, which a verifier computes from the whole record
+//! of an export. It is not for presentations: a version 2 seal payload carries the digest
+//! salted, and an entry shown beside a presentation would hand back the plain digest that
+//! the salt hides.
+//!
 //! # Signed bytes, version 1
 //!
 //! Domain string [`STATUS_ENTRY_DOMAIN`], `u8` version 1, `u8` suite tag, 16-byte key id,
@@ -40,7 +45,7 @@ pub struct StatusEntryClaim {
     pub authority: String,
     /// License type code.
     pub license_type: String,
-    /// The license's issued digest, as its seal's payload carries it.
+    /// The license's plain issued digest (`licstore_model::issued_digest`).
     pub issued_digest: [u8; 32],
     /// List number within (authority, license type).
     pub list: u32,

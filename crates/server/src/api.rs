@@ -813,29 +813,56 @@ impl LicenseApi {
             .filter(|&i| unsealed[i] && results[i].as_ref().is_err_and(refused_unsealed))
             .collect();
         if !again.is_empty() {
-            // This replica had not applied the issuer's key registration yet: seal them now.
-            self.node.read_barrier(Consistency::Linearizable).await?;
-            let items = again.iter().map(|&i| ready[i].1.clone()).collect();
-            let mut resealed = Vec::with_capacity(again.len());
-            for (&i, (item, sealed)) in again.iter().zip(self.seal_batch(items).await?) {
-                match sealed {
-                    Ok(()) => resealed.push((i, item)),
-                    Err(status) => results[i] = Err(status),
-                }
-            }
-            let (positions, items): (Vec<usize>, Vec<ImportItem>) = resealed.into_iter().unzip();
-            if !items.is_empty() {
-                let retried = self.import_once(items, summary).await?;
-                for (i, result) in positions.into_iter().zip(retried) {
-                    results[i] = result;
-                }
-            }
+            self.import_resealed(&again, &ready, &mut results, summary)
+                .await?;
         }
         for ((index, item), result) in ready.into_iter().zip(results) {
             match result {
                 Ok(o) if o.duplicate => summary.duplicates += 1,
                 Ok(_) => summary.imported += 1,
                 Err(status) => reject(summary, index, &item.request_id, &status),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LicenseApi {
+    /// Items `again` of `ready` were refused on apply for lacking a seal: this replica had not
+    /// applied their issuer's key registration when it sealed the batch. After a read barrier,
+    /// the ones it can now seal are proposed again; the others keep their refusal. A failed
+    /// proposal is each item's error, not the stream's: the rest of the batch is applied.
+    async fn import_resealed(
+        &self,
+        again: &[usize],
+        ready: &[(u64, ImportItem)],
+        results: &mut [Result<WriteOutcome, Status>],
+        summary: &mut pb::ImportSummary,
+    ) -> Result<(), Status> {
+        self.node.read_barrier(Consistency::Linearizable).await?;
+        let items = again.iter().map(|&i| ready[i].1.clone()).collect();
+        let mut resealed = Vec::with_capacity(again.len());
+        for (&i, (item, sealed)) in again.iter().zip(self.seal_batch(items).await?) {
+            match sealed {
+                Ok(()) if !item.seal.is_empty() => resealed.push((i, item)),
+                Ok(()) => {}
+                Err(status) => results[i] = Err(status),
+            }
+        }
+        if resealed.is_empty() {
+            return Ok(());
+        }
+        let (positions, items): (Vec<usize>, Vec<ImportItem>) = resealed.into_iter().unzip();
+        match self.import_once(items, summary).await {
+            Ok(retried) => {
+                for (i, result) in positions.into_iter().zip(retried) {
+                    results[i] = result;
+                }
+            }
+            Err(status) => {
+                for i in positions {
+                    results[i] = Err(status.clone());
+                }
             }
         }
         Ok(())

@@ -21,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use licstore_model::{build_license, Identifier, License, NewLicense};
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::seals_server::Seals;
+use licstore_seal::payload::PAYLOAD_VERSION;
 use licstore_seal::{
     judge, parse_key_file, verify_seal, ExportDocument, KeyId, KeyRecord, KeyVerdict, PublicKey,
     SealBundle, SecretKey,
@@ -143,6 +144,18 @@ fn amended_license(identifier: &str, new: &NewLicense, old: &License) -> Result<
     Ok(license)
 }
 
+/// A new seal (an issue's, an amendment's) must be of the current payload version: an older
+/// one shows the plain issued digest to every verifier of a presentation. Imported stock may
+/// keep the seal it was made with.
+fn current_version(bundle: &SealBundle) -> Result<(), Status> {
+    let version = bundle.payload.version;
+    if version < PAYLOAD_VERSION {
+        let why = format!("version {version}; new seals are version {PAYLOAD_VERSION}");
+        return Err(bad_bundle("seal_bundle.version", why));
+    }
+    Ok(())
+}
+
 fn check_supplied_content(
     record: &KeyRecord,
     bundle: &SealBundle,
@@ -178,6 +191,7 @@ impl Node {
     pub fn seal_issue(&self, item: &mut ImportItem, supplied: Vec<u8>) -> Result<(), Status> {
         if !supplied.is_empty() {
             let (bundle, record) = verify_supplied(&self.reader, &supplied)?;
+            current_version(&bundle)?;
             check_supplied_content(&record, &bundle, &issued_license(item)?)?;
             item.seal = supplied;
             return Ok(());
@@ -232,6 +246,7 @@ impl Node {
         let license = amended_license(identifier, new, &old)?;
         let Some(key) = sealing_key else {
             let (bundle, record) = verify_supplied(&self.reader, &supplied)?;
+            current_version(&bundle)?;
             check_supplied_content(&record, &bundle, &license)?;
             return Ok(supplied);
         };
@@ -781,5 +796,33 @@ impl SealsApi {
             .filter(|k| k.authority == license.issuer.code)
             .collect();
         Ok((license, keys, read_revision))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use licstore_seal::Suite;
+    use rand::SeedableRng;
+
+    #[test]
+    fn new_seals_must_be_of_the_current_version() {
+        let key = SecretKey::from_seed(Suite::Ed25519, &[1; 32]).expect("key");
+        let rng = &mut rand::rngs::StdRng::seed_from_u64(1);
+        let fields = Default::default();
+        let current = SealBundle::for_license(&key, "A", 1, [2; 32], &fields, rng).expect("seal");
+        for (version, accepted) in [(1, false), (PAYLOAD_VERSION, true)] {
+            let mut bundle = current.clone();
+            bundle.payload.version = version;
+            let result = current_version(&bundle);
+            assert_eq!(result.is_ok(), accepted, "version {version}");
+            if let Err(status) = result {
+                let field = status.metadata().get(crate::convert::FIELD_METADATA_KEY);
+                assert_eq!(
+                    field.map(|f| f.to_str().unwrap_or("")),
+                    Some("seal_bundle.version")
+                );
+            }
+        }
     }
 }

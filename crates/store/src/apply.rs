@@ -383,9 +383,15 @@ impl Applier<'_, '_> {
 
     /// The stored version with `identifier`, current or historic.
     fn stored_version(&self, identifier: &str) -> Result<Option<License>, StoreError> {
-        match self.txn.get(CF_IDENT, identifier.as_bytes())? {
-            Some(ckey) => self.load(CF_CURRENT, &ckey),
-            None => self.load(CF_HISTORY, identifier.as_bytes()),
+        let Some(ckey) = self.txn.get(CF_IDENT, identifier.as_bytes())? else {
+            return self.load(CF_HISTORY, identifier.as_bytes());
+        };
+        match self.load(CF_CURRENT, &ckey)? {
+            Some(current) => Ok(Some(current)),
+            None => Err(StoreError::corrupt(
+                "identifier index",
+                format!("{identifier} dangles"),
+            )),
         }
     }
 
@@ -633,10 +639,11 @@ impl Chosen {
     }
 }
 
-/// The result of creating `item` under `id`, which `stored` already has: the same license
-/// (same issued content, so also the same seal's subject) is a duplicate of the stored one;
-/// anything else is refused. A replayed import file thus counts its records as duplicates,
-/// and a different record can never pass for one.
+/// The result of creating `item` under `id`, which `stored` already has: the same license in
+/// the same state (same issued content, so also the same seal's subject; same status; not a
+/// seal the stored version lacks) is a duplicate of the stored one; anything else is refused.
+/// A replayed import file thus counts its records as duplicates, and a different record, or
+/// a status or seal the store would drop, never passes for one.
 fn same_license(
     item: &ImportItem,
     id: Identifier,
@@ -646,8 +653,19 @@ fn same_license(
 ) -> WriteResult {
     let mut candidate = build_license(item.license.clone(), id, item.legacy_checksum);
     candidate.type_code = type_code.to_owned();
-    if issued_digest(&candidate) != issued_digest(&stored) {
-        let why = "identifier already stored, with other content";
+    let why = if issued_digest(&candidate) != issued_digest(&stored) {
+        Some("identifier already stored, with other content".to_owned())
+    } else if (item.status, &item.status_reason) != (stored.status, &stored.status_reason) {
+        Some(format!(
+            "identifier already stored, as {}; change its status instead",
+            stored.status.as_str()
+        ))
+    } else if !item.seal.is_empty() && stored.seal.is_empty() {
+        Some("identifier already stored, unsealed".to_owned())
+    } else {
+        None
+    };
+    if let Some(why) = why {
         return Err(reject(RejectCode::AlreadyExists, field, why));
     }
     Ok(WriteOutcome {

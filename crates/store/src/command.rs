@@ -29,8 +29,9 @@ pub struct ImportItem {
     /// The issuing authority's seal bundle (`licstore-seal`), empty for none. Its signature
     /// was verified before proposing; applying checks everything else (see `seal_keys`).
     // TODO(upgrade): commands, results and events are bincode without a version tag, so
-    // entries written before this field existed no longer decode; a rolling upgrade across
-    // this change needs a versioned command encoding.
+    // entries written before this field (or `serial_derived`) existed no longer decode, and
+    // a request sealed before `serial_derived` kept its derived serial in its fingerprint; a
+    // rolling upgrade across these changes needs a versioned command encoding.
     pub seal: Vec<u8>,
     /// True when the serving node set `license.serial` itself ([`ImportItem::derive_serial`]).
     /// A derived serial stays out of the request's fingerprint: the same request, retried

@@ -164,15 +164,6 @@ pub fn plan(
         let why = format!("key {} is held for {}", held.key_id, held.authority);
         return Err(reject(RejectCode::FailedPrecondition, &field, why));
     }
-    if let (Some(named), Some(other)) = (held.replaced_by, listed.replaced_by) {
-        if named != other {
-            let why = format!(
-                "key {} is replaced by {named} here; the list names {other}",
-                held.key_id
-            );
-            return Err(reject(RejectCode::FailedPrecondition, &field, why));
-        }
-    }
     let merged = merge(held, listed);
     if let Err(e) = merged.validate() {
         let why = format!("key {} narrowed by this list is invalid: {e}", held.key_id);
@@ -456,18 +447,8 @@ mod tests {
                 Ok(Change::Unchanged),
             ),
             (
-                "another successor refuses the list",
-                with(|r| r.replaced_by = Some(record(3).key_id)),
-                known(
-                    Some(with(|r| r.replaced_by = Some(record(2).key_id))),
-                    false,
-                    Some(ROOT),
-                ),
-                Err("the list names"),
-            ),
-            (
                 "a successor once named stays",
-                record(1),
+                with(|r| r.replaced_by = Some(record(3).key_id)),
                 known(
                     Some(with(|r| r.replaced_by = Some(record(2).key_id))),
                     false,

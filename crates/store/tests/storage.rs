@@ -316,6 +316,22 @@ fn a_taken_identifier_is_a_duplicate_only_for_the_same_license() {
             Err((RejectCode::AlreadyExists, "identifier")),
         ),
         (
+            "the same record in another status",
+            Command::Import(vec![ImportItem {
+                status: LicenseStatus::Revoked,
+                ..item("stock-1-revoked", 1, Some(&v1), None)
+            }]),
+            Err((RejectCode::AlreadyExists, "identifier")),
+        ),
+        (
+            "the same record with a seal the stored one lacks",
+            Command::Import(vec![ImportItem {
+                seal: vec![1],
+                ..item("stock-1-sealed", 1, Some(&v1), None)
+            }]),
+            Err((RejectCode::AlreadyExists, "identifier")),
+        ),
+        (
             "an issue whose serial names the stored license, same content",
             Command::Issue(item("issue-1", 1, None, Some("STOCK1"))),
             Ok(true),
@@ -326,8 +342,9 @@ fn a_taken_identifier_is_a_duplicate_only_for_the_same_license() {
             Err((RejectCode::AlreadyExists, "license.serial")),
         ),
     ];
-    for (i, (case, cmd, expected)) in cases.into_iter().enumerate() {
-        let index = 2 + i as u64;
+    let mut index = 1;
+    let mut run = |case: &str, cmd: Command| {
+        index += 1;
         let mut results = s
             .state_machine
             .apply_batch(entries(index, vec![cmd]))
@@ -337,17 +354,32 @@ fn a_taken_identifier_is_a_duplicate_only_for_the_same_license() {
             CommandResult::Import(mut r) => r.remove(0),
             other => panic!("{case}: unexpected {other:?}"),
         };
-        let got = result.map(|o| o.duplicate).map_err(|r| (r.code, r.field));
+        result.map(|o| o.duplicate).map_err(|r| (r.code, r.field))
+    };
+    for (case, cmd, expected) in cases {
         let want = expected.map_err(|(code, field)| (code, field.to_owned()));
-        assert_eq!(got, want, "{case}");
+        assert_eq!(run(case, cmd), want, "{case}");
     }
+    // A version that an amendment moved to history is still the same license.
+    let amend = Command::Amend {
+        request_id: "amend-1".into(),
+        identifier: v1.clone(),
+        license: new_card(1),
+        seal: Vec::new(),
+    };
+    assert_eq!(run("amend", amend), Ok(false));
+    let replay = Command::Import(vec![item("stock-1-replay", 1, Some(&v1), None)]);
+    assert_eq!(run("replay of a superseded version", replay), Ok(true));
     let reader = Reader::new(s.db.clone());
     let stored = reader
         .get_by_identifier(&v1)
         .expect("read")
         .expect("stored");
     assert_eq!(stored.holder.id, citizen(1));
-    assert_eq!(stored.revision, 1, "nothing wrote over the stored license");
+    assert_eq!(
+        stored.revision, 8,
+        "only the amendment wrote over the stored license"
+    );
 }
 
 #[tokio::test]
