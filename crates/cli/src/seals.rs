@@ -230,7 +230,7 @@ pub(crate) fn unhex(text: &str) -> Result<Vec<u8>, String> {
 
 /// The model form of an issue request's license, as the server will store it: type given as
 /// a template key is resolved, the holder id uppercased.
-fn model_license(new: &pb::NewLicense) -> anyhow::Result<NewLicense> {
+pub fn model_license(new: &pb::NewLicense) -> anyhow::Result<NewLicense> {
     let bad = |field: &str, e: &dyn std::fmt::Display| usage(format!("license.{field}: {e}"));
     let templates = TemplateRegistry::builtin();
     let template = templates

@@ -205,8 +205,9 @@ impl SealBundle {
         for salt in &self.salts {
             w.raw(salt);
         }
-        // The payload's version decides, so the bytes always decode; a struct that breaks the
-        // pairing (a salt without version 2, or none with it) fails its check instead.
+        // The payload's version decides, so the bytes of a version 1 or 2 payload decode; a
+        // struct that breaks the pairing (a salt without version 2, or none with it) fails its
+        // check instead.
         if self.payload.version >= 2 {
             w.raw(&self.digest_salt.unwrap_or_default());
         }

@@ -830,8 +830,7 @@ impl LicenseApi {
 impl LicenseApi {
     /// Items `again` of `ready` were refused on apply for lacking a seal: this replica had not
     /// applied their issuer's key registration when it sealed the batch. After a read barrier,
-    /// the ones it can now seal are proposed again; the others keep their refusal. A failed
-    /// proposal is each item's error, not the stream's: the rest of the batch is applied.
+    /// the ones it can now seal are proposed again; the others keep their refusal.
     async fn import_resealed(
         &self,
         again: &[usize],
@@ -853,17 +852,11 @@ impl LicenseApi {
             return Ok(());
         }
         let (positions, items): (Vec<usize>, Vec<ImportItem>) = resealed.into_iter().unzip();
-        match self.import_once(items, summary).await {
-            Ok(retried) => {
-                for (i, result) in positions.into_iter().zip(retried) {
-                    results[i] = result;
-                }
-            }
-            Err(status) => {
-                for i in positions {
-                    results[i] = Err(status.clone());
-                }
-            }
+        // A failed proposal fails the stream, as the first one does: the client sends the
+        // chunk again, and the items already applied come back as duplicates.
+        let retried = self.import_once(items, summary).await?;
+        for (i, result) in positions.into_iter().zip(retried) {
+            results[i] = result;
         }
         Ok(())
     }

@@ -144,9 +144,9 @@ fn amended_license(identifier: &str, new: &NewLicense, old: &License) -> Result<
     Ok(license)
 }
 
-/// A new seal (an issue's, an amendment's) must be of the current payload version: an older
-/// one shows the plain issued digest to every verifier of a presentation. Imported stock may
-/// keep the seal it was made with.
+/// A new seal (an issue's, an amendment's, an imported record's without identifier) must be
+/// of the current payload version: an older one shows the plain issued digest to every
+/// verifier of a presentation. Imported stock with its identifier may keep its seal.
 fn current_version(bundle: &SealBundle) -> Result<(), Status> {
     let version = bundle.payload.version;
     if version < PAYLOAD_VERSION {
@@ -274,6 +274,10 @@ impl Node {
             return Ok(());
         }
         let (bundle, record) = verify_supplied(&self.reader, &item.seal)?;
+        if item.identifier.is_none() {
+            // Without an identifier of its own, the record is issued now.
+            current_version(&bundle)?;
+        }
         let license = imported_license(item)?;
         licstore_store::seal_keys::check_with_record(&record, &bundle, &license)
             .map_err(|r| rejection_status(&r))

@@ -26,6 +26,35 @@ fn issue_req(license: pb::NewLicense, seal_bundle: Vec<u8>) -> pb::IssueRequest 
     }
 }
 
+/// A seal of payload version 1, as older sealing systems made, over `card` (serial set).
+fn version_1_seal(card: &pb::NewLicense, key: &SecretKey, signed_at_ms: u64) -> Vec<u8> {
+    let model = licstore_cli::seals::model_license(card).expect("license");
+    let serial = model.serial.clone().expect("serial");
+    let id = licstore_model::Identifier::generate(&model.type_code, &model.issuer.code, &serial, 1)
+        .expect("identifier");
+    let license = licstore_model::build_license(model, id, false);
+    let fields = license.disclosable_fields();
+    let (commitments, disclosures) =
+        licstore_seal::commit_fields(&fields, &mut rand::rng()).expect("commit");
+    let payload = licstore_seal::SealedPayload {
+        version: 1,
+        ..licstore_seal::SealedPayload::for_key(
+            &key.public_key(),
+            &license.issuer.code,
+            signed_at_ms,
+            licstore_model::issued_digest(&license),
+            commitments,
+        )
+    };
+    SealBundle {
+        seal: licstore_seal::seal(key, &payload).expect("seal"),
+        payload,
+        salts: disclosures.iter().map(|d| d.salt).collect(),
+        digest_salt: None,
+    }
+    .to_bytes()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seals_follow_keys_and_verify_offline() {
     let keys = tempfile::tempdir().expect("tempdir");
@@ -206,6 +235,14 @@ async fn seals_follow_keys_and_verify_offline() {
     assert_eq!(
         (refused.code(), field_of(&refused).as_str()),
         (Code::InvalidArgument, "seal_bundle.signature")
+    );
+    // A new seal of payload version 1 (the plain issued digest) is refused.
+    let v1 = version_1_seal(&card7, &issuer_b, now);
+    let refused = licenses_at(&at).issue(issue_req(card7.clone(), v1)).await;
+    let refused = refused.expect_err("version 1");
+    assert_eq!(
+        (refused.code(), field_of(&refused).as_str()),
+        (Code::InvalidArgument, "seal_bundle.version")
     );
     let card7_stored = licenses_at(&at)
         .issue(issue_req(card7, bundle.clone()))

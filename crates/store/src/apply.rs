@@ -640,10 +640,11 @@ impl Chosen {
 }
 
 /// The result of creating `item` under `id`, which `stored` already has: the same license in
-/// the same state (same issued content, so also the same seal's subject; same status; not a
-/// seal the stored version lacks) is a duplicate of the stored one; anything else is refused.
-/// A replayed import file thus counts its records as duplicates, and a different record, or
-/// a status or seal the store would drop, never passes for one.
+/// the same state (same issued content, so also the same seal's subject; same status and
+/// reason; not a seal the stored version lacks) is a duplicate of the stored one; anything
+/// else is refused. A replayed import file counts as duplicates the records the store still
+/// holds as the file gives them, and a different record, or a status or seal the store would
+/// drop, never passes for one: it is refused, loudly.
 fn same_license(
     item: &ImportItem,
     id: Identifier,
@@ -657,8 +658,9 @@ fn same_license(
         Some("identifier already stored, with other content".to_owned())
     } else if (item.status, &item.status_reason) != (stored.status, &stored.status_reason) {
         Some(format!(
-            "identifier already stored, as {}; change its status instead",
-            stored.status.as_str()
+            "identifier already stored, now {} with reason {:?}",
+            stored.status.as_str(),
+            stored.status_reason.as_deref().unwrap_or("")
         ))
     } else if !item.seal.is_empty() && stored.seal.is_empty() {
         Some("identifier already stored, unsealed".to_owned())

@@ -30,8 +30,9 @@ pub struct ImportItem {
     /// was verified before proposing; applying checks everything else (see `seal_keys`).
     // TODO(upgrade): commands, results and events are bincode without a version tag, so
     // entries written before this field (or `serial_derived`) existed no longer decode, and
-    // a request sealed before `serial_derived` kept its derived serial in its fingerprint; a
-    // rolling upgrade across these changes needs a versioned command encoding.
+    // a request sealed before `serial_derived` kept its derived serial in its fingerprint, and
+    // nodes of older builds refuse version 2 seal payloads on apply; a rolling upgrade across
+    // these changes needs a versioned command encoding and a cluster-wide feature switch.
     pub seal: Vec<u8>,
     /// True when the serving node set `license.serial` itself ([`ImportItem::derive_serial`]).
     /// A derived serial stays out of the request's fingerprint: the same request, retried

@@ -380,6 +380,15 @@ fn a_taken_identifier_is_a_duplicate_only_for_the_same_license() {
         stored.revision, 8,
         "only the amendment wrote over the stored license"
     );
+    // An identifier index entry that points at nothing is corruption, not a free identifier.
+    let lost = licstore_model::Identifier::generate(&type_code, &issuer_code(), "LOST1", 1)
+        .expect("identifier")
+        .to_string();
+    let cf = s.db.cf_handle("ident").expect("cf");
+    s.db.put_cf(cf, lost.as_bytes(), b"nowhere").expect("put");
+    let import = Command::Import(vec![item("lost-1", 5, Some(&lost), None)]);
+    let applied = s.state_machine.apply_batch(entries(10, vec![import]));
+    assert!(applied.is_err(), "{applied:?}");
 }
 
 #[tokio::test]
