@@ -4,11 +4,13 @@
 //! types in Chinese (居民身份证, 上海市居住证, 出生医学证明,
 //! 营业执照); they are matched to the built-in templates by name. The holder's
 //! licenses are listed once (ListByHolder); for each item whose type the holder has any
-//! license of, Verify is called and the verdict printed.
+//! license of, Verify is called and the verdict printed, with the names of the fields the
+//! item's disclosure rule lets it see (their values, and the identifier when the rule names
+//! it, in `-o json`).
 //! Items of other types are counted as skipped, and rows naming an unknown type are reported
 //! on stderr.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context;
@@ -38,7 +40,12 @@ pub struct ItemVerdict {
     pub service_item: String,
     pub valid: bool,
     pub verdict: String,
+    /// Only for an item whose disclosure rule names `@identifier`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub identifier: String,
+    /// The fields the item's disclosure rule lets it see.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
 }
 
 /// Every verdict, plus how many items were skipped.
@@ -52,13 +59,25 @@ pub struct ItemsReport {
 
 impl Render for ItemsReport {
     fn table(&self) -> Table {
-        let mut t = Table::new(&["license type", "department", "service item", "verdict"]);
+        let headers = [
+            "license type",
+            "department",
+            "service item",
+            "verdict",
+            "disclosed",
+        ];
+        let mut t = Table::new(&headers);
         for i in &self.items {
+            let disclosed = match i.fields.is_empty() {
+                true => "-".to_owned(),
+                false => i.fields.keys().cloned().collect::<Vec<_>>().join(", "),
+            };
             t.row([
                 i.license_type.clone(),
                 i.department.clone(),
                 i.service_item.clone(),
                 i.verdict.clone(),
+                disclosed,
             ]);
         }
         t
@@ -131,6 +150,7 @@ pub async fn run(ctx: &Ctx, args: VerifyItemsArgs) -> anyhow::Result<()> {
             valid: response.valid,
             verdict: convert::verdict_name(response.verdict),
             identifier: response.identifier,
+            fields: response.fields.into_iter().collect(),
         });
     }
     let report = ItemsReport {
@@ -181,13 +201,47 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_service_items_file_parses_and_names_known_types() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/service-items.csv");
-        let Ok(items) = read_items(&path) else { return };
+    fn the_bundled_service_items_file_parses_and_names_known_types() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/service-items.csv");
+        let items = read_items(&path).expect("data/service-items.csv");
         assert!(!items.is_empty());
         for i in &items {
             assert!(types::find(&i.license_type).is_some(), "{}", i.license_type);
         }
+    }
+
+    #[test]
+    fn each_item_shows_what_its_rule_discloses() {
+        let verdict = |fields: &[(&str, &str)], identifier: &str| ItemVerdict {
+            license_type: "居民身份证".into(),
+            department: "市民政局".into(),
+            service_item: "婚姻登记".into(),
+            valid: true,
+            verdict: "VALID".into(),
+            identifier: identifier.into(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let report = ItemsReport {
+            holder: "h".into(),
+            items: vec![
+                verdict(&[], ""),
+                verdict(&[("name", "张三"), ("@identifier", "1.2")], "1.2"),
+            ],
+            skipped: 0,
+        };
+        let text = report.table().render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("DISCLOSED"), "{text}");
+        assert!(lines[1].ends_with('-'), "{text}");
+        assert!(lines[2].ends_with("@identifier, name"), "{text}");
+        let json = serde_json::to_value(&report).expect("json");
+        let items = json["items"].as_array().expect("items");
+        assert_eq!(items[0].get("identifier"), None, "no rule, no identifier");
+        assert_eq!(items[0].get("fields"), None);
+        assert_eq!(items[1]["identifier"], "1.2");
+        assert_eq!(items[1]["fields"]["name"], "张三");
     }
 }
