@@ -48,7 +48,7 @@ fn start_cluster(dir: &Path, procs: &mut Procs) -> String {
             .arg("--data-dir")
             .arg(dir.join(format!("n{}", i + 1)))
             .args(["--heartbeat-ms", "100", "--election-min-ms", "600"])
-            .args(["--election-max-ms", "1200"])
+            .args(["--election-max-ms", "1200", "--insecure"])
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::null());

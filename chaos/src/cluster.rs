@@ -442,7 +442,9 @@ impl Cluster {
             opts.epoch.elapsed().as_millis()
         )?;
         let mut cmd = Command::new(&opts.binary);
-        cmd.arg("--id")
+        // TODO(chaos-tls): the suite runs its nodes in plain text.
+        cmd.arg("--insecure")
+            .arg("--id")
             .arg(id.to_string())
             .arg("--addr")
             .arg(&node.addr.addr)

@@ -328,7 +328,14 @@ fn orphaned_namespaces_and_their_nodes_are_swept() {
     let node = std::process::Command::new("ip")
         .args(["netns", "exec", &name])
         .arg(binary())
-        .args(["--id", "1", "--addr", "127.0.0.1:7001", "--data-dir"])
+        .args([
+            "--insecure",
+            "--id",
+            "1",
+            "--addr",
+            "127.0.0.1:7001",
+            "--data-dir",
+        ])
         .arg(data.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -44,7 +44,7 @@ pub struct SealConfig {
     pub key_files: Vec<PathBuf>,
 }
 
-/// `[tls]`: PEM files. No certificate: plain text.
+/// `[tls]`: PEM files, or `insecure` for plain text.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
@@ -56,6 +56,9 @@ pub struct TlsConfig {
     pub client_ca_file: PathBuf,
     /// CA that peers' certificates must chain to; required with a certificate.
     pub peer_ca_file: PathBuf,
+    /// Serve clients and dial peers in plain text, with no certificate; only for tests and
+    /// local experiments. Without a certificate the node refuses to start unless this is set.
+    pub insecure: bool,
 }
 
 /// `[node]`.
@@ -282,7 +285,8 @@ impl Config {
 }
 
 impl TlsConfig {
-    /// The files to load, or `None` for plain text; refuses settings that do not fit together.
+    /// The files to load, or `None` for plain text; refuses settings that do not fit together,
+    /// and plain text not asked for with `insecure`.
     fn to_paths(&self) -> Result<Option<TlsPaths>, (&'static str, String)> {
         let set = |p: &PathBuf| !p.as_os_str().is_empty();
         match (set(&self.cert_file), set(&self.key_file)) {
@@ -290,10 +294,19 @@ impl TlsConfig {
                 if set(&self.client_ca_file) || set(&self.peer_ca_file) {
                     return Err(("tls.cert_file", "required with a CA file".into()));
                 }
+                if !self.insecure {
+                    let why = "required: give the node a certificate, or pass --insecure \
+                               (tls.insecure) to serve plain text";
+                    return Err(("tls.cert_file", why.into()));
+                }
                 return Ok(None);
             }
             (true, false) => return Err(("tls.key_file", "required with tls.cert_file".into())),
             (false, true) => return Err(("tls.cert_file", "required with tls.key_file".into())),
+            (true, true) if self.insecure => {
+                let why = "conflicts with tls.cert_file: plain text or TLS, not both".into();
+                return Err(("tls.insecure", why));
+            }
             (true, true) => {}
         }
         if !set(&self.peer_ca_file) {
@@ -409,7 +422,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 15] = [
+        let cases: [(&str, Spoil); 17] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -426,12 +439,16 @@ mod tests {
                     .insert("x".into(), "127.0.0.1:1".into());
             }),
             ("raft", |c| c.raft.heartbeat_ms = 5000),
-            ("tls.key_file", |c| c.tls.cert_file = "n.crt".into()),
-            ("tls.peer_ca_file", |c| {
-                c.tls.cert_file = "n.crt".into();
-                c.tls.key_file = "n.key".into();
+            ("tls.key_file", |c| c.tls.key_file = PathBuf::new()),
+            ("tls.peer_ca_file", |c| c.tls.peer_ca_file = PathBuf::new()),
+            ("tls.cert_file: required with a CA", |c| {
+                c.tls.cert_file = PathBuf::new();
+                c.tls.key_file = PathBuf::new();
             }),
-            ("tls.cert_file", |c| c.tls.client_ca_file = "ca.crt".into()),
+            ("tls.cert_file: required: give", |c| {
+                c.tls = TlsConfig::default()
+            }),
+            ("tls.insecure: conflicts", |c| c.tls.insecure = true),
             ("storage.memtable_budget_bytes", |c| {
                 c.storage.memtable_budget_bytes = 4096
             }),

@@ -98,6 +98,10 @@ struct Args {
     /// CA that peers' certificates must chain to [tls.peer_ca_file].
     #[arg(long, env = "LICSTORE_TLS_PEER_CA_FILE")]
     tls_peer_ca_file: Option<PathBuf>,
+    /// Serve and dial peers in plain text, without certificates: for tests and local
+    /// experiments only; logs a warning at start [tls.insecure].
+    #[arg(long, env = "LICSTORE_INSECURE")]
+    insecure: bool,
     /// A secret seal key file of an authority this node seals for; repeatable
     /// [seal.key_files].
     #[arg(
@@ -149,6 +153,7 @@ impl Args {
         set(&mut c.tls.key_file, &self.tls_key_file);
         set(&mut c.tls.client_ca_file, &self.tls_client_ca_file);
         set(&mut c.tls.peer_ca_file, &self.tls_peer_ca_file);
+        c.tls.insecure |= self.insecure;
         if !self.seal_key_files.is_empty() {
             c.seal.key_files = self.seal_key_files.clone();
         }

@@ -330,6 +330,12 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
              thrown away; this build loses data on purpose"
         );
     }
+    if s.tls.is_none() {
+        tracing::warn!(
+            "INSECURE: --insecure given, gRPC and Raft traffic are plain text: anyone on the \
+             network can read and change licenses and callers are not authenticated"
+        );
+    }
     let data_dir = s.data_dir.display();
     tracing::info!(
         id = s.id,

@@ -87,7 +87,8 @@ fn json_logs_carry_node_term_and_role_on_consensus_lines() {
     let log = std::fs::File::create(&log_path).expect("log file");
     let data = dir.path().join("data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_licstored"))
-        .args(["--id", "1", "--addr", &addr, "--init", &format!("1={addr}")])
+        .args(["--insecure", "--id", "1", "--addr", &addr])
+        .args(["--init", &format!("1={addr}")])
         .arg("--data-dir")
         .arg(&data)
         .arg("--log-json")
@@ -99,18 +100,30 @@ fn json_logs_carry_node_term_and_role_on_consensus_lines() {
         .spawn()
         .expect("start licstored");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut lines = Vec::new();
     let mut leader_line = None;
     while leader_line.is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        leader_line = text
+        lines = text
             .lines()
             .filter(|l| l.ends_with('}'))
             .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every line is JSON"))
-            .find(|v| v["fields"]["message"] == "raft state" && v["fields"]["role"] == "leader");
+            .collect::<Vec<_>>();
+        leader_line = lines
+            .iter()
+            .find(|v| v["fields"]["message"] == "raft state" && v["fields"]["role"] == "leader")
+            .cloned();
     }
     let _ = child.kill();
     let _ = child.wait();
+    let warned = lines.iter().any(|v| {
+        v["level"] == "WARN"
+            && v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("INSECURE"))
+    });
+    assert!(warned, "--insecure logs a warning at start: {lines:?}");
     let line = leader_line.expect("a 'raft state' line naming this node leader");
     assert_eq!(line["fields"]["node_id"], 1, "{line}");
     assert_eq!(line["fields"]["leader"], 1, "{line}");
@@ -138,17 +151,25 @@ fn bad_tls_files_and_busy_ports_stop_the_node_before_it_touches_data() {
         g,
     ];
     // (extra flags, listen address, what the error must name)
-    let cases: [(&[&str], &str, &str); 3] = [
+    let cases: [(&[&str], &str, &str); 5] = [
         (&tls, free_addr.as_str(), "tls.cert_file"),
-        (&[], busy_addr.as_str(), "node.listen_addr"),
+        (&[], free_addr.as_str(), "tls.cert_file: required"),
         (
-            &["--metrics-addr", busy_addr.as_str()],
+            &["--insecure", tls[0], g, tls[2], g],
+            free_addr.as_str(),
+            "tls.insecure",
+        ),
+        (&["--insecure"], busy_addr.as_str(), "node.listen_addr"),
+        (
+            &["--insecure", "--metrics-addr", busy_addr.as_str()],
             free_addr.as_str(),
             "node.metrics_addr",
         ),
     ];
     for (extra, addr, key) in cases {
-        let data = dir.path().join(format!("data-{}", key.replace('.', "-")));
+        let data = dir
+            .path()
+            .join(format!("data-{}", key.replace(['.', ' ', ':'], "-")));
         let mut args = vec!["--id", "1", "--addr", addr, "--data-dir"];
         args.push(data.to_str().expect("utf-8"));
         args.extend_from_slice(extra);

@@ -212,6 +212,10 @@ pub fn spawn(p: &mut Proc, init: Option<&str>) {
     if let Some(init) = init {
         cmd.arg("--init").arg(init);
     }
+    // Plain text unless the test gives the node a certificate.
+    if !p.extra_args.iter().any(|a| a == "--tls-cert-file") {
+        cmd.arg("--insecure");
+    }
     p.child = Some(cmd.spawn().expect("start licstored"));
 }
 
