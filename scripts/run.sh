@@ -27,8 +27,9 @@ bash scripts/stop.sh >/dev/null 2>&1 || true
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"
 
-# TLS: a local CA, one certificate for the three nodes (served, and presented to peers) and
-# one for licctl, all for 127.0.0.1 and valid 30 days. Nodes require client certificates.
+# TLS: a local CA, one certificate for the three nodes (served, and presented to peers), one
+# for licctl as the operator and one for a service counter, all for 127.0.0.1 and valid 30
+# days. Nodes require client certificates and know callers by their common names.
 make_pki() {
   local d="$RUN_DIR/tls"
   mkdir -p "$d"
@@ -36,7 +37,7 @@ make_pki() {
   openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 30 \
     -subj "/CN=licstore local CA" 2>/dev/null
   local name usage
-  for name in node licctl; do
+  for name in node licctl counter; do
     usage="clientAuth"
     [ "$name" = node ] && usage="serverAuth,clientAuth"
     openssl req "${ec[@]}" -keyout "$d/$name.key" -out "$d/$name.csr" \
@@ -85,6 +86,10 @@ cert_file = $(toml_str "$RUN_DIR/tls/node.crt")
 key_file = $(toml_str "$RUN_DIR/tls/node.key")
 client_ca_file = $(toml_str "$RUN_DIR/tls/ca.crt")
 peer_ca_file = $(toml_str "$RUN_DIR/tls/ca.crt")
+
+[access]
+node_names = ["licstore node"]
+admin_names = ["licstore licctl"]
 TOML
 }
 
@@ -110,6 +115,17 @@ start_node 2
 start_node 3
 licctl wait-leader --timeout-s 60
 licctl endpoint status
+
+say "registering principals: licctl's certificate (an admin by configuration) also issues any"
+say "license, verifies for every service item and audits; a marriage-registry counter verifies"
+ITEMS=()
+while IFS=, read -r _ _ _ item; do
+  ITEMS+=(--service-item "$item")
+done < <(tail -n +2 data/service-items.csv)
+licctl principal put "licstore licctl" --role admin,issuer,verifier,auditor \
+  --issuer-code '*' --type '*' "${ITEMS[@]}" >/dev/null
+licctl principal put "licstore counter" --role verifier --service-item 婚姻登记档案查询 >/dev/null
+licctl principal list
 
 say "generating $COUNT synthetic licenses (four pilot types, Shanghai holders dominant)"
 licctl gen --count "$COUNT" --seed 2018 --out "$RUN_DIR/dataset.jsonl"
@@ -141,6 +157,17 @@ licctl policy set-disclosure --service-item 婚姻登记档案查询 --type resi
   --field @holder.name --field @valid_until
 licctl verify --holder-kind citizen_id --holder "$DEMO_CITIZEN" --type resident-id-card \
   --service-item 婚姻登记档案查询
+
+say "the counter's own certificate verifies, but may not change a license"
+COUNTER=(--cert "$RUN_DIR/tls/counter.crt" --key "$RUN_DIR/tls/counter.key")
+licctl "${COUNTER[@]}" verify --holder-kind citizen_id --holder "$DEMO_CITIZEN" \
+  --type resident-id-card --service-item 婚姻登记档案查询
+if licctl "${COUNTER[@]}" status "$DEMO_CARD" suspend --reason "not its call" \
+  2>"$RUN_DIR/denied.txt"; then
+  echo "unexpected: a verifier changed a license's status" >&2
+  exit 1
+fi
+grep -o 'missing right [a-z.]*' "$RUN_DIR/denied.txt"
 
 say "verifying the demo citizen's ID card for every service item that accepts it"
 licctl verify-items --service-items data/service-items.csv --holder-kind citizen_id \

@@ -135,6 +135,44 @@ pub enum Command {
     /// Signed status lists of an authority (Seals.GetStatusList), for `verify-offline`.
     #[command(subcommand)]
     StatusList(StatusListCommand),
+    /// Principals and their roles (Access service): put, remove, list.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// The principal the server takes this command line's certificate for (Access.WhoAmI).
+    Whoami,
+}
+
+/// `licctl principal ...`.
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// Register a principal, or replace the one of that name (Access.PutPrincipal; admin).
+    Put {
+        /// The name its client certificate carries (common name, else first SAN).
+        name: String,
+        /// issuer, verifier, auditor or admin; repeatable, or comma-separated.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// For an issuer: an issuer code (issuer.code) it may write; repeatable.
+        #[arg(long = "issuer-code")]
+        issuer_codes: Vec<String>,
+        /// For an issuer: a license type (code or template key) it may write; repeatable.
+        #[arg(long = "type")]
+        type_codes: Vec<String>,
+        /// For a verifier: a service item it verifies for; repeatable.
+        #[arg(long = "service-item")]
+        service_items: Vec<String>,
+    },
+    /// Remove a principal (Access.RemovePrincipal; admin).
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// The registered principals (Access.ListPrincipals; auditor, admin).
+    List {
+        /// Only this principal.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// `licctl present`.

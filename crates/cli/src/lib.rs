@@ -33,6 +33,7 @@ pub mod import;
 pub mod licenses;
 pub mod output;
 pub mod perf;
+pub mod principals;
 pub mod seals;
 pub mod snapshot;
 pub mod status_lists;
@@ -156,6 +157,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::VerifyPresentation(a) => disclosure::verify_presentation_cmd(&ctx, a),
         Command::Policy(c) => disclosure::policy(&ctx, c).await,
         Command::StatusList(StatusListCommand::Get(a)) => status_lists::get(&ctx, a).await,
+        Command::Principal(c) => principals::run(&ctx, c).await,
+        Command::Whoami => principals::whoami(&ctx).await,
     }
 }
 

@@ -18,6 +18,7 @@ use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{ChangeMembers, ServerState};
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use crate::access::Caller;
 use crate::convert::{self, field_status, model_status, rejection_status, required};
 use crate::node::{Consistency, Node};
 use crate::{query, watch};
@@ -87,10 +88,15 @@ impl LicenseApi {
     }
 
     /// The holder and type a verification asks for, checked.
-    fn verify_item(&self, req: &pb::VerifyRequest) -> Result<(HolderKind, String, String), Status> {
+    fn verify_item(
+        &self,
+        caller: &Caller,
+        req: &pb::VerifyRequest,
+    ) -> Result<(HolderKind, String, String), Status> {
         let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
         let type_code = self.type_code("type_code", &req.type_code)?;
-        required("service_item", &req.service_item)?;
+        let item = required("service_item", &req.service_item)?.trim();
+        caller.may_verify_for(item)?;
         // TODO(authz): check that the service item accepts this license type (issue 8).
         Ok((kind, id, type_code))
     }
@@ -120,6 +126,27 @@ impl LicenseApi {
         match cost {
             ReadCost::Point => run(&reader).map_err(|e| Status::internal(e.to_string())),
             ReadCost::Walk => on_reader(reader, run).await,
+        }
+    }
+
+    /// Whether `caller` may change the license `id` names: the stored version's type and
+    /// issuer must be in the caller's scope. The version is read after a linearizable read
+    /// barrier, so a lagging replica cannot let a change through; one that does not exist is
+    /// NOT_FOUND here.
+    async fn may_change(&self, caller: &Caller, id: &Identifier) -> Result<(), Status> {
+        if caller.unrestricted {
+            return Ok(());
+        }
+        self.node.read_barrier(Consistency::Linearizable).await?;
+        let stored = self
+            .node
+            .reader
+            .get_by_identifier(&id.to_string())
+            .map_err(|e| Status::internal(e.to_string()))?
+            .ok_or_else(|| field_status(Code::NotFound, "identifier", "no such license"))?;
+        match caller.write_refusal(&stored.issuer.code, &stored.type_code) {
+            None => Ok(()),
+            Some((_, why)) => Err(field_status(Code::PermissionDenied, "identifier", why)),
         }
     }
 
@@ -238,6 +265,12 @@ pub fn revalidate(
         } => licstore_store::trust_anchors::open_pinned(trust_file, root_key_id)
             .map(|_| ())
             .map_err(|r| rejection_status(&r)),
+        Command::PutPrincipal(p) => licstore_store::principals::check_principal(templates, p)
+            .map(|_| ())
+            .map_err(|r| crate::access_api::principal_rejection(&r)),
+        Command::RemovePrincipal { name } => licstore_store::principals::check_principal_name(name)
+            .map(|_| ())
+            .map_err(|r| rejection_status(&r)),
     }
 }
 
@@ -328,6 +361,7 @@ impl Licenses for LicenseApi {
         &self,
         req: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mode = if req.lenient_holder_check {
             CheckMode::Lenient
@@ -335,6 +369,7 @@ impl Licenses for LicenseApi {
             CheckMode::Strict
         };
         let (license, legacy) = self.checked_license(req.license.as_ref(), "license.", mode)?;
+        caller.may_write("license.", &license.issuer.code, &license.type_code)?;
         let mut item = ImportItem {
             request_id: request_id(&req.request_id)?,
             identifier: None,
@@ -362,10 +397,13 @@ impl Licenses for LicenseApi {
         &self,
         req: Request<pb::AmendRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let id = identifier("identifier", &req.identifier)?;
         let (license, _) =
             self.checked_license(req.license.as_ref(), "license.", CheckMode::Lenient)?;
+        self.may_change(&caller, &id).await?;
+        caller.may_write("license.", &license.issuer.code, &license.type_code)?;
         let identifier = id.to_string();
         let seal = self
             .node
@@ -394,8 +432,10 @@ impl Licenses for LicenseApi {
         &self,
         req: Request<pb::ChangeStatusRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let id = identifier("identifier", &req.identifier)?;
+        self.may_change(&caller, &id).await?;
         let op = convert::status_op(req.op)?;
         let reason = (!req.reason.trim().is_empty()).then(|| req.reason.trim().to_string());
         validate_status_reason(reason.as_deref(), &Limits::default())
@@ -481,9 +521,10 @@ impl Licenses for LicenseApi {
         &self,
         req: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
-        let (kind, id, type_code) = self.verify_item(&req)?;
+        let (kind, id, type_code) = self.verify_item(&caller, &req)?;
         let (found, revision) = self
             .read(consistency, ReadCost::Point, move |r| {
                 r.get(kind, &id, &type_code)
@@ -499,6 +540,7 @@ impl Licenses for LicenseApi {
         &self,
         req: Request<pb::VerifyBatchRequest>,
     ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
         if req.items.len() > MAX_VERIFY_BATCH {
@@ -519,7 +561,7 @@ impl Licenses for LicenseApi {
                 ));
             }
             asked.push(
-                self.verify_item(item)
+                self.verify_item(&caller, item)
                     .map_err(|s| convert::prefixed(&s, &prefix()))?,
             );
             service_items.push(item.service_item.trim().to_owned());
@@ -614,6 +656,7 @@ impl Licenses for LicenseApi {
         &self,
         req: Request<Streaming<pb::ImportRecord>>,
     ) -> Result<Response<pb::ImportSummary>, Status> {
+        let caller = Caller::of(&req)?;
         let mut stream = req.into_inner();
         let mut summary = pb::ImportSummary::default();
         let mut batch: Vec<(u64, ImportItem)> = Vec::with_capacity(IMPORT_BATCH);
@@ -621,7 +664,10 @@ impl Licenses for LicenseApi {
             let record = record?;
             let index = summary.received;
             summary.received += 1;
-            match self.import_item(&record) {
+            let item = self
+                .import_item(&record)
+                .and_then(|item| may_import(&caller, item));
+            match item {
                 Ok(item) => batch.push((index, item)),
                 Err(status) => reject(&mut summary, index, &record.request_id, &status),
             }
@@ -694,6 +740,20 @@ fn disclosed_fields(
         .into_iter()
         .filter_map(|name| all.remove_entry(&name))
         .collect())
+}
+
+/// Whether `caller` may import `item`: the license's issuer and type, and the issuer segment
+/// of an identifier it brings, must all be in the caller's scope.
+fn may_import(caller: &Caller, item: ImportItem) -> Result<ImportItem, Status> {
+    let l = &item.license;
+    caller.may_write("license.", &l.issuer.code, &l.type_code)?;
+    if let Some(given) = &item.identifier {
+        let id = identifier("identifier", given)?;
+        if let Some((_, why)) = caller.write_refusal(id.issuer_code(), id.type_code()) {
+            return Err(field_status(Code::PermissionDenied, "identifier", why));
+        }
+    }
+    Ok(item)
 }
 
 fn reject(summary: &mut pb::ImportSummary, index: u64, request_id: &str, status: &Status) {

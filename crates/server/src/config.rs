@@ -4,13 +4,16 @@
 //! environment variables, command-line flags. Unknown keys in the file are an error that names
 //! them. `deploy/licstored.toml` documents every key; a test keeps it complete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use licstore_store::principals::check_principal_name;
+
+use crate::access::AccessPolicy;
 use crate::run::{Settings, TlsPaths};
 use crate::ServerError;
 
@@ -32,6 +35,8 @@ pub struct Config {
     pub log: LogConfig,
     /// TLS.
     pub tls: TlsConfig,
+    /// Names granted rights by configuration.
+    pub access: AccessConfig,
     /// Seal keys held by this node.
     pub seal: SealConfig,
 }
@@ -42,6 +47,17 @@ pub struct Config {
 pub struct SealConfig {
     /// Key files in the `licstore-seal` key-file format.
     pub key_files: Vec<PathBuf>,
+}
+
+/// `[access]`: certificate names granted rights before any principal is registered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// Names (common name, else first SAN) of certificates that are admins whatever the store
+    /// holds; they register the first principals.
+    pub admin_names: Vec<String>,
+    /// Names of the nodes' certificates: only they may send Raft messages. Required with TLS.
+    pub node_names: Vec<String>,
 }
 
 /// `[tls]`: PEM files, or `insecure` for plain text.
@@ -241,6 +257,10 @@ impl Config {
             init_members.insert(id, member_addr.clone());
         }
         let tls = self.tls.to_paths().map_err(|(key, why)| bad(key, why))?;
+        let access = self
+            .access
+            .to_policy(tls.is_some())
+            .map_err(|(key, why)| bad(key, why))?;
         let r = &self.raft;
         if r.election_min_ms >= r.election_max_ms || r.heartbeat_ms >= r.election_min_ms {
             let why = "need heartbeat_ms < election_min_ms < election_max_ms".into();
@@ -279,6 +299,7 @@ impl Config {
             memtable_budget_bytes,
             storage_stall_limit: Duration::from_millis(stall_limit_ms),
             tls,
+            access,
             seal_key_files: self.seal.key_files.clone(),
         })
     }
@@ -313,12 +334,46 @@ impl TlsConfig {
             let why = "required with tls.cert_file: peers are dialed over TLS".into();
             return Err(("tls.peer_ca_file", why));
         }
+        if !set(&self.client_ca_file) {
+            let why = "required with tls.cert_file: callers are known by their client \
+                       certificates"
+                .into();
+            return Err(("tls.client_ca_file", why));
+        }
         Ok(Some(TlsPaths {
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
-            client_ca_file: Some(self.client_ca_file.clone()).filter(set),
+            client_ca_file: self.client_ca_file.clone(),
             peer_ca_file: self.peer_ca_file.clone(),
         }))
+    }
+}
+
+impl AccessConfig {
+    /// The names as a policy; access control is on with TLS.
+    fn to_policy(&self, tls: bool) -> Result<AccessPolicy, (&'static str, String)> {
+        let names = |key: &'static str, list: &[String]| {
+            let mut set = BTreeSet::new();
+            for (i, name) in list.iter().enumerate() {
+                let name = check_principal_name(name)
+                    .map_err(|r| (key, format!("[{i}]: {}", r.message)))?;
+                set.insert(name);
+            }
+            Ok::<_, (&'static str, String)>(set)
+        };
+        let admin_names = names("access.admin_names", &self.admin_names)?;
+        let node_names = names("access.node_names", &self.node_names)?;
+        if tls && node_names.is_empty() {
+            let why = "required with TLS: the names of the nodes' certificates, which alone may \
+                       send Raft messages"
+                .into();
+            return Err(("access.node_names", why));
+        }
+        Ok(AccessPolicy {
+            enabled: tls,
+            admin_names,
+            node_names,
+        })
     }
 }
 
@@ -422,7 +477,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 17] = [
+        let cases: [(&str, Spoil); 20] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -449,6 +504,15 @@ mod tests {
                 c.tls = TlsConfig::default()
             }),
             ("tls.insecure: conflicts", |c| c.tls.insecure = true),
+            ("tls.client_ca_file", |c| {
+                c.tls.client_ca_file = PathBuf::new()
+            }),
+            ("access.node_names: required", |c| {
+                c.access.node_names.clear()
+            }),
+            ("access.admin_names", |c| {
+                c.access.admin_names.push(" ".into())
+            }),
             ("storage.memtable_budget_bytes", |c| {
                 c.storage.memtable_budget_bytes = 4096
             }),
@@ -460,6 +524,20 @@ mod tests {
             let err = c.to_settings().expect_err(key).to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
+        let mut plain = base.clone();
+        plain.tls = TlsConfig {
+            insecure: true,
+            ..TlsConfig::default()
+        };
+        let settings = plain.to_settings().expect("plain text asked for");
+        assert_eq!(settings.tls, None);
+        assert!(
+            !settings.access.enabled,
+            "access control is off in plain text"
+        );
+        let settings = base.to_settings().expect("the example");
+        assert!(settings.tls.is_some() && settings.access.enabled);
+        assert!(settings.access.node_names.contains("licstore-node"));
     }
 
     #[test]

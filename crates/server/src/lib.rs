@@ -10,6 +10,8 @@ macro_rules! consensus_info {
     }};
 }
 
+pub mod access;
+pub mod access_api;
 pub mod api;
 pub mod background;
 pub mod backup;

@@ -102,6 +102,18 @@ struct Args {
     /// experiments only; logs a warning at start [tls.insecure].
     #[arg(long, env = "LICSTORE_INSECURE")]
     insecure: bool,
+    /// Name of a certificate that is an admin whatever the store holds; repeatable
+    /// [access.admin_names].
+    #[arg(
+        long = "admin-name",
+        env = "LICSTORE_ADMIN_NAMES",
+        value_delimiter = ','
+    )]
+    admin_names: Vec<String>,
+    /// Name of a node's certificate, allowed to send Raft messages; repeatable
+    /// [access.node_names].
+    #[arg(long = "node-name", env = "LICSTORE_NODE_NAMES", value_delimiter = ',')]
+    node_names: Vec<String>,
     /// A secret seal key file of an authority this node seals for; repeatable
     /// [seal.key_files].
     #[arg(
@@ -154,6 +166,12 @@ impl Args {
         set(&mut c.tls.client_ca_file, &self.tls_client_ca_file);
         set(&mut c.tls.peer_ca_file, &self.tls_peer_ca_file);
         c.tls.insecure |= self.insecure;
+        if !self.admin_names.is_empty() {
+            c.access.admin_names = self.admin_names.clone();
+        }
+        if !self.node_names.is_empty() {
+            c.access.node_names = self.node_names.clone();
+        }
         if !self.seal_key_files.is_empty() {
             c.seal.key_files = self.seal_key_files.clone();
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use licstore_model::TemplateRegistry;
+use licstore_proto::v1::access_server::AccessServer;
 use licstore_proto::v1::cluster_server::ClusterServer;
 use licstore_proto::v1::licenses_server::LicensesServer;
 use licstore_proto::v1::policies_server::PoliciesServer;
@@ -65,6 +66,8 @@ pub struct Settings {
     pub storage_stall_limit: Duration,
     /// TLS files; `None` serves and dials in plain text.
     pub tls: Option<TlsPaths>,
+    /// Who may call what; off without TLS.
+    pub access: crate::access::AccessPolicy,
     /// Secret key files of the authorities this node seals for.
     pub seal_key_files: Vec<PathBuf>,
 }
@@ -76,8 +79,8 @@ pub struct TlsPaths {
     pub cert_file: PathBuf,
     /// Its private key.
     pub key_file: PathBuf,
-    /// CA of client certificates, when clients must present one.
-    pub client_ca_file: Option<PathBuf>,
+    /// CA every client certificate (peers' included) must chain to.
+    pub client_ca_file: PathBuf,
     /// CA of peers' certificates.
     pub peer_ca_file: PathBuf,
 }
@@ -97,12 +100,13 @@ impl TlsPaths {
         let key_pem = read_pem("tls.key_file", &self.key_file)?;
         check_identity(&self.cert_file, &cert_pem, &self.key_file, &key_pem)?;
         let identity = Identity::from_pem(&cert_pem, &key_pem);
-        let mut server = ServerTlsConfig::new().identity(identity.clone());
-        if let Some(ca) = &self.client_ca_file {
-            let ca_pem = read_pem("tls.client_ca_file", ca)?;
-            check_ca("tls.client_ca_file", ca, &ca_pem)?;
-            server = server.client_ca_root(Certificate::from_pem(ca_pem));
-        }
+        let ca = &self.client_ca_file;
+        let ca_pem = read_pem("tls.client_ca_file", ca)?;
+        check_ca("tls.client_ca_file", ca, &ca_pem)?;
+        // A client CA makes the handshake require a certificate from it.
+        let server = ServerTlsConfig::new()
+            .identity(identity.clone())
+            .client_ca_root(Certificate::from_pem(ca_pem));
         let peer_ca_pem = read_pem("tls.peer_ca_file", &self.peer_ca_file)?;
         check_ca("tls.peer_ca_file", &self.peer_ca_file, &peer_ca_pem)?;
         let peers = ClientTlsConfig::new()
@@ -333,7 +337,7 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
     if s.tls.is_none() {
         tracing::warn!(
             "INSECURE: --insecure given, gRPC and Raft traffic are plain text: anyone on the \
-             network can read and change licenses and callers are not authenticated"
+             network can read and change licenses, and access control is off"
         );
     }
     let data_dir = s.data_dir.display();
@@ -356,9 +360,11 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             .tls_config(tls.server.clone())
             .map_err(|e| ServerError::Config(format!("tls: {e}")))?;
     }
+    let access = crate::access::AccessLayer::new(node.clone(), s.access.clone());
     let server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .layer(crate::metrics::GrpcMetricsLayer)
+        .layer(access)
         .add_service(
             LicensesServer::new(LicenseApi::new(node.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -369,6 +375,9 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             node.clone(),
         )))
         .add_service(PoliciesServer::new(crate::policies::PoliciesApi::new(
+            node.clone(),
+        )))
+        .add_service(AccessServer::new(crate::access_api::AccessApi::new(
             node.clone(),
         )))
         .add_service(crate::health::service(node.clone()).await)

@@ -29,6 +29,7 @@ use licstore_seal::{
 use licstore_store::{Command, CommandResult, ImportItem, Reader};
 use tonic::{Code, Request, Response, Status};
 
+use crate::access::Caller;
 use crate::convert::{field_status, rejection_status, required};
 use crate::node::{Consistency, Node};
 use crate::ServerError;
@@ -512,9 +513,12 @@ impl Seals for SealsApi {
         &self,
         req: Request<pb::RegisterKeyRequest>,
     ) -> Result<Response<pb::SealKeysResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
+        let authority = authority(&req.authority)?;
+        caller.may_manage_keys("authority", &authority)?;
         let cmd = Command::RegisterKey {
-            authority: authority(&req.authority)?,
+            authority,
             public_key: public_key("public_key", &req.public_key)?,
             valid_from_ms: or_now(req.valid_from_ms),
         };
@@ -526,9 +530,12 @@ impl Seals for SealsApi {
         &self,
         req: Request<pb::RotateKeyRequest>,
     ) -> Result<Response<pb::SealKeysResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
+        let authority = authority(&req.authority)?;
+        caller.may_manage_keys("authority", &authority)?;
         let cmd = Command::RotateKey {
-            authority: authority(&req.authority)?,
+            authority,
             new_public_key: public_key("new_public_key", &req.new_public_key)?,
             at_ms: or_now(req.at_ms),
         };
@@ -540,11 +547,20 @@ impl Seals for SealsApi {
         &self,
         req: Request<pb::RevokeKeyRequest>,
     ) -> Result<Response<pb::SealKeysResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let key_id: KeyId = required("key_id", &req.key_id)?
             .trim()
             .parse()
             .map_err(|e| field_status(Code::InvalidArgument, "key_id", e))?;
+        if !caller.has(licstore_store::Role::Admin) {
+            // An issuer revokes only its own keys, as the latest state has them.
+            self.node.read_barrier(Consistency::Linearizable).await?;
+            let record = self.node.reader.seal_key(&key_id).map_err(store_error)?;
+            let record =
+                record.ok_or_else(|| field_status(Code::NotFound, "key_id", "no such key"))?;
+            caller.may_manage_keys("key_id", &record.authority)?;
+        }
         let cmd = Command::RevokeKey {
             key_id: *key_id.as_bytes(),
             revoked_from_ms: or_now(req.revoked_from_ms),

@@ -149,6 +149,10 @@ fn bad_tls_files_and_busy_ports_stop_the_node_before_it_touches_data() {
         g,
         "--tls-peer-ca-file",
         g,
+        "--tls-client-ca-file",
+        g,
+        "--node-name",
+        "n",
     ];
     // (extra flags, listen address, what the error must name)
     let cases: [(&[&str], &str, &str); 5] = [

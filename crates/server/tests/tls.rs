@@ -1,6 +1,8 @@
 //! TLS from the configuration: three real nodes serve gRPC over TLS, require client
-//! certificates from one CA, and talk Raft to each other over TLS. `licctl` with the CA and a
-//! client certificate works end to end; without a certificate, or in plain text, it does not.
+//! certificates from one CA, and talk Raft to each other over TLS (their certificates named
+//! in `--node-name`). `licctl` with the CA and the admin's client certificate registers
+//! itself as an issuer and imports end to end; without a certificate, or in plain text, it
+//! does not.
 
 mod common;
 
@@ -9,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::Cluster;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, IsCa, Issuer, KeyPair, SanType,
+};
 
 /// A CA, a node certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
 struct Pki {
@@ -28,6 +32,8 @@ fn write_pki(dir: &Path) -> Pki {
     let issuer = Issuer::new(ca_params, ca_key);
     let leaf = |sans: Vec<SanType>| {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        // No common name: the names come from the SANs.
+        params.distinguished_name = DistinguishedName::new();
         params.subject_alt_names = sans;
         let key = KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &issuer).expect("signed");
@@ -80,6 +86,11 @@ fn a_tls_cluster_replicates_and_refuses_clients_without_certificates() {
         s(&pki.ca),
         "--tls-peer-ca-file",
         s(&pki.ca),
+        // Without a common name, a certificate is named by its first SAN, tagged with its kind.
+        "--node-name",
+        "ip:127.0.0.1",
+        "--admin-name",
+        "dns:licctl.test",
     ];
     let cluster = Cluster::start(3, &tls_args);
     let endpoints = cluster.endpoints().join(",");
@@ -99,6 +110,21 @@ fn a_tls_cluster_replicates_and_refuses_clients_without_certificates() {
     };
     // A leader needs votes, so peers reach each other over TLS.
     let (code, out) = with_cert(&["wait-leader", "--timeout-s", "60"]);
+    assert_eq!(code, 0, "{out}");
+    // The admin is not an issuer until it registers itself as one, for every code and type.
+    let (code, out) = with_cert(&["--output", "json", "whoami"]);
+    assert_eq!(code, 0, "{out}");
+    let who: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(who["roles"], serde_json::json!(["admin"]), "{out}");
+    assert_eq!(who["access_control"], true, "{out}");
+    let put = [
+        "principal",
+        "put",
+        "dns:licctl.test",
+        "--role",
+        "admin,issuer",
+    ];
+    let (code, out) = with_cert(&[&put[..], &["--issuer-code", "*", "--type", "*"]].concat());
     assert_eq!(code, 0, "{out}");
     let data = dir.path().join("d.jsonl");
     let (code, out) = licctl(&["gen", "--count", "50", "--seed", "9", "--out", s(&data)]);

@@ -116,6 +116,10 @@ impl Applier<'_, '_> {
                 trust_file,
                 root_key_id,
             } => CommandResult::TrustImport(self.import_trust_list(trust_file, root_key_id)?),
+            Command::PutPrincipal(p) => CommandResult::Principal(self.put_principal(p)?),
+            Command::RemovePrincipal { name } => {
+                CommandResult::Principal(self.remove_principal(name)?)
+            }
         })
     }
 

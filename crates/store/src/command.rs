@@ -10,6 +10,7 @@ use licstore_model::{Date, License, LicenseStatus, NewLicense, StatusOp};
 use serde::{Deserialize, Serialize};
 
 use crate::policies::DisclosureRule;
+use crate::principals::Principal;
 
 /// One license to create: a new issue or an imported historic record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +184,13 @@ pub enum Command {
         /// Id of the root key the operator trusts; the list must be signed under it.
         root_key_id: [u8; 16],
     },
+    /// Register a principal or replace the one of the same name (see `principals`).
+    PutPrincipal(Principal),
+    /// Remove a principal.
+    RemovePrincipal {
+        /// Its name.
+        name: String,
+    },
 }
 
 impl fmt::Display for Command {
@@ -206,6 +214,8 @@ impl fmt::Display for Command {
             Command::ImportTrustList { trust_file, .. } => {
                 write!(f, "import-trust-list({} bytes)", trust_file.len())
             }
+            Command::PutPrincipal(p) => write!(f, "put-principal({})", p.name),
+            Command::RemovePrincipal { name } => write!(f, "remove-principal({name})"),
         }
     }
 }
@@ -287,6 +297,8 @@ pub enum CommandResult {
     Disclosure(Result<DisclosureRule, Rejection>),
     /// What a trust list import changed, or why it was refused.
     TrustImport(Result<crate::TrustImport, Rejection>),
+    /// The principal as stored (or as removed), or why the command was refused.
+    Principal(Result<Principal, Rejection>),
 }
 
 #[cfg(test)]

@@ -64,7 +64,8 @@ pub const CF_SM_VARS: &str = "sm_vars";
 pub const CF_REQ_REVS: &str = "req_revs";
 /// The registry of seal keys: key records by id, and each authority's active key.
 pub const CF_SEAL_KEYS: &str = "seal_keys";
-/// Replicated rules: the fields each service item sees of each license type.
+/// Replicated rules: the fields each service item sees of each license type (`d` keys), and
+/// the principals with their roles (`p` keys).
 pub const CF_POLICIES: &str = "policies";
 /// Status-list positions and bits of sealed licenses.
 pub const CF_STATUS_LISTS: &str = "status_lists";
@@ -224,6 +225,11 @@ pub fn disclosure_rule_key(service_item: &str, type_code: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(type_code.as_bytes());
     key
+}
+
+/// `policies` key of a principal.
+pub fn principal_key(name: &str) -> Vec<u8> {
+    tagged(b'p', name.as_bytes())
 }
 
 #[cfg(test)]

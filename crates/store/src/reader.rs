@@ -237,6 +237,30 @@ impl Reader {
         Ok(rules)
     }
 
+    /// The principal registered under `name`, from the latest applied state.
+    pub fn principal(&self, name: &str) -> Result<Option<crate::Principal>, StoreError> {
+        let key = keys::principal_key(name);
+        match get_at(&self.db, None, CF_POLICIES, &key)? {
+            Some(bytes) => crate::principals::decode_principal(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every principal, in name order.
+    pub fn principals(&self) -> Result<Vec<crate::Principal>, StoreError> {
+        let cf = cf_handle(&self.db, CF_POLICIES)?;
+        let mut principals = Vec::new();
+        let from = IteratorMode::From(b"p", Direction::Forward);
+        for item in self.db.iterator_cf(cf, from) {
+            let (key, value) = item?;
+            if !key.starts_with(b"p") {
+                break;
+            }
+            principals.push(crate::principals::decode_principal(&value)?);
+        }
+        Ok(principals)
+    }
+
     /// One value of a state-machine family, read from the latest state.
     pub(crate) fn get_cf_bytes(
         &self,

@@ -1,0 +1,687 @@
+//! Access control: who is calling, and whether its roles allow the RPC it calls.
+//!
+//! With TLS on, every caller presents a client certificate from the client CA (the handshake
+//! refuses the rest). Its name ([`cert_name`]) is looked up among the principals the store
+//! holds (`licstore_store::principals`), replicated through Raft. [`AccessLayer`] wraps every
+//! route: it finds the right an RPC needs ([`right_of`]), decides ([`decide`]) and either
+//! answers PERMISSION_DENIED naming the missing right or hands the call on with a [`Caller`]
+//! in its extensions, where handlers read the caller's scope.
+//!
+//! Two sets of names come from the configuration rather than the store, since they are needed
+//! before anything is replicated: `[access] node_names`, the certificates of the nodes
+//! (Raft traffic), and `admin_names`, who may register the first principals.
+//!
+//! With `--insecure` there are no certificates and access control is off: every caller may
+//! call everything, which the start-up warning says.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use licstore_store::{Principal, Role};
+use rustls::pki_types::CertificateDer;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::Status;
+
+use crate::node::Node;
+
+/// What an RPC needs; each is granted to some roles (see [`Right::roles`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Right {
+    /// Issue, amend, change status, import.
+    LicenseWrite,
+    /// Read whole licenses: get, list, query, watch, export, present.
+    LicenseRead,
+    /// Verify and VerifyBatch.
+    LicenseVerify,
+    /// Seal keys, status lists and trust lists, read.
+    SealRead,
+    /// Register, rotate and revoke seal keys.
+    SealManage,
+    /// Import trust lists.
+    TrustManage,
+    /// Read disclosure rules.
+    PolicyRead,
+    /// Set disclosure rules.
+    PolicyManage,
+    /// Cluster status, members, digests and checks.
+    ClusterRead,
+    /// Membership changes, compaction, leader transfer, snapshots, probes.
+    ClusterManage,
+    /// List principals.
+    PrincipalRead,
+    /// Register and remove principals.
+    PrincipalManage,
+    /// Raft messages between nodes.
+    Raft,
+    /// Health, reflection and WhoAmI: any holder of a client certificate.
+    Public,
+}
+
+/// The RPCs of each right, by gRPC path (`/package.Service/Method`).
+const RULES: &[(&str, Right)] = &[
+    ("/licstore.v1.Licenses/Issue", Right::LicenseWrite),
+    ("/licstore.v1.Licenses/Amend", Right::LicenseWrite),
+    ("/licstore.v1.Licenses/ChangeStatus", Right::LicenseWrite),
+    ("/licstore.v1.Licenses/Import", Right::LicenseWrite),
+    ("/licstore.v1.Licenses/Get", Right::LicenseRead),
+    ("/licstore.v1.Licenses/GetByIdentifier", Right::LicenseRead),
+    ("/licstore.v1.Licenses/ListByHolder", Right::LicenseRead),
+    ("/licstore.v1.Licenses/Query", Right::LicenseRead),
+    ("/licstore.v1.Licenses/Watch", Right::LicenseRead),
+    ("/licstore.v1.Licenses/Verify", Right::LicenseVerify),
+    ("/licstore.v1.Licenses/VerifyBatch", Right::LicenseVerify),
+    ("/licstore.v1.Seals/RegisterKey", Right::SealManage),
+    ("/licstore.v1.Seals/RotateKey", Right::SealManage),
+    ("/licstore.v1.Seals/RevokeKey", Right::SealManage),
+    ("/licstore.v1.Seals/ListKeys", Right::SealRead),
+    ("/licstore.v1.Seals/ExportLicense", Right::LicenseRead),
+    ("/licstore.v1.Seals/Present", Right::LicenseRead),
+    ("/licstore.v1.Seals/GetStatusList", Right::SealRead),
+    ("/licstore.v1.Seals/ImportTrustList", Right::TrustManage),
+    ("/licstore.v1.Seals/ListTrustLists", Right::SealRead),
+    ("/licstore.v1.Policies/SetDisclosure", Right::PolicyManage),
+    ("/licstore.v1.Policies/ListDisclosure", Right::PolicyRead),
+    ("/licstore.v1.Cluster/Status", Right::ClusterRead),
+    ("/licstore.v1.Cluster/MemberList", Right::ClusterRead),
+    ("/licstore.v1.Cluster/AddLearner", Right::ClusterManage),
+    ("/licstore.v1.Cluster/Promote", Right::ClusterManage),
+    ("/licstore.v1.Cluster/RemoveMember", Right::ClusterManage),
+    ("/licstore.v1.Cluster/StateDigest", Right::ClusterRead),
+    ("/licstore.v1.Cluster/Check", Right::ClusterRead),
+    ("/licstore.v1.Cluster/Compact", Right::ClusterManage),
+    ("/licstore.v1.Cluster/TransferLeader", Right::ClusterManage),
+    ("/licstore.v1.Cluster/Snapshot", Right::ClusterManage),
+    ("/licstore.v1.Cluster/Probe", Right::ClusterManage),
+    ("/licstore.v1.Access/WhoAmI", Right::Public),
+    ("/licstore.v1.Access/PutPrincipal", Right::PrincipalManage),
+    (
+        "/licstore.v1.Access/RemovePrincipal",
+        Right::PrincipalManage,
+    ),
+    ("/licstore.v1.Access/ListPrincipals", Right::PrincipalRead),
+];
+
+/// Service prefixes whose every method has one right.
+const SERVICE_RULES: &[(&str, Right)] = &[
+    ("/licstore.v1.raft.Raft/", Right::Raft),
+    ("/grpc.health.v1.Health/", Right::Public),
+    ("/grpc.reflection.v1.ServerReflection/", Right::Public),
+    ("/grpc.reflection.v1alpha.ServerReflection/", Right::Public),
+];
+
+/// The right a gRPC path needs; `None` for a path no service serves.
+pub fn right_of(path: &str) -> Option<Right> {
+    RULES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .or_else(|| SERVICE_RULES.iter().find(|(p, _)| path.starts_with(p)))
+        .map(|(_, right)| *right)
+}
+
+/// Every path with its own rule, for tests that walk the table.
+pub fn rule_paths() -> impl Iterator<Item = (&'static str, Right)> {
+    RULES.iter().copied()
+}
+
+impl Right {
+    /// The name a refusal gives.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Right::LicenseWrite => "license.write",
+            Right::LicenseRead => "license.read",
+            Right::LicenseVerify => "license.verify",
+            Right::SealRead => "seal.read",
+            Right::SealManage => "seal.manage",
+            Right::TrustManage => "trust.manage",
+            Right::PolicyRead => "policy.read",
+            Right::PolicyManage => "policy.manage",
+            Right::ClusterRead => "cluster.read",
+            Right::ClusterManage => "cluster.manage",
+            Right::PrincipalRead => "principal.read",
+            Right::PrincipalManage => "principal.manage",
+            Right::Raft => "raft",
+            Right::Public => "public",
+        }
+    }
+
+    /// The roles granted this right. Nodes hold [`Right::Raft`] and [`Right::ClusterRead`];
+    /// [`Right::Public`] needs only a certificate.
+    pub fn roles(self) -> &'static [Role] {
+        use Role::{Admin, Auditor, Issuer, Verifier};
+        match self {
+            Right::LicenseWrite | Right::LicenseRead => &[Issuer],
+            Right::LicenseVerify => &[Verifier],
+            Right::SealRead | Right::ClusterRead => &[Issuer, Verifier, Auditor, Admin],
+            Right::SealManage => &[Issuer, Admin],
+            Right::PolicyRead => &[Verifier, Auditor, Admin],
+            Right::PrincipalRead => &[Auditor, Admin],
+            Right::TrustManage
+            | Right::PolicyManage
+            | Right::ClusterManage
+            | Right::PrincipalManage => &[Admin],
+            Right::Raft | Right::Public => &[],
+        }
+    }
+
+    fn for_nodes(self) -> bool {
+        matches!(self, Right::Raft | Right::ClusterRead | Right::Public)
+    }
+}
+
+/// Who a call comes from, as the handlers see it (in the request's extensions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The certificate's name; empty with access control off.
+    pub name: String,
+    /// Roles from the store and from `[access] admin_names`.
+    pub roles: Vec<Role>,
+    /// The stored principal, with its issuer code, types and service items.
+    pub principal: Option<Principal>,
+    /// Named in `[access] node_names`.
+    pub node: bool,
+    /// Access control is off (`--insecure`): every right is granted.
+    pub unrestricted: bool,
+}
+
+impl Caller {
+    /// The caller with access control off.
+    pub fn unrestricted() -> Caller {
+        Caller {
+            name: String::new(),
+            roles: Role::ALL.to_vec(),
+            principal: None,
+            node: false,
+            unrestricted: true,
+        }
+    }
+
+    /// Whether it holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.unrestricted || self.roles.contains(&role)
+    }
+
+    /// The caller the access layer put in a request's extensions.
+    pub fn of<T>(req: &tonic::Request<T>) -> Result<Caller, Status> {
+        req.extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Status::internal("no caller: the access layer is missing"))
+    }
+
+    /// Whether it may write a license of `type_code` issued under `issuer_code`: an issuer
+    /// registered for both. `prefix` is the license's path in the request, for the field a
+    /// refusal names.
+    pub fn may_write(
+        &self,
+        prefix: &str,
+        issuer_code: &str,
+        type_code: &str,
+    ) -> Result<(), Status> {
+        match self.write_refusal(issuer_code, type_code) {
+            None => Ok(()),
+            Some((WriteScope::Type, why)) => Err(scope_denied(&format!("{prefix}type_code"), why)),
+            Some((WriteScope::Issuer, why)) => {
+                Err(scope_denied(&format!("{prefix}issuer.code"), why))
+            }
+        }
+    }
+
+    /// Whether it may verify for `service_item`: a verifier registered for it.
+    pub fn may_verify_for(&self, service_item: &str) -> Result<(), Status> {
+        if self.unrestricted {
+            return Ok(());
+        }
+        let items = self
+            .principal
+            .as_ref()
+            .filter(|p| p.has(Role::Verifier))
+            .map(|p| p.service_items.as_slice())
+            .unwrap_or(&[]);
+        if items.iter().any(|i| i == service_item) {
+            return Ok(());
+        }
+        let why = format!(
+            "principal {:?} is not registered for this service item; it verifies for {}",
+            self.name,
+            if items.is_empty() {
+                "none".to_owned()
+            } else {
+                items.join(" | ")
+            }
+        );
+        Err(scope_denied("service_item", why))
+    }
+
+    /// Whether it may manage the seal keys of `authority`: an admin any, an issuer those of its
+    /// own issuer codes. `field` names the request field a refusal points at.
+    pub fn may_manage_keys(&self, field: &str, authority: &str) -> Result<(), Status> {
+        if self.has(Role::Admin) {
+            return Ok(());
+        }
+        let principal = self.principal.as_ref().filter(|p| p.has(Role::Issuer));
+        if principal.is_some_and(|p| p.covers_issuer(authority)) {
+            return Ok(());
+        }
+        let codes = principal.map(|p| p.issuer_codes.as_slice()).unwrap_or(&[]);
+        let why = format!(
+            "principal {:?} may manage the seal keys of its own issuer codes only ({}), not \
+             {authority:?}",
+            self.name,
+            codes.join(", ")
+        );
+        Err(scope_denied(field, why))
+    }
+
+    /// Why the caller may not write a license of `type_code` under `issuer_code`, if not.
+    pub fn write_refusal(
+        &self,
+        issuer_code: &str,
+        type_code: &str,
+    ) -> Option<(WriteScope, String)> {
+        if self.unrestricted {
+            return None;
+        }
+        let name = &self.name;
+        let Some(p) = self.principal.as_ref().filter(|p| p.has(Role::Issuer)) else {
+            let why = format!("principal {name:?} is not a registered issuer");
+            return Some((WriteScope::Issuer, why));
+        };
+        if !p.covers_type(type_code) {
+            let why = format!(
+                "principal {name:?} may not write license type {type_code}; it may write {}",
+                p.type_codes.join(", ")
+            );
+            return Some((WriteScope::Type, why));
+        }
+        if !p.covers_issuer(issuer_code) {
+            let why = format!(
+                "principal {name:?} may not write for issuer {issuer_code:?}; it may write for {}",
+                p.issuer_codes.join(", ")
+            );
+            return Some((WriteScope::Issuer, why));
+        }
+        None
+    }
+}
+
+/// Which part of an issuer's scope a write falls outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteScope {
+    /// The license type.
+    Type,
+    /// The issuer code.
+    Issuer,
+}
+
+/// PERMISSION_DENIED on a field of the request.
+fn scope_denied(field: &str, why: String) -> Status {
+    crate::convert::field_status(tonic::Code::PermissionDenied, field, why)
+}
+
+/// Names the configuration grants rights to, and whether access control is on at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Off only with `--insecure`.
+    pub enabled: bool,
+    /// Certificate names that are admins whatever the store holds.
+    pub admin_names: BTreeSet<String>,
+    /// Certificate names of the cluster's nodes.
+    pub node_names: BTreeSet<String>,
+}
+
+/// Decides a call: the caller it is, or why it is refused. Pure: `stored` is the principal the
+/// store holds under `name`, read by the caller of this function.
+pub fn decide(
+    policy: &AccessPolicy,
+    name: &str,
+    stored: Option<Principal>,
+    right: Right,
+) -> Result<Caller, Status> {
+    let node = policy.node_names.contains(name);
+    let mut roles = stored.as_ref().map(|p| p.roles.clone()).unwrap_or_default();
+    if policy.admin_names.contains(name) && !roles.contains(&Role::Admin) {
+        roles.push(Role::Admin);
+        roles.sort();
+    }
+    let caller = Caller {
+        name: name.to_owned(),
+        roles,
+        principal: stored,
+        node,
+        unrestricted: false,
+    };
+    let granted = right == Right::Public
+        || (node && right.for_nodes())
+        || right.roles().iter().any(|r| caller.roles.contains(r));
+    if granted {
+        return Ok(caller);
+    }
+    Err(denial(&caller, right))
+}
+
+fn denial(caller: &Caller, right: Right) -> Status {
+    let name = &caller.name;
+    if caller.roles.is_empty() && !caller.node {
+        return Status::permission_denied(format!(
+            "missing right {}: certificate name {name:?} is not a registered principal",
+            right.as_str()
+        ));
+    }
+    let names = |roles: &[Role]| -> String {
+        let list: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list.join(", ")
+        }
+    };
+    let held_by = match right {
+        Right::Raft => "cluster nodes (access.node_names)".to_owned(),
+        _ => format!("roles {}", names(right.roles())),
+    };
+    Status::permission_denied(format!(
+        "missing right {}, held by {held_by}; principal {name:?} has roles {}",
+        right.as_str(),
+        names(&caller.roles)
+    ))
+}
+
+/// The name a client certificate stands for: its subject's common name as it is; without a
+/// common name, its first subject alternative name tagged with its kind (`dns:`, `uri:`,
+/// `email:`, `ip:`, in that order of preference), so a SAN can never pass for a common name.
+/// `None` for a certificate that does not parse, whose common name is not a readable string
+/// (rather than falling back to a SAN), or that has neither.
+pub fn cert_name(der: &[u8]) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    if let Some(attribute) = cert.subject().iter_common_name().next() {
+        let cn = attribute.as_str().ok()?.trim();
+        return (!cn.is_empty()).then(|| cn.to_owned());
+    }
+    let san = cert.subject_alternative_name().ok()??;
+    let names = &san.value.general_names;
+    let tagged = |g: &GeneralName, kind: &str| -> Option<String> {
+        match (g, kind) {
+            (GeneralName::DNSName(n), "dns") => Some(format!("dns:{n}")),
+            (GeneralName::URI(n), "uri") => Some(format!("uri:{n}")),
+            (GeneralName::RFC822Name(n), "email") => Some(format!("email:{n}")),
+            (GeneralName::IPAddress(b), "ip") => ip_text(b).map(|ip| format!("ip:{ip}")),
+            _ => None,
+        }
+    };
+    ["dns", "uri", "email", "ip"]
+        .iter()
+        .find_map(|kind| names.iter().find_map(|g| tagged(g, kind)))
+}
+
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(|b| std::net::Ipv4Addr::from(b).to_string()),
+        16 => <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|b| std::net::Ipv6Addr::from(b).to_string()),
+        _ => None,
+    }
+}
+
+/// The tower layer that checks every call (see the module docs).
+#[derive(Clone)]
+pub struct AccessLayer {
+    node: Arc<Node>,
+    policy: Arc<AccessPolicy>,
+}
+
+impl AccessLayer {
+    /// A layer deciding with `policy` over the principals `node` has applied.
+    pub fn new(node: Arc<Node>, policy: AccessPolicy) -> Self {
+        AccessLayer {
+            node,
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AccessLayer {
+    type Service = Access<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Access {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`AccessLayer`] wraps around the routes.
+#[derive(Clone)]
+pub struct Access<S> {
+    inner: S,
+    layer: AccessLayer,
+}
+
+type Body = tonic::body::Body;
+
+impl<S, B> tower::Service<http::Request<B>> for Access<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The readied service serves this call; a fresh clone waits for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        // What the decision needs is taken now: the request body need not be shareable.
+        let path = req.uri().path().to_owned();
+        let certs = req
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs());
+        Box::pin(async move {
+            match layer.check(&path, certs) {
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
+                    inner.call(req).await
+                }
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
+
+impl AccessLayer {
+    /// Decides a call to `path` from a client that presented `certs`. One point read of the
+    /// principal, from the block cache in the common case.
+    fn check(
+        &self,
+        path: &str,
+        certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    ) -> Result<Caller, Status> {
+        if !self.policy.enabled {
+            return Ok(Caller::unrestricted());
+        }
+        let Some(right) = right_of(path) else {
+            return Err(Status::unimplemented(format!("no method {path}")));
+        };
+        let Some(first) = certs.as_ref().and_then(|c| c.first()) else {
+            return Err(Status::unauthenticated("no client certificate"));
+        };
+        let Some(name) = cert_name(first.as_ref()) else {
+            let why = "the client certificate has neither a common name nor a usable SAN";
+            return Err(Status::unauthenticated(why));
+        };
+        // Raft messages from a node need no lookup: they are the bulk of a node's calls.
+        let node_call = right == Right::Raft && self.policy.node_names.contains(&name);
+        let stored = match node_call {
+            true => None,
+            false => self
+                .node
+                .reader
+                .principal(&name)
+                .map_err(|e| Status::internal(e.to_string()))?,
+        };
+        let decided = decide(&self.policy, &name, stored, right);
+        if let Err(status) = &decided {
+            tracing::info!(principal = %name, path, reason = status.message(), "call refused");
+        }
+        decided
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(name: &str, roles: &[Role]) -> Principal {
+        Principal {
+            name: name.into(),
+            roles: roles.to_vec(),
+            issuer_codes: Vec::new(),
+            type_codes: Vec::new(),
+            service_items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_rule_path_is_decided_and_unknown_paths_are_not() {
+        for (path, right) in rule_paths() {
+            assert_eq!(right_of(path), Some(right), "{path}");
+        }
+        assert_eq!(right_of("/licstore.v1.raft.Raft/Vote"), Some(Right::Raft));
+        assert_eq!(right_of("/licstore.v1.Licenses/Nope"), None);
+        assert_eq!(right_of("/licstore.v1.Licenses/IssueX"), None);
+    }
+
+    #[test]
+    fn every_method_the_node_serves_has_a_rule() {
+        use prost::Message;
+        let mut files = Vec::new();
+        for set in [
+            licstore_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ] {
+            let set = prost_types::FileDescriptorSet::decode(set).expect("descriptor set");
+            files.extend(set.file);
+        }
+        let mut methods = 0;
+        for file in &files {
+            for service in &file.service {
+                let full = format!("{}.{}", file.package(), service.name());
+                for method in &service.method {
+                    let path = format!("/{full}/{}", method.name());
+                    assert!(right_of(&path).is_some(), "{path} has no rule");
+                    methods += 1;
+                }
+            }
+        }
+        assert!(methods > 40, "only {methods} methods found");
+        let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        assert_eq!(right_of(reflection), Some(Right::Public));
+    }
+
+    #[test]
+    fn decisions() {
+        let policy = AccessPolicy {
+            enabled: true,
+            admin_names: ["root".to_owned()].into(),
+            node_names: ["node".to_owned()].into(),
+        };
+        let issuer = Some(principal("iss", &[Role::Issuer]));
+        let verifier = Some(principal("ver", &[Role::Verifier]));
+        // (name, stored, right, allowed, what a refusal must name)
+        let cases: [(&str, Option<Principal>, Right, bool, &str); 12] = [
+            ("iss", issuer.clone(), Right::LicenseWrite, true, ""),
+            (
+                "iss",
+                issuer.clone(),
+                Right::LicenseVerify,
+                false,
+                "license.verify",
+            ),
+            (
+                "iss",
+                issuer.clone(),
+                Right::PrincipalManage,
+                false,
+                "roles admin",
+            ),
+            ("ver", verifier.clone(), Right::LicenseVerify, true, ""),
+            (
+                "ver",
+                verifier.clone(),
+                Right::LicenseRead,
+                false,
+                "has roles verifier",
+            ),
+            ("ver", verifier, Right::Raft, false, "node_names"),
+            ("root", None, Right::PrincipalManage, true, ""),
+            ("root", None, Right::LicenseWrite, false, "license.write"),
+            ("node", None, Right::Raft, true, ""),
+            ("node", None, Right::LicenseRead, false, "license.read"),
+            ("stranger", None, Right::Public, true, ""),
+            (
+                "stranger",
+                None,
+                Right::ClusterRead,
+                false,
+                "not a registered principal",
+            ),
+        ];
+        for (name, stored, right, allowed, names) in cases {
+            match decide(&policy, name, stored, right) {
+                Ok(caller) => {
+                    assert!(allowed, "{name} {right:?} was allowed");
+                    assert_eq!(caller.name, name);
+                }
+                Err(status) => {
+                    assert!(!allowed, "{name} {right:?}: {status:?}");
+                    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+                    assert!(status.message().contains(names), "{status:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn certificate_names() {
+        use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+        let key = KeyPair::generate().expect("key");
+        let der =
+            |params: CertificateParams| params.self_signed(&key).expect("cert").der().to_vec();
+        let mut with_cn = CertificateParams::new(vec!["a.example".to_owned()]).expect("params");
+        with_cn
+            .distinguished_name
+            .push(DnType::CommonName, "pudong-police");
+        assert_eq!(cert_name(&der(with_cn)).as_deref(), Some("pudong-police"));
+        // rcgen gives a certificate a common name unless told otherwise.
+        let mut dns = CertificateParams::new(vec!["a.example".to_owned()]).expect("params");
+        dns.distinguished_name = DistinguishedName::new();
+        assert_eq!(cert_name(&der(dns)).as_deref(), Some("dns:a.example"));
+        let mut ip = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ip.distinguished_name = DistinguishedName::new();
+        ip.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+        assert_eq!(cert_name(&der(ip)).as_deref(), Some("ip:127.0.0.1"));
+        let mut blank = CertificateParams::new(vec!["a.example".to_owned()]).expect("params");
+        blank.distinguished_name = DistinguishedName::new();
+        blank.distinguished_name.push(DnType::CommonName, " ");
+        assert_eq!(
+            cert_name(&der(blank)),
+            None,
+            "a blank common name names nobody"
+        );
+        assert_eq!(cert_name(b"not a certificate"), None);
+    }
+}
