@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use licstore_bench::results::{read_all, RunResult};
 
@@ -24,9 +25,19 @@ impl Drop for Procs {
     }
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up), so no outgoing connection
+/// can take it between this pick and the server's bind; each call tries the next one.
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % 10_000;
+    for _ in 0..10_000 {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst)) % 10_000;
+        let port = 21_000 + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 21000..31000");
 }
 
 fn bin(name: &str) -> PathBuf {

@@ -58,7 +58,7 @@ pub async fn present(ctx: &Ctx, args: PresentArgs) -> anyhow::Result<()> {
 }
 
 /// Names given as repeated flags or comma-separated lists.
-fn split_names(given: &[String]) -> Vec<String> {
+pub(crate) fn split_names(given: &[String]) -> Vec<String> {
     given
         .iter()
         .flat_map(|g| g.split(','))

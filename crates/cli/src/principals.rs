@@ -8,6 +8,7 @@ use licstore_proto::v1::access_client::AccessClient;
 use serde::Serialize;
 
 use crate::args::PrincipalCommand;
+use crate::disclosure::split_names;
 use crate::output::{emit, Render, Table};
 use crate::Ctx;
 
@@ -25,9 +26,9 @@ pub async fn run(ctx: &Ctx, command: PrincipalCommand) -> anyhow::Result<()> {
             let request = pb::PutPrincipalRequest {
                 principal: Some(pb::Principal {
                     name,
-                    roles: split(&roles),
-                    issuer_codes: split(&issuer_codes),
-                    type_codes: split(&type_codes)
+                    roles: split_names(&roles),
+                    issuer_codes: split_names(&issuer_codes),
+                    type_codes: split_names(&type_codes)
                         .iter()
                         .map(|t| crate::types::resolve(t))
                         .collect(),
@@ -80,18 +81,6 @@ pub async fn whoami(ctx: &Ctx) -> anyhow::Result<()> {
         principal: r.principal.map(|p| PrincipalLine::of(&p)),
     };
     emit(ctx.output, &view)
-}
-
-/// Values given as repeated flags or comma-separated lists (issuer codes and types never hold
-/// commas; service items may, so they are taken as given).
-fn split(given: &[String]) -> Vec<String> {
-    given
-        .iter()
-        .flat_map(|g| g.split(','))
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Principals as printed.

@@ -87,11 +87,7 @@ impl Access for AccessApi {
         &self,
         req: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let caller = req
-            .extensions()
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| Status::internal("no caller: the access layer is missing"))?;
+        let caller = Caller::of(&req)?;
         Ok(Response::new(pb::WhoAmIResponse {
             name: caller.name,
             roles: caller.roles.iter().map(|r| r.as_str().to_owned()).collect(),

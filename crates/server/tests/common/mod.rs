@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use licstore_client::Client;
@@ -51,9 +52,32 @@ pub fn licctl() -> PathBuf {
     path
 }
 
+/// The lowest port [`free_port`] hands out.
+const PORT_LOW: u16 = 20_000;
+/// How many ports above [`PORT_LOW`] it may use: the range ends below the kernel's ephemeral
+/// range (32768 and up by default), so an outgoing connection cannot take a port between the
+/// pick and the node's bind, the race that binding port 0 and releasing it left open.
+const PORT_SPAN: u16 = 12_000;
+/// The next candidate offset; shared by the tests of one process so no two get the same port.
+static NEXT_PORT: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// A port on 127.0.0.1 that is free now and that no other test of this process will get.
+/// Test processes start at different offsets (from their PID), so they rarely meet.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    let _ = NEXT_PORT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % u32::from(PORT_SPAN),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..PORT_SPAN {
+        let offset = NEXT_PORT.fetch_add(1, Ordering::SeqCst) % u32::from(PORT_SPAN);
+        let port = PORT_LOW + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {PORT_LOW}..{}", PORT_LOW + PORT_SPAN);
 }
 
 impl Cluster {
