@@ -116,12 +116,15 @@ start_node 3
 licctl wait-leader --timeout-s 60
 licctl endpoint status
 
+say "registering the plan's service items and the license types each accepts"
+licctl item load data/service-items.csv
+
 say "registering principals: licctl's certificate (an admin by configuration) also issues any"
 say "license, verifies for every service item and audits; a marriage-registry counter verifies"
 ITEMS=()
-while IFS=, read -r _ _ _ item; do
+while IFS= read -r item; do
   ITEMS+=(--service-item "$item")
-done < <(tail -n +2 data/service-items.csv)
+done < <(tail -n +2 data/service-items.csv | cut -d, -f4 | sort -u)
 licctl principal put "licstore licctl" --role admin,issuer,verifier,auditor \
   --issuer-code '*' --type '*' "${ITEMS[@]}" >/dev/null
 licctl principal put "licstore counter" --role verifier --service-item 婚姻登记档案查询 >/dev/null
@@ -156,12 +159,12 @@ say "the marriage-registry archive sees the card holder's name and validity, and
 licctl policy set-disclosure --service-item 婚姻登记档案查询 --type resident-id-card \
   --field @holder.name --field @valid_until
 licctl verify --holder-kind citizen_id --holder "$DEMO_CITIZEN" --type resident-id-card \
-  --service-item 婚姻登记档案查询
+  --service-item 婚姻登记档案查询 --purpose "marriage file 2026-0412"
 
 say "the counter's own certificate verifies, but may not change a license"
 COUNTER=(--cert "$RUN_DIR/tls/counter.crt" --key "$RUN_DIR/tls/counter.key")
 licctl "${COUNTER[@]}" verify --holder-kind citizen_id --holder "$DEMO_CITIZEN" \
-  --type resident-id-card --service-item 婚姻登记档案查询
+  --type resident-id-card --service-item 婚姻登记档案查询 --purpose "counter case 17"
 if licctl "${COUNTER[@]}" status "$DEMO_CARD" suspend --reason "not its call" \
   2>"$RUN_DIR/denied.txt"; then
   echo "unexpected: a verifier changed a license's status" >&2
@@ -170,13 +173,18 @@ fi
 grep -o 'missing right [a-z.]*' "$RUN_DIR/denied.txt"
 
 say "verifying the demo citizen's ID card for every service item that accepts it"
-licctl verify-items --service-items data/service-items.csv --holder-kind citizen_id \
-  --holder "$DEMO_CITIZEN"
+licctl verify-items --holder-kind citizen_id --holder "$DEMO_CITIZEN" \
+  --purpose "eligibility check"
 
 say "suspending the ID card; the verdict changes"
 licctl status "$DEMO_CARD" suspend --reason "reported lost at a service counter"
 licctl verify --holder-kind citizen_id --holder "$DEMO_CITIZEN" --type resident-id-card \
-  --service-item 婚姻登记档案查询
+  --service-item 婚姻登记档案查询 --purpose "marriage file 2026-0412"
+
+say "who looked at the demo citizen's licenses: the audit trail, its chain checked on every node"
+sleep 1  # each node ships its audit records every 200 ms
+licctl audit list --holder-kind citizen_id --holder "$DEMO_CITIZEN"
+licctl audit verify
 
 say "the suspension is in the signed status list: the offline check of the card now fails"
 licctl export "$DEMO_CARD" --out "$RUN_DIR/demo-card.lic"
@@ -243,7 +251,7 @@ Try:
   source run/tls.env
   $BIN/licctl endpoint status
   $BIN/licctl list --holder-kind citizen_id --holder $DEMO_CITIZEN
-  $BIN/licctl verify --holder-kind citizen_id --holder $DEMO_CITIZEN --type resident-id-card --service-item 婚姻登记档案查询
+  $BIN/licctl verify --holder-kind citizen_id --holder $DEMO_CITIZEN --type resident-id-card --service-item 婚姻登记档案查询 --purpose demo
   $BIN/licctl query --region 3101 --status valid --count --explain
   $BIN/licctl watch --show-progress        # live changes; Ctrl-C to stop
   $BIN/licctl snapshot status run/backup.snap

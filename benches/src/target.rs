@@ -23,6 +23,7 @@ use licstore_client::TlsOptions;
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
+use licstore_proto::v1::policies_client::PoliciesClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::args::{Consistency, System, TargetArgs, WriteTo};
@@ -200,11 +201,58 @@ async fn licstore_channels(args: &TargetArgs) -> anyhow::Result<Target> {
         WriteTo::Leader => licstore_leader(&chans[0]).await,
         WriteTo::Any => None,
     };
+    if args.system == System::Licstore {
+        register_bench_item(&chans[0]).await?;
+    }
     Ok(Target::Licstore(Pool::new(
         chans,
         &args.endpoints,
         leader.as_deref(),
     )))
+}
+
+/// The service item licbench verifies for.
+pub const BENCH_ITEM: &str = "licbench";
+
+/// The purpose licbench states on every verification.
+pub const BENCH_PURPOSE: &str = "licbench load test";
+
+/// How many times registering [`BENCH_ITEM`] is tried while the cluster elects a leader.
+const REGISTER_ATTEMPTS: u32 = 20;
+
+/// Registers [`BENCH_ITEM`] as accepting every built-in license type, so verifications of any
+/// record of the dataset are answered. A caller that may not register items (no admin role)
+/// is told so and goes on: an admin must have registered the item.
+async fn register_bench_item(chan: &Channel) -> anyhow::Result<()> {
+    let item = pb::ServiceItem {
+        name: BENCH_ITEM.into(),
+        department: "licbench".into(),
+        type_codes: licstore_cli::types::registry()
+            .iter()
+            .map(|t| t.type_code.clone())
+            .collect(),
+    };
+    let mut policies = PoliciesClient::new(chan.clone());
+    let mut last = None;
+    for _ in 0..REGISTER_ATTEMPTS {
+        let request = pb::PutServiceItemRequest {
+            item: Some(item.clone()),
+        };
+        match policies.put_service_item(request).await {
+            Ok(_) => return Ok(()),
+            Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                eprintln!(
+                    "licbench: not registering service item {BENCH_ITEM:?}: {}",
+                    s.message()
+                );
+                return Ok(());
+            }
+            Err(s) => last = Some(s),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let last = last.map(|s| s.to_string()).unwrap_or_default();
+    anyhow::bail!("register service item {BENCH_ITEM:?}: {last}")
 }
 
 /// The leader's address as the members list names it; `None` when there is no leader yet or
@@ -236,7 +284,8 @@ fn verify_request(key: &Key) -> pb::VerifyRequest {
         holder_kind: key.holder_kind,
         holder_id: key.holder_id.clone(),
         type_code: key.type_code.clone(),
-        service_item: "licbench".into(),
+        service_item: BENCH_ITEM.into(),
+        purpose: BENCH_PURPOSE.into(),
         ..Default::default()
     }
 }

@@ -65,7 +65,8 @@ pub enum Command {
     List(ListArgs),
     /// Check that a holder has a valid license of a type, for a service item (Licenses.Verify).
     Verify(VerifyArgs),
-    /// Verify a holder against every service item of a service-items CSV.
+    /// Verify a holder for every registered service item that accepts a license of its kind
+    /// (yours only, with access control on), in one VerifyBatch.
     VerifyItems(VerifyItemsArgs),
     /// Bulk-load a dataset file (Licenses.Import, in chunks).
     Import(ImportArgs),
@@ -135,11 +136,84 @@ pub enum Command {
     /// Signed status lists of an authority (Seals.GetStatusList), for `verify-offline`.
     #[command(subcommand)]
     StatusList(StatusListCommand),
+    /// Service items and the license types they accept (Policies service): put, remove,
+    /// list, load.
+    #[command(subcommand)]
+    Item(ItemCommand),
     /// Principals and their roles (Access service): put, remove, list.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// The audit trail (Audit service; auditor): list, verify.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// The principal the server takes this command line's certificate for (Access.WhoAmI).
     Whoami,
+}
+
+/// `licctl item ...`.
+#[derive(Debug, Subcommand)]
+pub enum ItemCommand {
+    /// Register a service item, or replace the one of that name (Policies.PutServiceItem;
+    /// admin). Replacing drops the disclosure rules of the types it no longer accepts.
+    Put {
+        /// The item's name, as verifications name it.
+        name: String,
+        /// The department that serves it.
+        #[arg(long)]
+        department: String,
+        /// A license type it accepts (code, template key or Chinese name); repeatable, or
+        /// comma-separated.
+        #[arg(long = "type", required = true)]
+        type_codes: Vec<String>,
+    },
+    /// Remove a service item and its disclosure rules (Policies.RemoveServiceItem; admin).
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// The registered service items (Policies.ListServiceItems).
+    List {
+        /// Only this item.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Register every item of a service-items table (columns
+    /// license_type,department,department_item_count,service_item, as data/service-items.csv):
+    /// one item per service item, with every type its rows name; unchanged items are skipped.
+    Load {
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+/// `licctl audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Records of the trail in order; with --holder, only those about that holder.
+    List {
+        #[command(flatten)]
+        holder: AuditHolderArgs,
+        /// The first record to show.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Most records to show (at most 10000).
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Check every endpoint's whole trail: each record must link to the one before, and trails
+    /// of equal length must end in the same record. Exits 1 naming the first broken link.
+    Verify,
+}
+
+/// The optional holder of `licctl audit list`.
+#[derive(Debug, Args)]
+pub struct AuditHolderArgs {
+    /// Holder kind [default: guessed from the id's check character].
+    #[arg(long, short = 'k', value_enum)]
+    pub holder_kind: Option<KindArg>,
+    /// Only records about this citizen ID number or USCC.
+    #[arg(long)]
+    pub holder: Option<String>,
 }
 
 /// `licctl principal ...`.
@@ -580,9 +654,12 @@ pub struct VerifyArgs {
     /// Type code, template key or Chinese name.
     #[arg(long = "type", short = 't')]
     pub type_code: String,
-    /// The service item that accepts the license instead of paper.
+    /// The service item that accepts the license instead of paper (see `licctl item list`).
     #[arg(long)]
     pub service_item: String,
+    /// Why the license is checked: a case or file number, say.
+    #[arg(long)]
+    pub purpose: String,
     /// Serve from the local replica, possibly stale.
     #[arg(long)]
     pub serializable: bool,
@@ -591,11 +668,11 @@ pub struct VerifyArgs {
 /// `licctl verify-items`.
 #[derive(Debug, Args)]
 pub struct VerifyItemsArgs {
-    /// CSV with columns license_type,department,department_item_count,service_item.
-    #[arg(long)]
-    pub service_items: PathBuf,
     #[command(flatten)]
     pub holder: HolderArgs,
+    /// Why the licenses are checked: a case or file number, say.
+    #[arg(long)]
+    pub purpose: String,
     /// Serve from the local replica, possibly stale.
     #[arg(long)]
     pub serializable: bool,

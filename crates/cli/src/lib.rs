@@ -20,6 +20,7 @@
 
 pub mod acked;
 pub mod args;
+pub mod audit;
 pub mod check;
 pub mod cluster;
 pub mod convert;
@@ -35,6 +36,7 @@ pub mod output;
 pub mod perf;
 pub mod principals;
 pub mod seals;
+pub mod service_items;
 pub mod snapshot;
 pub mod status_lists;
 pub mod trust;
@@ -157,6 +159,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::VerifyPresentation(a) => disclosure::verify_presentation_cmd(&ctx, a),
         Command::Policy(c) => disclosure::policy(&ctx, c).await,
         Command::StatusList(StatusListCommand::Get(a)) => status_lists::get(&ctx, a).await,
+        Command::Item(c) => service_items::run(&ctx, c).await,
+        Command::Audit(c) => audit::run(&ctx, c).await,
         Command::Principal(c) => principals::run(&ctx, c).await,
         Command::Whoami => principals::whoami(&ctx).await,
     }

@@ -200,6 +200,7 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<()> {
         service_item: args.service_item,
         consistency: convert::consistency(args.serializable),
         max_staleness_ms: 0,
+        purpose: args.purpose,
     };
     let response = call_verify(&mut client, request).await?;
     emit(ctx.output, &VerifyView::from(&response))

@@ -1,36 +1,29 @@
-//! `licctl verify-items`: checks one holder against every service item of a service-items CSV.
+//! `licctl verify-items`: checks one holder for every registered service item that accepts a
+//! license of the holder's kind.
 //!
-//! The CSV (columns `license_type,department,department_item_count,service_item`) names license
-//! types in Chinese (居民身份证, 上海市居住证, 出生医学证明,
-//! 营业执照); they are matched to the built-in templates by name. The holder's
-//! licenses are listed once (ListByHolder); for each item whose type the holder has any
-//! license of, Verify is called and the verdict printed, with the names of the fields the
-//! item's disclosure rule lets it see (their values, and the identifier when the rule names
-//! it, in `-o json`).
-//! Items of other types are counted as skipped, and rows naming an unknown type are reported
-//! on stderr.
+//! The items come from the store (Policies.ListServiceItems); with access control on, only the
+//! caller's own items are checked, as a verifier may verify for no other. Every (item, type)
+//! pair is sent in one VerifyBatch, so one barrier covers them all and the answer is one state
+//! of one replica. Pairs whose verdict is "not found" are counted as skipped: the holder has no
+//! license of that type. The table shows the names of the fields each item's disclosure rule
+//! lets it see; `-o json` adds their values, and the identifier where the rule names it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeMap;
 
-use anyhow::Context;
+use anyhow::bail;
+use licstore_model::HolderKind;
 use licstore_proto::v1 as pb;
-use serde::{Deserialize, Serialize};
+use licstore_proto::v1::access_client::AccessClient;
+use licstore_proto::v1::licenses_client::LicensesClient;
+use serde::Serialize;
 
 use crate::args::VerifyItemsArgs;
-use crate::licenses::{call_verify, holder_kind, list_by_holder};
+use crate::licenses::holder_kind;
 use crate::output::{emit, Render, Table};
-use crate::{convert, types, Ctx};
+use crate::{convert, service_items, types, Ctx};
 
-/// One row of the service-items CSV.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct ServiceItem {
-    pub license_type: String,
-    pub department: String,
-    #[serde(default)]
-    pub department_item_count: String,
-    pub service_item: String,
-}
+/// Most pairs one VerifyBatch carries (the server's limit).
+const BATCH_MAX: usize = 1000;
 
 /// The verdict for one item.
 #[derive(Clone, Debug, Serialize)]
@@ -84,74 +77,87 @@ impl Render for ItemsReport {
     }
 }
 
-/// Reads the service-items CSV.
-pub fn read_items(path: &Path) -> anyhow::Result<Vec<ServiceItem>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("open {}", path.display()))?;
-    let mut items = Vec::new();
-    for (i, row) in reader.deserialize::<ServiceItem>().enumerate() {
-        items.push(row.with_context(|| format!("{}: row {}", path.display(), i + 2))?);
-    }
-    Ok(items)
-}
-
-/// Splits items into those of a type in `held` (by type code) and a skipped count; rows of
-/// unknown types are reported on stderr and skipped.
-pub fn select_items<'a>(
-    items: &'a [ServiceItem],
-    held: &BTreeSet<String>,
-) -> (Vec<(&'a ServiceItem, String)>, usize) {
-    let mut selected = Vec::new();
-    let mut skipped = 0;
+/// The (item, type code) pairs to verify for a holder of `kind`: each item with every type it
+/// accepts whose licenses are held by that kind, in item order. With `only`, just those items.
+pub fn pairs(
+    items: &[pb::ServiceItem],
+    kind: HolderKind,
+    only: Option<&[String]>,
+) -> Vec<(pb::ServiceItem, String)> {
+    let mut out = Vec::new();
     for item in items {
-        let Some(template) = types::find(&item.license_type) else {
-            eprintln!(
-                "warning: unknown license type {:?} ({})",
-                item.license_type, item.service_item
-            );
-            skipped += 1;
+        if only.is_some_and(|names| !names.contains(&item.name)) {
             continue;
-        };
-        match held.contains(&template.type_code) {
-            true => selected.push((item, template.type_code.clone())),
-            false => skipped += 1,
+        }
+        for code in &item.type_codes {
+            if types::find(code).is_some_and(|t| t.holder_kind == kind) {
+                out.push((item.clone(), code.clone()));
+            }
         }
     }
-    (selected, skipped)
+    out
+}
+
+/// The items the caller may verify for: all with access control off, else its principal's.
+async fn own_items(client: &mut licstore_client::Client) -> anyhow::Result<Option<Vec<String>>> {
+    let me = client
+        .retrying(|ch| async move { AccessClient::new(ch).who_am_i(pb::WhoAmIRequest {}).await })
+        .await?;
+    if !me.access_control {
+        return Ok(None);
+    }
+    match me.principal {
+        Some(p) if !p.service_items.is_empty() => Ok(Some(p.service_items)),
+        _ => bail!("{:?} is not a verifier: it has no service items", me.name),
+    }
 }
 
 /// `licctl verify-items`.
 pub async fn run(ctx: &Ctx, args: VerifyItemsArgs) -> anyhow::Result<()> {
-    let items = read_items(&args.service_items)?;
     let kind = holder_kind(&args.holder, None)?;
     let mut client = ctx.client()?;
-    let listed = list_by_holder(&mut client, &args.holder, args.serializable).await?;
-    let held: BTreeSet<String> = listed
-        .licenses
-        .iter()
-        .map(|l| types::resolve(&l.type_code))
-        .collect();
-    let (selected, skipped) = select_items(&items, &held);
-    let mut verdicts = Vec::with_capacity(selected.len());
-    for (item, type_code) in selected {
-        let request = pb::VerifyRequest {
-            holder_kind: convert::holder_kind_to_proto(kind) as i32,
-            holder_id: args.holder.holder.clone(),
-            type_code,
-            service_item: item.service_item.clone(),
+    let only = own_items(&mut client).await?;
+    let items = service_items::list(ctx, String::new()).await?.items;
+    let pairs = pairs(&items, kind, only.as_deref());
+    let mut verdicts = Vec::with_capacity(pairs.len());
+    let mut skipped = 0;
+    for chunk in pairs.chunks(BATCH_MAX) {
+        let request = pb::VerifyBatchRequest {
+            items: chunk
+                .iter()
+                .map(|(item, code)| pb::VerifyRequest {
+                    holder_kind: convert::holder_kind_to_proto(kind) as i32,
+                    holder_id: args.holder.holder.clone(),
+                    type_code: code.clone(),
+                    service_item: item.name.clone(),
+                    purpose: args.purpose.clone(),
+                    ..Default::default()
+                })
+                .collect(),
             consistency: convert::consistency(args.serializable),
             max_staleness_ms: 0,
         };
-        let response = call_verify(&mut client, request).await?;
-        verdicts.push(ItemVerdict {
-            license_type: item.license_type.clone(),
-            department: item.department.clone(),
-            service_item: item.service_item.clone(),
-            valid: response.valid,
-            verdict: convert::verdict_name(response.verdict),
-            identifier: response.identifier,
-            fields: response.fields.into_iter().collect(),
-        });
+        let response = client
+            .retrying(|ch| {
+                let request = request.clone();
+                async move { LicensesClient::new(ch).verify_batch(request).await }
+            })
+            .await?;
+        for ((item, code), r) in chunk.iter().zip(response.results) {
+            if r.verdict == pb::Verdict::NotFound as i32 {
+                skipped += 1;
+                continue;
+            }
+            verdicts.push(ItemVerdict {
+                license_type: types::display_name(code),
+                department: item.department.clone(),
+                service_item: item.name.clone(),
+                valid: r.valid,
+                verdict: convert::verdict_name(r.verdict),
+                identifier: r.identifier,
+                fields: r.fields.into_iter().collect(),
+            });
+        }
     }
     let report = ItemsReport {
         holder: args.holder.holder.clone(),
@@ -172,42 +178,49 @@ pub async fn run(ctx: &Ctx, args: VerifyItemsArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn item(license_type: &str, service_item: &str) -> ServiceItem {
-        ServiceItem {
-            license_type: license_type.to_owned(),
+    fn item(name: &str, types: &[&str]) -> pb::ServiceItem {
+        pb::ServiceItem {
+            name: name.to_owned(),
             department: "市档案局".to_owned(),
-            department_item_count: "10".to_owned(),
-            service_item: service_item.to_owned(),
+            type_codes: types.iter().map(|t| types::resolve(t)).collect(),
         }
     }
 
     #[test]
-    fn items_are_selected_by_the_types_the_holder_has() {
-        let items = vec![
-            item("居民身份证", "婚姻登记档案查询"),
-            item("上海市居住证", "办理《来沪人员生育情况证明》"),
-            item("出生医学证明", "办理《上海市生育登记单》"),
-            item("驾驶证", "unknown type"),
+    fn pairs_cover_the_types_of_the_holder_kind_of_the_chosen_items() {
+        let items = [
+            item("婚姻登记档案查询", &["居民身份证"]),
+            item(
+                "办理《来沪人员生育情况证明》",
+                &["上海市居住证", "出生医学证明"],
+            ),
+            item("企业登记", &["营业执照"]),
         ];
-        let held: BTreeSet<String> =
-            [types::resolve("居民身份证"), types::resolve("出生医学证明")].into();
-        let (selected, skipped) = select_items(&items, &held);
-        let names: Vec<&str> = selected
-            .iter()
-            .map(|(i, _)| i.service_item.as_str())
-            .collect();
-        assert_eq!(names, ["婚姻登记档案查询", "办理《上海市生育登记单》"]);
-        assert_eq!(skipped, 2);
-    }
-
-    #[test]
-    fn the_bundled_service_items_file_parses_and_names_known_types() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/service-items.csv");
-        let items = read_items(&path).expect("data/service-items.csv");
-        assert!(!items.is_empty());
-        for i in &items {
-            assert!(types::find(&i.license_type).is_some(), "{}", i.license_type);
-        }
+        let names = |pairs: Vec<(pb::ServiceItem, String)>| -> Vec<(String, String)> {
+            pairs
+                .into_iter()
+                .map(|(i, code)| (i.name, types::display_name(&code)))
+                .collect()
+        };
+        let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect()
+        };
+        let citizen = owned(&[
+            ("婚姻登记档案查询", "居民身份证"),
+            ("办理《来沪人员生育情况证明》", "上海市居住证"),
+            ("办理《来沪人员生育情况证明》", "出生医学证明"),
+        ]);
+        assert_eq!(names(pairs(&items, HolderKind::CitizenId, None)), citizen);
+        let company = owned(&[("企业登记", "营业执照")]);
+        assert_eq!(names(pairs(&items, HolderKind::Uscc, None)), company);
+        let only = ["婚姻登记档案查询".to_owned()];
+        let mine = owned(&[("婚姻登记档案查询", "居民身份证")]);
+        assert_eq!(
+            names(pairs(&items, HolderKind::CitizenId, Some(&only))),
+            mine
+        );
     }
 
     #[test]

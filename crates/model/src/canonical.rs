@@ -221,14 +221,19 @@ fn status_tag(status: LicenseStatus) -> u8 {
     }
 }
 
-struct Writer(Vec<u8>);
+/// Appends fields in this module's encodings; shared with [`crate::audit`].
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn u8(&mut self, value: u8) {
+    pub(crate) fn u8(&mut self, value: u8) {
         self.0.push(value);
     }
 
-    fn string(&mut self, value: &str) {
+    pub(crate) fn u64(&mut self, value: u64) {
+        self.0.extend_from_slice(&value.to_le_bytes());
+    }
+
+    pub(crate) fn string(&mut self, value: &str) {
         // A string longer than 4 GiB cannot reach here: request limits are far smaller.
         debug_assert!(u32::try_from(value.len()).is_ok());
         let length = u32::try_from(value.len()).unwrap_or(u32::MAX);
@@ -284,14 +289,32 @@ impl Writer {
     }
 }
 
-/// A bounds-checked cursor; every read names the field it is reading.
-struct Reader<'a> {
+/// A bounds-checked cursor; every read names the field it is reading. Shared with
+/// [`crate::audit`].
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     offset: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn error(&self, field: &str, reason: String) -> ModelError {
+    /// A cursor at the start of `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, offset: 0 }
+    }
+
+    /// Refuses bytes left over after the last field.
+    pub(crate) fn finish(&self) -> Result<(), ModelError> {
+        match self.bytes.len() - self.offset {
+            0 => Ok(()),
+            trailing => Err(self.error("record", format!("{trailing} trailing bytes"))),
+        }
+    }
+
+    pub(crate) fn u64(&mut self, field: &str) -> Result<u64, ModelError> {
+        Ok(u64::from_le_bytes(self.array(field)?))
+    }
+
+    pub(crate) fn error(&self, field: &str, reason: String) -> ModelError {
         ModelError::Decode {
             field: field.to_owned(),
             reason: format!("{reason} (at byte {})", self.offset),
@@ -315,14 +338,14 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N], ModelError> {
+    pub(crate) fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N], ModelError> {
         let slice = self.take(N, field)?;
         let mut out = [0; N];
         out.copy_from_slice(slice);
         Ok(out)
     }
 
-    fn u8(&mut self, field: &str) -> Result<u8, ModelError> {
+    pub(crate) fn u8(&mut self, field: &str) -> Result<u8, ModelError> {
         Ok(self.array::<1>(field)?[0])
     }
 
@@ -334,7 +357,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self, field: &str) -> Result<String, ModelError> {
+    pub(crate) fn string(&mut self, field: &str) -> Result<String, ModelError> {
         let length = u32::from_le_bytes(self.array(field)?);
         let length = usize::try_from(length).unwrap_or(usize::MAX);
         let bytes = self.take(length, field)?;

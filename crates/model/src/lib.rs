@@ -18,6 +18,7 @@
 //!
 //! Invariant: nothing here panics on input. Every parser returns `Result`.
 
+pub mod audit;
 pub mod canonical;
 pub mod date;
 pub mod error;

@@ -41,9 +41,9 @@ pub enum Right {
     SealManage,
     /// Import trust lists.
     TrustManage,
-    /// Read disclosure rules.
+    /// Read service items and disclosure rules.
     PolicyRead,
-    /// Set disclosure rules.
+    /// Register and remove service items, set disclosure rules.
     PolicyManage,
     /// Cluster status, members, digests and checks.
     ClusterRead,
@@ -53,6 +53,8 @@ pub enum Right {
     PrincipalRead,
     /// Register and remove principals.
     PrincipalManage,
+    /// Read the audit trail.
+    AuditRead,
     /// Raft messages between nodes.
     Raft,
     /// Health, reflection and WhoAmI: any holder of a client certificate.
@@ -83,6 +85,12 @@ const RULES: &[(&str, Right)] = &[
     ("/licstore.v1.Seals/ListTrustLists", Right::SealRead),
     ("/licstore.v1.Policies/SetDisclosure", Right::PolicyManage),
     ("/licstore.v1.Policies/ListDisclosure", Right::PolicyRead),
+    ("/licstore.v1.Policies/PutServiceItem", Right::PolicyManage),
+    (
+        "/licstore.v1.Policies/RemoveServiceItem",
+        Right::PolicyManage,
+    ),
+    ("/licstore.v1.Policies/ListServiceItems", Right::PolicyRead),
     ("/licstore.v1.Cluster/Status", Right::ClusterRead),
     ("/licstore.v1.Cluster/MemberList", Right::ClusterRead),
     ("/licstore.v1.Cluster/AddLearner", Right::ClusterManage),
@@ -101,6 +109,7 @@ const RULES: &[(&str, Right)] = &[
         Right::PrincipalManage,
     ),
     ("/licstore.v1.Access/ListPrincipals", Right::PrincipalRead),
+    ("/licstore.v1.Audit/ListAudit", Right::AuditRead),
 ];
 
 /// Service prefixes whose every method has one right.
@@ -139,6 +148,7 @@ impl Right {
             Right::PolicyManage => "policy.manage",
             Right::ClusterRead => "cluster.read",
             Right::ClusterManage => "cluster.manage",
+            Right::AuditRead => "audit.read",
             Right::PrincipalRead => "principal.read",
             Right::PrincipalManage => "principal.manage",
             Right::Raft => "raft",
@@ -157,6 +167,7 @@ impl Right {
             Right::SealManage => &[Issuer, Admin],
             Right::PolicyRead => &[Verifier, Auditor, Admin],
             Right::PrincipalRead => &[Auditor, Admin],
+            Right::AuditRead => &[Auditor],
             Right::TrustManage
             | Right::PolicyManage
             | Right::ClusterManage
@@ -496,7 +507,7 @@ where
                     req.extensions_mut().insert(caller);
                     inner.call(req).await
                 }
-                Err(status) => Ok(status.into_http()),
+                Err((name, status)) => Ok(layer.refuse(&path, name, status).await.into_http()),
             }
         })
     }
@@ -509,19 +520,19 @@ impl AccessLayer {
         &self,
         path: &str,
         certs: Option<Arc<Vec<CertificateDer<'static>>>>,
-    ) -> Result<Caller, Status> {
+    ) -> Result<Caller, (Option<String>, Status)> {
         if !self.policy.enabled {
             return Ok(Caller::unrestricted());
         }
         let Some(right) = right_of(path) else {
-            return Err(Status::unimplemented(format!("no method {path}")));
+            return Err((None, Status::unimplemented(format!("no method {path}"))));
         };
         let Some(first) = certs.as_ref().and_then(|c| c.first()) else {
-            return Err(Status::unauthenticated("no client certificate"));
+            return Err((None, Status::unauthenticated("no client certificate")));
         };
         let Some(name) = cert_name(first.as_ref()) else {
             let why = "the client certificate has neither a common name nor a usable SAN";
-            return Err(Status::unauthenticated(why));
+            return Err((None, Status::unauthenticated(why)));
         };
         // Raft messages from a node need no lookup: they are the bulk of a node's calls.
         let node_call = right == Right::Raft && self.policy.node_names.contains(&name);
@@ -531,13 +542,33 @@ impl AccessLayer {
                 .node
                 .reader
                 .principal(&name)
-                .map_err(|e| Status::internal(e.to_string()))?,
+                .map_err(|e| (Some(name.clone()), Status::internal(e.to_string())))?,
         };
         let decided = decide(&self.policy, &name, stored, right);
         if let Err(status) = &decided {
             tracing::info!(principal = %name, path, reason = status.message(), "call refused");
         }
-        decided
+        decided.map_err(|status| (Some(name), status))
+    }
+
+    /// The answer to a refused call: a refusal for want of a right or of a certificate is
+    /// recorded in the audit trail first, and the call is answered UNAVAILABLE if it cannot be.
+    async fn refuse(&self, path: &str, name: Option<String>, status: Status) -> Status {
+        let audited = [tonic::Code::PermissionDenied, tonic::Code::Unauthenticated];
+        if !audited.contains(&status.code()) {
+            return status;
+        }
+        let event = licstore_model::audit::AuditEvent {
+            caller: name.unwrap_or_default(),
+            action: crate::audit::action_of(path),
+            outcome: "denied".into(),
+            detail: crate::audit::bounded(status.message()),
+            ..Default::default()
+        };
+        match self.node.audit.record(vec![event]).await {
+            Ok(()) => status,
+            Err(unrecorded) => unrecorded,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The public gRPC services: `Licenses` (issue, change, read, verify, import) and `Cluster`
 //! (status and membership).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,12 +13,15 @@ use licstore_model::{
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_server::Cluster;
 use licstore_proto::v1::licenses_server::Licenses;
-use licstore_store::{Command, CommandResult, ImportItem, StoreError, WriteOutcome};
+use licstore_store::audit::AUDIT_BATCH_MAX;
+use licstore_store::service_items::{self, check_name};
+use licstore_store::{Command, CommandResult, ImportItem, Rejection, StoreError, WriteOutcome};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{ChangeMembers, ServerState};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::access::Caller;
+use crate::audit;
 use crate::convert::{self, field_status, model_status, rejection_status, required};
 use crate::node::{Consistency, Node};
 use crate::{query, watch};
@@ -33,6 +36,15 @@ pub const MAX_VERIFY_BATCH: usize = 1000;
 pub const DEFAULT_MAX_STALENESS_MS: u32 = 1000;
 /// Largest `Cluster.Probe` payload, in bytes.
 pub const MAX_PROBE_BYTES: usize = 64 * 1024;
+/// The audit action of `Licenses/Verify`.
+const VERIFY_ACTION: &str = "Licenses/Verify";
+/// The audit action of each item of `Licenses/VerifyBatch`.
+const VERIFY_BATCH_ACTION: &str = "Licenses/VerifyBatch";
+/// What an item without a result in an answered batch is recorded with (never expected).
+static MISSING_RESULT: std::sync::LazyLock<Status> =
+    std::sync::LazyLock::new(|| Status::internal("no result for the item"));
+/// Longest stated purpose of a verification, in bytes.
+pub const PURPOSE_LEN_MAX: usize = 256;
 /// Offset of the plan's time zone (Asia/Shanghai, UTC+8, no daylight saving), in seconds.
 const LOCAL_OFFSET_SECS: u64 = 8 * 3600;
 
@@ -87,7 +99,88 @@ impl LicenseApi {
         Ok((new, checked.holder_check.legacy_checksum))
     }
 
-    /// The holder and type a verification asks for, checked.
+    /// One verification, answered from one replica.
+    async fn verify_one(
+        &self,
+        caller: &Caller,
+        req: &pb::VerifyRequest,
+    ) -> Result<pb::VerifyResponse, Status> {
+        let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
+        let (kind, id, type_code) = self.verify_item(caller, req)?;
+        let item = req.service_item.trim().to_owned();
+        let (found, revision) = self
+            .read(consistency, ReadCost::Point, move |r| {
+                Ok(match registered_for(r, &item, &type_code)? {
+                    Err(refusal) => Err(refusal),
+                    Ok(()) => Ok(r.get(kind, &id, &type_code)?),
+                })
+            })
+            .await?;
+        let found = found.map_err(|r| rejection_status(&r))?;
+        // The seal's key record and the disclosure rule come from the same replica: point
+        // reads on this task.
+        let item = req.service_item.trim();
+        verdict_at(&self.node.reader, found, revision, today(), item)
+    }
+
+    /// A batch of verifications, answered from one state of one replica.
+    async fn verify_many(
+        &self,
+        caller: &Caller,
+        req: &pb::VerifyBatchRequest,
+    ) -> Result<pb::VerifyBatchResponse, Status> {
+        let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
+        if req.items.len() > MAX_VERIFY_BATCH {
+            let reason = format!("{} items; at most {MAX_VERIFY_BATCH}", req.items.len());
+            return Err(field_status(Code::InvalidArgument, "items", reason));
+        }
+        let mut asked = Vec::with_capacity(req.items.len());
+        let mut service_items = Vec::with_capacity(req.items.len());
+        for (i, item) in req.items.iter().enumerate() {
+            // Built only on refusal: valid batches are the hot path.
+            let prefix = || format!("items[{i}].");
+            if item.consistency != 0 || item.max_staleness_ms != 0 {
+                let reason = "set on the batch, not on an item";
+                return Err(field_status(
+                    Code::InvalidArgument,
+                    &format!("{}consistency", prefix()),
+                    reason,
+                ));
+            }
+            asked.push(
+                self.verify_item(caller, item)
+                    .map_err(|s| convert::prefixed(&s, &prefix()))?,
+            );
+            service_items.push(item.service_item.trim().to_owned());
+        }
+        let cost = match asked.len() <= POINT_BATCH {
+            true => ReadCost::Point,
+            false => ReadCost::Walk,
+        };
+        let today = today();
+        let (results, revision) = self
+            .read(consistency, cost, move |r| {
+                let revision = r.applied_index()?;
+                if let Some(refused) = batch_refusal(r, &asked, &service_items)? {
+                    return Ok(Err(refused));
+                }
+                let found = r.get_many(&asked)?;
+                Ok(found
+                    .into_iter()
+                    .zip(&service_items)
+                    .map(|(f, item)| verdict_at(r, f, revision, today, item))
+                    .collect::<Result<Vec<_>, Status>>())
+            })
+            .await?;
+        Ok(pb::VerifyBatchResponse {
+            results: results?,
+            read_revision: revision,
+        })
+    }
+
+    /// The holder and type a verification asks for, checked, with its service item. Whether
+    /// the item is registered and accepts the type is for [`registered_for`], on the replica
+    /// that answers.
     fn verify_item(
         &self,
         caller: &Caller,
@@ -97,7 +190,7 @@ impl LicenseApi {
         let type_code = self.type_code("type_code", &req.type_code)?;
         let item = required("service_item", &req.service_item)?.trim();
         caller.may_verify_for(item)?;
-        // TODO(authz): check that the service item accepts this license type (issue 8).
+        check_name("purpose", &req.purpose, PURPOSE_LEN_MAX).map_err(|r| rejection_status(&r))?;
         Ok((kind, id, type_code))
     }
 
@@ -271,6 +364,22 @@ pub fn revalidate(
         Command::RemovePrincipal { name } => licstore_store::principals::check_principal_name(name)
             .map(|_| ())
             .map_err(|r| rejection_status(&r)),
+        Command::PutServiceItem(item) => {
+            licstore_store::service_items::check_service_item(templates, item)
+                .map(|_| ())
+                .map_err(|r| crate::policies::item_rejection(&r))
+        }
+        Command::RemoveServiceItem { name } => {
+            licstore_store::service_items::check_item_name("name", name)
+                .map(|_| ())
+                .map_err(|r| rejection_status(&r))
+        }
+        Command::AppendAudit { events } if events.len() > AUDIT_BATCH_MAX => Err(field_status(
+            Code::InvalidArgument,
+            "events",
+            format!("{} events, at most {AUDIT_BATCH_MAX}", events.len()),
+        )),
+        Command::AppendAudit { .. } => Ok(()),
     }
 }
 
@@ -523,17 +632,11 @@ impl Licenses for LicenseApi {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = Caller::of(&req)?;
         let req = req.into_inner();
-        let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
-        let (kind, id, type_code) = self.verify_item(&caller, &req)?;
-        let (found, revision) = self
-            .read(consistency, ReadCost::Point, move |r| {
-                r.get(kind, &id, &type_code)
-            })
-            .await?;
-        // The seal's key record and the disclosure rule come from the same replica: point
-        // reads on this task.
-        let item = req.service_item.trim();
-        verdict_at(&self.node.reader, found, revision, today(), item).map(Response::new)
+        let answer = self.verify_one(&caller, &req).await;
+        let event = audit::verify_event(&caller, VERIFY_ACTION, &req, answer.as_ref());
+        // Answered only once its audit record is durable on this node.
+        self.node.audit.record(vec![event]).await?;
+        answer.map(Response::new)
     }
 
     async fn verify_batch(
@@ -542,50 +645,23 @@ impl Licenses for LicenseApi {
     ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
         let caller = Caller::of(&req)?;
         let req = req.into_inner();
-        let consistency = consistency_of(req.consistency, req.max_staleness_ms)?;
-        if req.items.len() > MAX_VERIFY_BATCH {
-            let reason = format!("{} items; at most {MAX_VERIFY_BATCH}", req.items.len());
-            return Err(field_status(Code::InvalidArgument, "items", reason));
-        }
-        let mut asked = Vec::with_capacity(req.items.len());
-        let mut service_items = Vec::with_capacity(req.items.len());
-        for (i, item) in req.items.iter().enumerate() {
-            // Built only on refusal: valid batches are the hot path.
-            let prefix = || format!("items[{i}].");
-            if item.consistency != 0 || item.max_staleness_ms != 0 {
-                let reason = "set on the batch, not on an item";
-                return Err(field_status(
-                    Code::InvalidArgument,
-                    &format!("{}consistency", prefix()),
-                    reason,
-                ));
-            }
-            asked.push(
-                self.verify_item(&caller, item)
-                    .map_err(|s| convert::prefixed(&s, &prefix()))?,
-            );
-            service_items.push(item.service_item.trim().to_owned());
-        }
-        let cost = match asked.len() <= POINT_BATCH {
-            true => ReadCost::Point,
-            false => ReadCost::Walk,
-        };
-        let today = today();
-        let (results, revision) = self
-            .read(consistency, cost, move |r| {
-                let revision = r.applied_index()?;
-                let found = r.get_many(&asked)?;
-                Ok(found
-                    .into_iter()
-                    .zip(&service_items)
-                    .map(|(f, item)| verdict_at(r, f, revision, today, item))
-                    .collect::<Result<Vec<_>, Status>>())
+        let answer = self.verify_many(&caller, &req).await;
+        // One record per item; a refused batch records its refusal for every item.
+        let events = req
+            .items
+            .iter()
+            .take(MAX_VERIFY_BATCH)
+            .enumerate()
+            .map(|(i, item)| {
+                let result = match &answer {
+                    Ok(r) => r.results.get(i).ok_or(&*MISSING_RESULT),
+                    Err(status) => Err(status),
+                };
+                audit::verify_event(&caller, VERIFY_BATCH_ACTION, item, result)
             })
-            .await?;
-        Ok(Response::new(pb::VerifyBatchResponse {
-            results: results?,
-            read_revision: revision,
-        }))
+            .collect();
+        self.node.audit.record(events).await?;
+        answer.map(Response::new)
     }
 
     async fn query(
@@ -718,6 +794,43 @@ fn verdict_at(
         seal: crate::sealing::seal_verdict(&license, reader)? as i32,
         fields,
     })
+}
+
+/// Whether service item `item` is registered and accepts `type_code`, on this replica: the
+/// inner error is the refusal.
+fn registered_for(
+    reader: &licstore_store::Reader,
+    item: &str,
+    type_code: &str,
+) -> Result<Result<(), Rejection>, StoreError> {
+    let stored = reader.service_item(item)?;
+    Ok(
+        match service_items::refusal(stored.as_ref(), item, type_code) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        },
+    )
+}
+
+/// The refusal of the first batch item whose service item is not registered or does not
+/// accept its type, named under `items[i].`; each distinct item is read once.
+fn batch_refusal(
+    reader: &licstore_store::Reader,
+    asked: &[(HolderKind, String, String)],
+    service_items: &[String],
+) -> Result<Option<Status>, StoreError> {
+    let mut stored: HashMap<&str, Option<licstore_store::ServiceItem>> = HashMap::new();
+    for (i, ((_, _, type_code), item)) in asked.iter().zip(service_items).enumerate() {
+        if !stored.contains_key(item.as_str()) {
+            stored.insert(item.as_str(), reader.service_item(item)?);
+        }
+        let registered = &stored[item.as_str()];
+        if let Some(refusal) = service_items::refusal(registered.as_ref(), item, type_code) {
+            let status = rejection_status(&refusal);
+            return Ok(Some(convert::prefixed(&status, &format!("items[{i}]."))));
+        }
+    }
+    Ok(None)
 }
 
 /// The disclosure name of a license's identifier; a rule naming it also discloses the digest.

@@ -39,6 +39,28 @@ pub struct Config {
     pub access: AccessConfig,
     /// Seal keys held by this node.
     pub seal: SealConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Milliseconds between shipments of this node's audit journal into the replicated trail:
+    /// the longest a record waits on this node alone while a leader is reachable.
+    pub ship_interval_ms: u64,
+}
+
+/// Bounds of `audit.ship_interval_ms`.
+pub const AUDIT_SHIP_INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            ship_interval_ms: 200,
+        }
+    }
 }
 
 /// `[seal]`: secret key files of the authorities this node seals for.
@@ -201,6 +223,18 @@ pub struct LogConfig {
 }
 
 impl Config {
+    fn audit_ship_interval(&self) -> Result<Duration, ServerError> {
+        let ms = self.audit.ship_interval_ms;
+        if !AUDIT_SHIP_INTERVAL_MS.contains(&ms) {
+            let (lo, hi) = (AUDIT_SHIP_INTERVAL_MS.start(), AUDIT_SHIP_INTERVAL_MS.end());
+            let why = format!("{ms}: must be within {lo}..={hi}");
+            return Err(ServerError::Config(format!(
+                "audit.ship_interval_ms: {why}"
+            )));
+        }
+        Ok(Duration::from_millis(ms))
+    }
+
     /// Reads a configuration file; an unknown key or a wrong type is an error naming it.
     pub fn load(path: &Path) -> Result<Config, ServerError> {
         let text = std::fs::read_to_string(path)
@@ -294,6 +328,7 @@ impl Config {
             logs_to_keep: r.logs_to_keep,
             pre_vote: r.pre_vote,
             expiry_sweep: Duration::from_millis(self.feed.expiry_sweep_ms.max(100)),
+            audit_ship_interval: self.audit_ship_interval()?,
             event_retention: Duration::from_secs(self.feed.event_retention_secs),
             block_cache_bytes,
             memtable_budget_bytes,

@@ -13,6 +13,8 @@ macro_rules! consensus_info {
 pub mod access;
 pub mod access_api;
 pub mod api;
+pub mod audit;
+pub mod audit_api;
 pub mod background;
 pub mod backup;
 pub mod config;

@@ -81,6 +81,10 @@ struct Args {
     /// 60000].
     #[arg(long, env = "LICSTORE_EXPIRY_SWEEP_MS")]
     expiry_sweep_ms: Option<u64>,
+    /// Milliseconds between shipments of the audit journal into the replicated trail
+    /// [audit.ship_interval_ms; 200].
+    #[arg(long, env = "LICSTORE_AUDIT_SHIP_INTERVAL_MS")]
+    audit_ship_interval_ms: Option<u64>,
     /// Seconds of change-feed history kept; 0 keeps everything [feed.event_retention_secs;
     /// 259200].
     #[arg(long, env = "LICSTORE_EVENT_RETENTION_SECS")]
@@ -161,6 +165,7 @@ impl Args {
         set(&mut c.storage.stall_limit_ms, &self.stall_limit_ms);
         set(&mut c.feed.expiry_sweep_ms, &self.expiry_sweep_ms);
         set(&mut c.feed.event_retention_secs, &self.event_retention_secs);
+        set(&mut c.audit.ship_interval_ms, &self.audit_ship_interval_ms);
         set(&mut c.tls.cert_file, &self.tls_cert_file);
         set(&mut c.tls.key_file, &self.tls_key_file);
         set(&mut c.tls.client_ca_file, &self.tls_client_ca_file);

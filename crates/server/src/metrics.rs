@@ -188,6 +188,18 @@ fn describe() {
         seconds,
         "Raft log sync."
     );
+    describe_gauge!(
+        crate::audit::AUDIT_BACKLOG,
+        "Audit records durable on this node and not yet in the replicated trail."
+    );
+    describe_counter!(
+        crate::audit::AUDIT_RECORDED,
+        "Audit records this node made durable before answering."
+    );
+    describe_counter!(
+        crate::audit::AUDIT_SHIPPED,
+        "Audit records this node shipped into the replicated trail."
+    );
     let commit = "State-machine batch write.";
     describe_histogram!(licstore_store::db::BACKEND_COMMIT_SECONDS, seconds, commit);
     // Counters that move only on trouble are exported from the start, at zero, so a rate over
@@ -202,10 +214,13 @@ fn describe() {
         LEADER_CHANGES,
         READ_INDEX_ROUNDS,
         licstore_store::db::SNAPSHOT_INSTALLS,
+        crate::audit::AUDIT_RECORDED,
+        crate::audit::AUDIT_SHIPPED,
     ] {
         counter!(name).increment(0);
     }
     gauge!(PROPOSALS_PENDING).set(0.0);
+    gauge!(crate::audit::AUDIT_BACKLOG).set(0.0);
 }
 
 /// What the sampler remembers between readings.

@@ -76,6 +76,8 @@ pub struct Node {
     pub lease_off_until: std::sync::Mutex<Option<std::time::Instant>>,
     /// When this node last accepted an append or heartbeat from a leader.
     pub leader_contact: crate::health::LeaderContact,
+    /// The audit journal and its writer.
+    pub audit: crate::audit::AuditLog,
 }
 
 /// A write's result and the log index it was applied at.

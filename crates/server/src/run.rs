@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use licstore_model::TemplateRegistry;
 use licstore_proto::v1::access_server::AccessServer;
+use licstore_proto::v1::audit_server::AuditServer;
 use licstore_proto::v1::cluster_server::ClusterServer;
 use licstore_proto::v1::licenses_server::LicensesServer;
 use licstore_proto::v1::policies_server::PoliciesServer;
@@ -55,6 +56,8 @@ pub struct Settings {
     pub pre_vote: bool,
     /// How often the leader looks for licenses whose validity has ended.
     pub expiry_sweep: Duration,
+    /// How often this node ships its audit journal into the replicated trail.
+    pub audit_ship_interval: Duration,
     /// How long change-feed events are kept before the leader compacts them; zero keeps them
     /// for ever.
     pub event_retention: Duration,
@@ -228,7 +231,9 @@ pub async fn start(
     if !s.seal_key_files.is_empty() {
         tracing::info!(node_id = s.id, keys = ?sealer.key_ids(), "loaded seal keys");
     }
+    let audit = crate::audit::AuditLog::start(&Reader::new(storage.db.clone()), s.id)?;
     let node = Arc::new(Node {
+        audit,
         id: s.id,
         addr: s.addr.clone(),
         proposer: crate::proposer::Proposer::start(raft.clone()),
@@ -380,6 +385,9 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         .add_service(AccessServer::new(crate::access_api::AccessApi::new(
             node.clone(),
         )))
+        .add_service(AuditServer::new(crate::audit_api::AuditApi::new(
+            node.clone(),
+        )))
         .add_service(crate::health::service(node.clone()).await)
         .add_service(reflection()?.build_v1().map_err(reflection_error)?)
         .add_service(reflection()?.build_v1alpha().map_err(reflection_error)?)
@@ -393,6 +401,7 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
         });
     let mut server = tokio::spawn(server);
     crate::background::spawn_expiry_sweeper(node.clone(), s.expiry_sweep);
+    crate::audit::spawn_shipper(node.clone(), s.audit_ship_interval);
     crate::background::spawn_retention(node.clone(), s.event_retention);
     let init_node = node.clone();
     let members = s.init_members.clone();

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use common::{issuer_code, resident_card, Cluster};
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::access_client::AccessClient;
+use licstore_proto::v1::audit_client::AuditClient;
 use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
+use licstore_proto::v1::policies_client::PoliciesClient;
 use licstore_proto::v1::seals_client::SealsClient;
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType,
@@ -29,6 +31,10 @@ const ISSUER: &str = "pudong-police";
 const VERIFIER: &str = "pudong-counter";
 const AUDITOR: &str = "city-audit";
 const STRANGER: &str = "stranger";
+/// The service item the verifier principal verifies for; it accepts resident ID cards.
+const COUNTER_ITEM: &str = "户口迁移";
+/// A registered service item the verifier does not verify for.
+const OTHER_ITEM: &str = "婚姻登记档案查询";
 
 /// A CA that signs certificates with a common name, as PEM strings.
 struct Ca {
@@ -149,6 +155,12 @@ const MATRIX: &[(&str, &[&str])] = &[
         "/licstore.v1.Policies/ListDisclosure",
         &["verifier", "auditor", "admin"],
     ),
+    ("/licstore.v1.Policies/PutServiceItem", &["admin"]),
+    ("/licstore.v1.Policies/RemoveServiceItem", &["admin"]),
+    (
+        "/licstore.v1.Policies/ListServiceItems",
+        &["verifier", "auditor", "admin"],
+    ),
     (
         "/licstore.v1.Cluster/Status",
         &["issuer", "verifier", "auditor", "admin", "node"],
@@ -176,6 +188,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/licstore.v1.Access/PutPrincipal", &["admin"]),
     ("/licstore.v1.Access/RemovePrincipal", &["admin"]),
     ("/licstore.v1.Access/ListPrincipals", &["auditor", "admin"]),
+    ("/licstore.v1.Audit/ListAudit", &["auditor"]),
     ("/licstore.v1.raft.Raft/AppendEntries", &["node"]),
     ("/licstore.v1.raft.Raft/StreamAppend", &["node"]),
     ("/licstore.v1.raft.Raft/InstallSnapshot", &["node"]),
@@ -219,7 +232,7 @@ fn principal(name: &str, role: &str) -> pb::Principal {
             p.issuer_codes = vec![issuer_code()];
             p.type_codes = vec!["resident-id-card".into()];
         }
-        "verifier" => p.service_items = vec!["户口迁移".into()],
+        "verifier" => p.service_items = vec![COUNTER_ITEM.into()],
         _ => {}
     }
     p
@@ -282,6 +295,18 @@ impl Secured {
         let cluster = Cluster::start(1, &args);
         let addr = cluster.endpoints()[0].clone();
         let admin = admin_channel(&addr, ca, &ca.leaf(ADMIN, false)).await;
+        for item in [COUNTER_ITEM, OTHER_ITEM] {
+            PoliciesClient::new(admin.clone())
+                .put_service_item(pb::PutServiceItemRequest {
+                    item: Some(pb::ServiceItem {
+                        name: item.into(),
+                        department: "市公安局".into(),
+                        type_codes: vec!["resident-id-card".into()],
+                    }),
+                })
+                .await
+                .expect("admin registers a service item");
+        }
         Secured {
             _dir: dir,
             _cluster: cluster,
@@ -337,6 +362,35 @@ async fn every_rpc_by_every_role_over_tls() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Every refusal is in the audit trail, under the refused caller's name.
+    let auditor = &callers
+        .iter()
+        .find(|(r, _)| *r == "auditor")
+        .expect("auditor")
+        .1;
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let trail = AuditClient::new(auditor.clone())
+            .list_audit(pb::ListAuditRequest {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .expect("the auditor reads the trail")
+            .into_inner();
+        let refused = |caller: &str, action: &str| {
+            trail
+                .records
+                .iter()
+                .any(|r| r.caller == caller && r.action == action && r.outcome == "denied")
+        };
+        if refused(STRANGER, "Licenses/Verify") && refused(VERIFIER, "Licenses/Issue") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "refusals not in the trail");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,26 +565,40 @@ async fn issuers_and_verifiers_act_only_within_their_scope() {
     let counter = channel(&addr, &ca.pem, &ca.leaf(VERIFIER, false))
         .await
         .expect("verifier");
-    let verify = |item: &str| pb::VerifyRequest {
+    let verify = |item: &str, type_code: &str| pb::VerifyRequest {
         holder_kind: pb::HolderKind::CitizenId as i32,
         holder_id: resident_card(1).holder.expect("holder").id,
-        type_code: "resident-id-card".into(),
+        type_code: type_code.into(),
         service_item: item.into(),
-        consistency: 0,
-        max_staleness_ms: 0,
+        purpose: "scope test".into(),
+        ..Default::default()
     };
     let verdict = LicensesClient::new(counter.clone())
-        .verify(verify("户口迁移"))
+        .verify(verify(COUNTER_ITEM, "resident-id-card"))
         .await
         .expect("its own item")
         .into_inner();
     assert_eq!(verdict.verdict, pb::Verdict::Valid as i32, "{verdict:?}");
-    let other = LicensesClient::new(counter)
-        .verify(verify("婚姻登记档案查询"))
+    let other = LicensesClient::new(counter.clone())
+        .verify(verify(OTHER_ITEM, "resident-id-card"))
         .await
         .expect_err("another item");
     assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
     assert!(other.message().starts_with("service_item"), "{other:?}");
+    // Its own item, but a license type the item does not accept.
+    let unaccepted = LicensesClient::new(counter)
+        .verify(verify(COUNTER_ITEM, "birth-medical-certificate"))
+        .await
+        .expect_err("a type the item does not accept");
+    assert_eq!(
+        unaccepted.code(),
+        Code::FailedPrecondition,
+        "{unaccepted:?}"
+    );
+    assert!(
+        unaccepted.message().starts_with("type_code"),
+        "{unaccepted:?}"
+    );
     LicensesClient::new(ours)
         .change_status(pb::ChangeStatusRequest {
             request_id: "scope-status-ours".into(),

@@ -306,6 +306,7 @@ async fn every_rpc_names_the_bad_field_and_stores_nothing() {
         holder_kind: 1,
         holder_id: holder.clone(),
         type_code: "resident-id-card".into(),
+        purpose: "test".into(),
         ..Default::default()
     };
     assert_eq!(
@@ -565,6 +566,7 @@ async fn status_machine_over_grpc() {
     let cluster = Cluster::start(1, &[]);
     let leader = cluster.wait_leader().await;
     let mut api = licenses_at(&cluster.node(leader).addr);
+    common::register_items(&cluster.node(leader).addr, &[common::TEST_ITEM]).await;
     let issued = api.issue(issue(|_| {})).await.expect("issue").into_inner();
     let id = issued.license.expect("license").identifier;
     let change = |op: pb::StatusOp| pb::ChangeStatusRequest {
@@ -576,9 +578,9 @@ async fn status_machine_over_grpc() {
         holder_kind: 1,
         holder_id: citizen_id("310115", "19850612", 7),
         type_code: "resident-id-card".into(),
-        service_item: "婚姻登记档案查询".into(),
-        consistency: 0,
-        max_staleness_ms: 0,
+        service_item: common::TEST_ITEM.into(),
+        purpose: common::TEST_PURPOSE.into(),
+        ..Default::default()
     };
     assert_eq!(
         api.verify(verify())
@@ -727,4 +729,181 @@ async fn reused_request_ids_and_member_addresses_are_refused() {
         .remove_member(pb::RemoveMemberRequest { node_id: 99 })
         .await;
     assert_eq!(err.expect_err("no member").code(), Code::NotFound);
+}
+
+/// A Verify of resident card 7 for `item`, of type `type_code`, stating `purpose`.
+fn verify_for(item: &str, type_code: &str, purpose: &str) -> pb::VerifyRequest {
+    pb::VerifyRequest {
+        holder_kind: 1,
+        holder_id: citizen_id("310115", "19850612", 7),
+        type_code: type_code.into(),
+        service_item: item.into(),
+        purpose: purpose.into(),
+        ..Default::default()
+    }
+}
+
+fn service_item(name: &str, types: &[&str]) -> pb::PutServiceItemRequest {
+    pb::PutServiceItemRequest {
+        item: Some(pb::ServiceItem {
+            name: name.into(),
+            department: "市档案局".into(),
+            type_codes: types.iter().map(|t| (*t).to_owned()).collect(),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_need_a_registered_item_that_accepts_the_type_and_a_purpose() {
+    let cluster = Cluster::start(1, &[]);
+    let leader = cluster.wait_leader().await;
+    let addr = cluster.node(leader).addr.clone();
+    let mut api = licenses_at(&addr);
+    let mut policies = common::policies_at(&addr);
+    let card = "resident-id-card";
+    let births = "birth-medical-certificate";
+    policies
+        .put_service_item(service_item("婚姻登记档案查询", &[card]))
+        .await
+        .expect("register");
+    api.issue(issue(|_| {})).await.expect("issue");
+    let long = "x".repeat(257);
+    let verifications = [
+        (
+            "valid",
+            verify_for("婚姻登记档案查询", card, "案卷 2026-118"),
+            None,
+        ),
+        (
+            "no purpose",
+            verify_for("婚姻登记档案查询", card, " "),
+            Some((Code::InvalidArgument, "purpose")),
+        ),
+        (
+            "control in purpose",
+            verify_for("婚姻登记档案查询", card, "a\u{1b}b"),
+            Some((Code::InvalidArgument, "purpose")),
+        ),
+        (
+            "long purpose",
+            verify_for("婚姻登记档案查询", card, &long),
+            Some((Code::InvalidArgument, "purpose")),
+        ),
+        (
+            "unregistered item",
+            verify_for("户口迁移", card, "p"),
+            Some((Code::FailedPrecondition, "service_item")),
+        ),
+        (
+            "type not accepted",
+            verify_for("婚姻登记档案查询", births, "p"),
+            Some((Code::FailedPrecondition, "type_code")),
+        ),
+    ];
+    for (case, req, refused) in verifications {
+        let batch = pb::VerifyBatchRequest {
+            items: vec![verify_for("婚姻登记档案查询", card, "p"), req.clone()],
+            ..Default::default()
+        };
+        match (api.verify(req).await, refused) {
+            (Ok(r), None) => assert_eq!(r.into_inner().verdict, pb::Verdict::Valid as i32),
+            (Err(e), Some((code, field))) => {
+                assert_eq!(
+                    (e.code(), field_of(&e).as_str()),
+                    (code, field),
+                    "{case}: {e:?}"
+                );
+                let e = api.verify_batch(batch).await.expect_err(case);
+                let in_batch = format!("items[1].{field}");
+                assert_eq!((e.code(), field_of(&e)), (code, in_batch), "{case}: {e:?}");
+            }
+            (got, _) => panic!("{case}: {got:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_item_changes_name_the_bad_field() {
+    let cluster = Cluster::start(1, &[]);
+    let leader = cluster.wait_leader().await;
+    let addr = cluster.node(leader).addr.clone();
+    let mut policies = common::policies_at(&addr);
+    let card = "resident-id-card";
+    policies
+        .put_service_item(service_item("户口迁移", &[card]))
+        .await
+        .expect("register");
+    let puts = [
+        ("no item", pb::PutServiceItemRequest { item: None }, "item"),
+        ("no name", service_item(" ", &[card]), "item.name"),
+        ("no type", service_item("x", &[]), "item.type_codes"),
+        (
+            "unknown type",
+            service_item("x", &[card, "driving-licence"]),
+            "item.type_codes[1]",
+        ),
+    ];
+    for (case, req, field) in puts {
+        let e = policies.put_service_item(req).await.expect_err(case);
+        let got = (e.code(), field_of(&e));
+        assert_eq!(
+            got,
+            (Code::InvalidArgument, field.to_owned()),
+            "{case}: {e:?}"
+        );
+    }
+    let rule = |item: &str| pb::SetDisclosureRequest {
+        rule: Some(pb::DisclosureRule {
+            service_item: item.into(),
+            type_code: card.into(),
+            fields: vec!["@holder.name".into()],
+        }),
+    };
+    let e = policies
+        .set_disclosure(rule("婚姻登记"))
+        .await
+        .expect_err("unregistered item");
+    let got = (e.code(), field_of(&e));
+    assert_eq!(
+        got,
+        (Code::FailedPrecondition, "rule.service_item".to_owned())
+    );
+    policies
+        .set_disclosure(rule("户口迁移"))
+        .await
+        .expect("rule");
+    let counter = pb::Principal {
+        name: "counter".into(),
+        roles: vec!["verifier".into()],
+        service_items: vec!["户口迁移".into()],
+        ..Default::default()
+    };
+    common::access_at(&addr)
+        .put_principal(pb::PutPrincipalRequest {
+            principal: Some(counter),
+        })
+        .await
+        .expect("verifier");
+    let remove = |name: &str| pb::RemoveServiceItemRequest { name: name.into() };
+    let e = policies
+        .remove_service_item(remove("户口迁移"))
+        .await
+        .expect_err("named by a principal");
+    assert_eq!(
+        (e.code(), field_of(&e)),
+        (Code::FailedPrecondition, "name".into())
+    );
+    assert!(e.message().contains("counter"), "{e:?}");
+    let e = policies
+        .remove_service_item(remove("婚姻登记"))
+        .await
+        .expect_err("unknown");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let listed = policies
+        .list_service_items(pb::ListServiceItemsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    let names: Vec<&str> = listed.items.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["户口迁移"]);
 }

@@ -65,11 +65,15 @@ async fn fields_at(addr: &str, n: u32, item: &str, revision: u64) -> HashMap<Str
 async fn verify_at(addr: &str, n: u32, item: &str, revision: u64) -> pb::VerifyResponse {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = licenses_at(addr)
-            .verify(verify_req(n, item))
-            .await
-            .expect("verify")
-            .into_inner();
+        let r = match licenses_at(addr).verify(verify_req(n, item)).await {
+            Ok(r) => r.into_inner(),
+            // A replica that has not yet applied the item's registration.
+            Err(e) if e.code() == Code::FailedPrecondition && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => panic!("verify on {addr}: {e:?}"),
+        };
         if r.read_revision >= revision {
             assert_eq!(r.verdict(), pb::Verdict::Valid);
             return r;
@@ -90,6 +94,7 @@ async fn verifications_and_presentations_disclose_only_what_is_asked() {
     let leader = cluster.wait_leader().await;
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     let at = cluster.node(follower).addr.clone();
+    common::register_items(&at, &[ITEM, OTHER_ITEM]).await;
     let register = pb::RegisterKeyRequest {
         authority: common::issuer_code(),
         public_key: key.public_key().to_bytes(),

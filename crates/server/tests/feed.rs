@@ -336,6 +336,7 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
     let mut cluster = Cluster::start(3, &no_sweep);
     let leader = cluster.wait_leader().await;
     let addr = cluster.node(leader).addr.clone();
+    common::register_items(&addr, &[common::TEST_ITEM]).await;
     let mut card = resident_card(7);
     card.valid_from = yesterday();
     card.valid_until = yesterday();
@@ -352,9 +353,9 @@ async fn the_sweeper_expires_a_lapsed_license_and_another_node_sees_it() {
         holder_kind: holder.kind,
         holder_id: holder.id.clone(),
         type_code: card.type_code.clone(),
-        service_item: "户口迁移".into(),
-        consistency: 0,
-        max_staleness_ms: 0,
+        service_item: common::TEST_ITEM.into(),
+        purpose: common::TEST_PURPOSE.into(),
+        ..Default::default()
     };
     let v = licenses_at(&addr)
         .verify(verify.clone())

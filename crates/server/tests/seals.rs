@@ -72,6 +72,7 @@ async fn seals_follow_keys_and_verify_offline() {
     let leader = cluster.wait_leader().await;
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     let at = cluster.node(follower).addr.clone();
+    common::register_items(&at, &[common::TEST_ITEM]).await;
     let endpoints = cluster.endpoints().join(",");
     let authority = common::issuer_code();
 

@@ -133,6 +133,7 @@ async fn a_store_trusts_another_through_its_list() {
     let b = Cluster::start(1, &[]);
     b.wait_leader().await;
     let b_addr = b.node(1).addr.clone();
+    common::register_items(&b_addr, &[common::TEST_ITEM]).await;
     let b_eps = b.endpoints().join(",");
 
     // Before B trusts A, A's sealed records are refused and nothing is stored.

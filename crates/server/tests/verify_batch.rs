@@ -16,7 +16,8 @@ fn item(license: &pb::NewLicense) -> pb::VerifyRequest {
         holder_kind: holder.kind,
         holder_id: holder.id.clone(),
         type_code: license.type_code.clone(),
-        service_item: "婚姻登记档案查询".into(),
+        service_item: common::TEST_ITEM.into(),
+        purpose: common::TEST_PURPOSE.into(),
         ..Default::default()
     }
 }
@@ -39,6 +40,8 @@ async fn verdicts_come_in_order_and_followers_read_their_writes() {
     let leader = cluster.wait_leader().await;
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     let follower_addr = cluster.node(follower).addr.clone();
+    common::register_items(&cluster.node(leader).addr, &[common::TEST_ITEM]).await;
+    cluster.wait_converged().await;
     let (valid, suspended, absent) = (resident_card(11), resident_card(12), resident_card(13));
     let mut identifiers = Vec::new();
     for l in [&valid, &suspended] {
@@ -110,6 +113,8 @@ async fn bad_batches_name_the_item_and_field() {
     let lin = pb::Consistency::Linearizable;
     let mut no_item = good.clone();
     no_item.service_item.clear();
+    let mut no_purpose = good.clone();
+    no_purpose.purpose.clear();
     let mut bad_holder = good.clone();
     bad_holder.holder_id = "31011519".into();
     let mut own_consistency = good.clone();
@@ -122,6 +127,11 @@ async fn bad_batches_name_the_item_and_field() {
             "no service item",
             batch(vec![good.clone(), no_item], lin, 0),
             "items[1].service_item",
+        ),
+        (
+            "no purpose",
+            batch(vec![good.clone(), no_purpose], lin, 0),
+            "items[1].purpose",
         ),
         (
             "bad holder",

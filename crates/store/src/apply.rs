@@ -120,6 +120,13 @@ impl Applier<'_, '_> {
             Command::RemovePrincipal { name } => {
                 CommandResult::Principal(self.remove_principal(name)?)
             }
+            Command::PutServiceItem(item) => {
+                CommandResult::ServiceItem(self.put_service_item(item)?)
+            }
+            Command::RemoveServiceItem { name } => {
+                CommandResult::ServiceItem(self.remove_service_item(name)?)
+            }
+            Command::AppendAudit { events } => CommandResult::Audit(self.append_audit(events)?),
         })
     }
 

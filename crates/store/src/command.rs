@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policies::DisclosureRule;
 use crate::principals::Principal;
+use crate::service_items::ServiceItem;
 
 /// One license to create: a new issue or an imported historic record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +192,18 @@ pub enum Command {
         /// Its name.
         name: String,
     },
+    /// Register a service item or replace the one of the same name (see `service_items`).
+    PutServiceItem(ServiceItem),
+    /// Remove a service item and its disclosure rules.
+    RemoveServiceItem {
+        /// Its name.
+        name: String,
+    },
+    /// Append journal events of one node to the audit trail (see `audit`).
+    AppendAudit {
+        /// Events in the audit record encoding, in journal order.
+        events: Vec<Vec<u8>>,
+    },
 }
 
 impl fmt::Display for Command {
@@ -216,6 +229,9 @@ impl fmt::Display for Command {
             }
             Command::PutPrincipal(p) => write!(f, "put-principal({})", p.name),
             Command::RemovePrincipal { name } => write!(f, "remove-principal({name})"),
+            Command::PutServiceItem(item) => write!(f, "put-service-item({})", item.name),
+            Command::RemoveServiceItem { name } => write!(f, "remove-service-item({name})"),
+            Command::AppendAudit { events } => write!(f, "append-audit({} events)", events.len()),
         }
     }
 }
@@ -299,6 +315,10 @@ pub enum CommandResult {
     TrustImport(Result<crate::TrustImport, Rejection>),
     /// The principal as stored (or as removed), or why the command was refused.
     Principal(Result<Principal, Rejection>),
+    /// The service item as stored (or as removed), or why the command was refused.
+    ServiceItem(Result<ServiceItem, Rejection>),
+    /// What an audit batch added to the trail, or why it was refused.
+    Audit(Result<crate::audit::AuditAppended, Rejection>),
 }
 
 #[cfg(test)]

@@ -64,15 +64,20 @@ pub const CF_SM_VARS: &str = "sm_vars";
 pub const CF_REQ_REVS: &str = "req_revs";
 /// The registry of seal keys: key records by id, and each authority's active key.
 pub const CF_SEAL_KEYS: &str = "seal_keys";
-/// Replicated rules: the fields each service item sees of each license type (`d` keys), and
-/// the principals with their roles (`p` keys).
+/// Replicated rules: the fields each service item sees of each license type (`d` keys), the
+/// service items with the types they accept (`i` keys), and the principals with their roles
+/// (`p` keys).
 pub const CF_POLICIES: &str = "policies";
 /// Status-list positions and bits of sealed licenses.
 pub const CF_STATUS_LISTS: &str = "status_lists";
+/// The replicated audit trail: chained records, the holder index, journal high waters.
+pub const CF_AUDIT: &str = "audit";
+/// This node's journal of audit events not yet in the trail; never replicated.
+pub const CF_AUDIT_JOURNAL: &str = "audit_journal";
 
 /// Column families of the replicated state machine, in snapshot order. Their position in this
 /// list is the column-family tag in snapshot files, so new families are only ever appended.
-pub const SM_DATA_CFS: [&str; 12] = [
+pub const SM_DATA_CFS: [&str; 13] = [
     CF_CURRENT,
     CF_IDENT,
     CF_HISTORY,
@@ -85,10 +90,11 @@ pub const SM_DATA_CFS: [&str; 12] = [
     CF_SEAL_KEYS,
     CF_POLICIES,
     CF_STATUS_LISTS,
+    CF_AUDIT,
 ];
 
 /// Every column family of the database.
-pub const ALL_CFS: [&str; 15] = [
+pub const ALL_CFS: [&str; 17] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_CURRENT,
@@ -104,6 +110,8 @@ pub const ALL_CFS: [&str; 15] = [
     CF_SEAL_KEYS,
     CF_POLICIES,
     CF_STATUS_LISTS,
+    CF_AUDIT,
+    CF_AUDIT_JOURNAL,
 ];
 
 /// `sm_meta` key of the last applied log id.
@@ -230,6 +238,16 @@ pub fn disclosure_rule_key(service_item: &str, type_code: &str) -> Vec<u8> {
 /// `policies` key of a principal.
 pub fn principal_key(name: &str) -> Vec<u8> {
     tagged(b'p', name.as_bytes())
+}
+
+/// The `policies` keys of every principal: `[from, to)`.
+pub fn principal_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![b'p'], vec![b'p' + 1])
+}
+
+/// `policies` key of a service item.
+pub fn service_item_key(name: &str) -> Vec<u8> {
+    tagged(b'i', name.as_bytes())
 }
 
 #[cfg(test)]

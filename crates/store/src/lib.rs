@@ -9,6 +9,7 @@
 //! [`TypeConfig`] and offers [`Reader`] for the read path.
 
 mod apply;
+pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod codec;
@@ -26,6 +27,7 @@ pub mod principals;
 pub mod query;
 pub mod reader;
 pub mod seal_keys;
+pub mod service_items;
 pub mod snapshot;
 pub mod state_machine;
 pub mod status_lists;
@@ -42,6 +44,7 @@ pub use log_store::LogStore;
 pub use policies::DisclosureRule;
 pub use principals::{Principal, Role};
 pub use reader::{EventPage, FeedRead, Reader, StateDigest};
+pub use service_items::ServiceItem;
 pub use snapshot::SnapshotFile;
 pub use state_machine::StateMachine;
 pub use trust_anchors::{TrustAnchor, TrustImport};

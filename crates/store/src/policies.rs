@@ -16,10 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::apply::Applier;
 use crate::command::{RejectCode, Rejection};
 use crate::keys::{self, CF_POLICIES};
+use crate::service_items;
 use crate::{codec, StoreError};
-
-/// Longest service-item name, in bytes.
-pub const SERVICE_ITEM_LEN_MAX: usize = 256;
 
 /// Most fields one rule may disclose.
 pub const RULE_FIELDS_MAX: usize = 64;
@@ -44,15 +42,7 @@ pub fn check_rule(
     templates: &TemplateRegistry,
     rule: &DisclosureRule,
 ) -> Result<DisclosureRule, Rejection> {
-    let item = rule.service_item.trim();
-    if item.is_empty() {
-        return Err(invalid("service_item", "is empty"));
-    }
-    if item.len() > SERVICE_ITEM_LEN_MAX || item.chars().any(char::is_control) {
-        let reason =
-            format!("must be at most {SERVICE_ITEM_LEN_MAX} bytes without control characters");
-        return Err(invalid("service_item", reason));
-    }
+    let item = service_items::check_item_name("service_item", &rule.service_item)?;
     let template = templates
         .get(&rule.type_code)
         .map_err(|e| invalid("type_code", e.to_string()))?;
@@ -75,7 +65,7 @@ pub fn check_rule(
     fields.sort();
     fields.dedup();
     Ok(DisclosureRule {
-        service_item: item.to_owned(),
+        service_item: item,
         type_code: template.type_code.clone(),
         fields,
     })
@@ -91,6 +81,12 @@ impl Applier<'_, '_> {
             Ok(rule) => rule,
             Err(rejection) => return Ok(Err(rejection)),
         };
+        let item = self.service_item(&rule.service_item)?;
+        if let Some(rejection) =
+            service_items::refusal(item.as_ref(), &rule.service_item, &rule.type_code)
+        {
+            return Ok(Err(rejection));
+        }
         let key = keys::disclosure_rule_key(&rule.service_item, &rule.type_code);
         if rule.fields.is_empty() {
             self.txn.delete(CF_POLICIES, &key)?;
@@ -128,7 +124,7 @@ mod tests {
     fn rules_are_checked_field_by_field() {
         let templates = TemplateRegistry::builtin();
         let face = templates.get(ID_CARD).unwrap().fields[0].name.clone();
-        let long_item = "x".repeat(SERVICE_ITEM_LEN_MAX + 1);
+        let long_item = "x".repeat(service_items::SERVICE_ITEM_LEN_MAX + 1);
         let many: Vec<&str> = vec!["@identifier"; RULE_FIELDS_MAX + 1];
         let cases: [(&str, DisclosureRule, Option<&str>); 8] = [
             (

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::apply::Applier;
 use crate::command::{RejectCode, Rejection};
 use crate::keys::{self, CF_POLICIES};
-use crate::policies::SERVICE_ITEM_LEN_MAX;
+use crate::service_items::check_item_name;
 use crate::{codec, StoreError};
 
 /// Longest principal name, in bytes.
@@ -39,7 +39,7 @@ pub enum Role {
     Issuer,
     /// A department that verifies licenses for the service items it is registered for.
     Verifier,
-    /// Reads the principals and the disclosure rules.
+    /// Reads the principals, the service items and the disclosure rules.
     Auditor,
     /// Manages members, principals, registrations, disclosure rules and trust lists.
     Admin,
@@ -193,16 +193,7 @@ fn check_service_items(verifier: bool, given: &[String]) -> Result<Vec<String>, 
     scope_size("service_items", verifier, "the verifier role", given)?;
     let mut items = Vec::with_capacity(given.len());
     for (i, item) in given.iter().enumerate() {
-        let item = item.trim();
-        if item.is_empty()
-            || item.len() > SERVICE_ITEM_LEN_MAX
-            || item.chars().any(char::is_control)
-        {
-            let reason =
-                format!("must be 1 to {SERVICE_ITEM_LEN_MAX} bytes without control characters");
-            return Err(invalid(&format!("service_items[{i}]"), reason));
-        }
-        items.push(item.to_owned());
+        items.push(check_item_name(&format!("service_items[{i}]"), item)?);
     }
     items.sort();
     items.dedup();
@@ -251,6 +242,17 @@ impl Applier<'_, '_> {
             Ok(p) => p,
             Err(rejection) => return Ok(Err(rejection)),
         };
+        for (i, item) in principal.service_items.iter().enumerate() {
+            if self.service_item(item)?.is_none() {
+                let reason = format!("{item:?} is not a registered service item");
+                let field = format!("service_items[{i}]");
+                return Ok(Err(Rejection::new(
+                    RejectCode::FailedPrecondition,
+                    &field,
+                    reason,
+                )));
+            }
+        }
         let key = keys::principal_key(&principal.name);
         self.txn
             .put(CF_POLICIES, &key, codec::encode("principal", &principal)?)?;

@@ -248,17 +248,43 @@ impl Reader {
 
     /// Every principal, in name order.
     pub fn principals(&self) -> Result<Vec<crate::Principal>, StoreError> {
+        self.policies_under(b'p', crate::principals::decode_principal)
+    }
+
+    /// The service item registered under `name`, from the latest applied state.
+    pub fn service_item(&self, name: &str) -> Result<Option<crate::ServiceItem>, StoreError> {
+        let key = keys::service_item_key(name);
+        match get_at(&self.db, None, CF_POLICIES, &key)? {
+            Some(bytes) => crate::service_items::decode_service_item(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every service item, in name order.
+    pub fn service_items(&self) -> Result<Vec<crate::ServiceItem>, StoreError> {
+        self.policies_under(b'i', crate::service_items::decode_service_item)
+    }
+
+    /// The decoded values of the `policies` keys tagged `tag`, in key order.
+    fn policies_under<T>(
+        &self,
+        tag: u8,
+        decode: fn(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let cf = cf_handle(&self.db, CF_POLICIES)?;
-        let mut principals = Vec::new();
-        let from = IteratorMode::From(b"p", Direction::Forward);
-        for item in self.db.iterator_cf(cf, from) {
+        let mut out = Vec::new();
+        let from = [tag];
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
+        {
             let (key, value) = item?;
-            if !key.starts_with(b"p") {
+            if key.first() != Some(&tag) {
                 break;
             }
-            principals.push(crate::principals::decode_principal(&value)?);
+            out.push(decode(&value)?);
         }
-        Ok(principals)
+        Ok(out)
     }
 
     /// One value of a state-machine family, read from the latest state.

@@ -16,6 +16,7 @@ use licstore_client::Client;
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
+use licstore_proto::v1::policies_client::PoliciesClient;
 use licstore_proto::v1::seals_client::SealsClient;
 use licstore_seal::{encode_key_file, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -270,6 +271,14 @@ pub fn cluster_at(addr: &str) -> ClusterClient<Channel> {
     ClusterClient::new(channel(addr))
 }
 
+pub fn policies_at(addr: &str) -> PoliciesClient<Channel> {
+    PoliciesClient::new(channel(addr))
+}
+
+pub fn access_at(addr: &str) -> licstore_proto::v1::access_client::AccessClient<Channel> {
+    licstore_proto::v1::access_client::AccessClient::new(channel(addr))
+}
+
 pub async fn status(addr: &str) -> Option<pb::NodeStatus> {
     cluster_at(addr)
         .status(pb::StatusRequest {})
@@ -481,6 +490,12 @@ pub fn seals_at(addr: &str) -> SealsClient<Channel> {
     SealsClient::new(channel)
 }
 
+/// The service item the tests' verifications name unless they test items.
+pub const TEST_ITEM: &str = "户籍业务办理";
+
+/// The purpose the tests' verifications state.
+pub const TEST_PURPOSE: &str = "integration test";
+
 /// A Verify request for resident card `n` of [`resident_card`].
 pub fn verify_card(n: u32, service_item: &str) -> pb::VerifyRequest {
     let card = resident_card(n);
@@ -490,14 +505,44 @@ pub fn verify_card(n: u32, service_item: &str) -> pb::VerifyRequest {
         holder_id: holder.id,
         type_code: card.type_code,
         service_item: service_item.into(),
+        purpose: TEST_PURPOSE.into(),
         ..Default::default()
     }
 }
 
-/// The seal verdict the node at `addr` gives resident card `n`.
+/// Registers each of `names` as a service item that accepts every built-in license type,
+/// through the node at `addr`; retried (within [`WAIT`]) while a leader is elected.
+pub async fn register_items(addr: &str, names: &[&str]) {
+    let types: Vec<String> = licstore_model::TemplateRegistry::builtin()
+        .iter()
+        .map(|t| t.type_code.clone())
+        .collect();
+    for name in names {
+        let request = pb::PutServiceItemRequest {
+            item: Some(pb::ServiceItem {
+                name: (*name).into(),
+                department: "测试部门".into(),
+                type_codes: types.clone(),
+            }),
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match policies_at(addr).put_service_item(request.clone()).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("register {name}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("register service item {name}: {e}"),
+            }
+        }
+    }
+}
+
+/// The seal verdict the node at `addr` gives resident card `n`, for [`TEST_ITEM`].
 pub async fn seal_verdict(addr: &str, n: u32) -> pb::SealVerdict {
     let r = licenses_at(addr)
-        .verify(verify_card(n, "户籍业务办理"))
+        .verify(verify_card(n, TEST_ITEM))
         .await
         .expect("verify");
     r.into_inner().seal()

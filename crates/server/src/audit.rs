@@ -1,0 +1,313 @@
+//! The audit trail on a node: records made durable before the call is answered, then
+//! shipped into the replicated trail in batches.
+//!
+//! [`AuditLog::record`] hands events to one writer thread, which appends every event queued
+//! meanwhile to the node's journal with a single synced write (group commit) and only then lets
+//! the callers answer. The shipper ([`spawn_shipper`]) proposes the journal's events as one
+//! `AppendAudit` command every `ship_interval`, so reads cost no consensus round each, and trims
+//! the journal once the trail holds them. A batch proposed twice is recorded once (the trail
+//! keeps each journal's high water), so a lost answer or a crash between commit and trim costs
+//! nothing but a retry.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use licstore_model::audit::AuditEvent;
+use licstore_store::audit::{AuditJournal, AUDIT_BATCH_MAX};
+use licstore_store::{Command, CommandResult};
+use tokio::sync::oneshot;
+use tonic::Status;
+
+use crate::node::Node;
+
+/// How many events the writer takes into one synced write at most.
+const WRITE_BATCH_MAX: usize = 4096;
+
+/// Metric: audit events in this node's journal, not yet in the replicated trail.
+pub const AUDIT_BACKLOG: &str = "licstore_audit_backlog";
+/// Metric: audit events this node made durable.
+pub const AUDIT_RECORDED: &str = "licstore_audit_events_total";
+/// Metric: audit events this node shipped into the replicated trail.
+pub const AUDIT_SHIPPED: &str = "licstore_audit_shipped_total";
+
+struct Pending {
+    events: Vec<AuditEvent>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The node's side of the audit trail.
+pub struct AuditLog {
+    node_id: u64,
+    journal: Arc<Mutex<AuditJournal>>,
+    queue: std::sync::mpsc::Sender<Pending>,
+}
+
+impl AuditLog {
+    /// Opens the journal of the database `reader` reads and starts the writer thread.
+    pub fn start(
+        reader: &licstore_store::Reader,
+        node_id: u64,
+    ) -> Result<AuditLog, licstore_store::StoreError> {
+        let journal = AuditJournal::open(reader, rand::random::<u64>)?;
+        tracing::debug!(node_id, journal = journal.id(), "audit journal open");
+        let journal = Arc::new(Mutex::new(journal));
+        let (queue, rx) = std::sync::mpsc::channel::<Pending>();
+        let writer = journal.clone();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_loop(&writer, &rx))
+            .map_err(|e| licstore_store::StoreError::corrupt("audit writer thread", e))?;
+        Ok(AuditLog {
+            node_id,
+            journal,
+            queue,
+        })
+    }
+
+    /// Makes `events` durable in this node's journal; the call they describe may be answered
+    /// once this returns `Ok`. Each event gets this node's id and the current time.
+    pub async fn record(&self, mut events: Vec<AuditEvent>) -> Result<(), Status> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        for e in &mut events {
+            e.node_id = self.node_id;
+            e.time_ms = now_ms;
+        }
+        let count = events.len() as u64;
+        let (done, wait) = oneshot::channel();
+        let unavailable = |why: &str| Status::unavailable(format!("audit journal: {why}"));
+        self.queue
+            .send(Pending { events, done })
+            .map_err(|_| unavailable("the writer stopped"))?;
+        match wait.await {
+            Ok(Ok(())) => {
+                metrics::counter!(AUDIT_RECORDED).increment(count);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(unavailable(&e)),
+            Err(_) => Err(unavailable("the writer stopped")),
+        }
+    }
+
+    /// Up to `limit` journal events not yet trimmed, and the journal's id.
+    fn pending(&self, limit: usize) -> Result<(u64, Vec<Vec<u8>>), String> {
+        let journal = self.journal.lock().map_err(|e| e.to_string())?;
+        let events = journal.pending(limit).map_err(|e| e.to_string())?;
+        Ok((journal.id(), events))
+    }
+
+    fn trim_through(&self, position: u64) -> Result<(), String> {
+        let journal = self.journal.lock().map_err(|e| e.to_string())?;
+        journal.trim_through(position).map_err(|e| e.to_string())
+    }
+}
+
+/// The writer thread: every event queued while the last write ran goes into the next one.
+fn write_loop(journal: &Mutex<AuditJournal>, rx: &std::sync::mpsc::Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let mut count = batch[0].events.len();
+        while count < WRITE_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(next) => {
+                    count += next.events.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut events: Vec<AuditEvent> =
+            batch.iter_mut().flat_map(|p| p.events.drain(..)).collect();
+        let written = match journal.lock() {
+            Ok(mut j) => j.append(&mut events).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &written {
+            tracing::error!(error = %e, "audit journal append failed; the calls are refused");
+        }
+        for p in batch {
+            let _ = p.done.send(written.clone());
+        }
+    }
+}
+
+/// Ships the journal into the replicated trail every `interval`, until the process ends.
+pub fn spawn_shipper(node: Arc<Node>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // A full batch means more may wait: ship again at once.
+            while let Ok(true) = ship_once(&node).await {}
+        }
+    });
+}
+
+/// Ships one batch; `Ok(true)` when it was full.
+async fn ship_once(node: &Node) -> Result<bool, ()> {
+    let (journal, events) = node.audit.pending(AUDIT_BATCH_MAX).map_err(|e| {
+        tracing::error!(error = %e, "audit journal read failed");
+    })?;
+    metrics::gauge!(AUDIT_BACKLOG).set(events.len() as f64);
+    if events.is_empty() {
+        return Ok(false);
+    }
+    let full = events.len() == AUDIT_BATCH_MAX;
+    let count = events.len() as u64;
+    let result = node.write(Command::AppendAudit { events }).await;
+    let appended = match result {
+        Ok((CommandResult::Audit(Ok(appended)), _)) => appended,
+        Ok((other, _)) => {
+            tracing::error!(result = ?other, "audit batch refused");
+            return Err(());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, backlog = count, "audit batch not shipped; retrying");
+            return Err(());
+        }
+    };
+    let through = appended
+        .high_water
+        .iter()
+        .find(|(j, _)| *j == journal)
+        .map(|(_, position)| *position);
+    if let Some(position) = through {
+        node.audit.trim_through(position).map_err(|e| {
+            tracing::error!(error = %e, "audit journal trim failed");
+        })?;
+    }
+    metrics::counter!(AUDIT_SHIPPED).increment(appended.recorded);
+    Ok(full)
+}
+
+/// Longest client-given text an event keeps, in bytes.
+pub const TEXT_MAX: usize = 256;
+
+/// At most [`TEXT_MAX`] bytes of `text`, cut at a character boundary.
+pub fn bounded(text: &str) -> String {
+    let text = text.trim();
+    let mut end = text.len().min(TEXT_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// `Service/Method` of a gRPC path (`/licstore.v1.Licenses/Verify` → `Licenses/Verify`).
+pub fn action_of(path: &str) -> String {
+    let path = path.trim_start_matches('/');
+    path.strip_prefix("licstore.v1.").unwrap_or(path).to_owned()
+}
+
+/// The outcome a refused call is recorded with: its gRPC code in snake case.
+pub fn code_outcome(status: &Status) -> String {
+    format!("{:?}", status.code())
+        .chars()
+        .flat_map(|c| match c.is_ascii_uppercase() {
+            true => vec!['_', c.to_ascii_lowercase()],
+            false => vec![c],
+        })
+        .collect::<String>()
+        .trim_start_matches('_')
+        .to_owned()
+}
+
+/// An event of a call by `caller` to `action`; the handler fills in the rest.
+pub fn event(caller: &crate::access::Caller, action: &str) -> AuditEvent {
+    let roles = match caller.unrestricted {
+        true => String::new(),
+        false => caller
+            .roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    AuditEvent {
+        caller: caller.name.clone(),
+        roles,
+        action: action.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The event of one verification (`Licenses/Verify`, or one item of `Licenses/VerifyBatch`)
+/// and how it was answered.
+pub fn verify_event(
+    caller: &crate::access::Caller,
+    action: &str,
+    req: &licstore_proto::v1::VerifyRequest,
+    answer: Result<&licstore_proto::v1::VerifyResponse, &Status>,
+) -> AuditEvent {
+    let mut e = event(caller, action);
+    e.service_item = bounded(&req.service_item);
+    e.purpose = bounded(&req.purpose);
+    e.holder_kind = crate::convert::holder_kind("holder_kind", req.holder_kind).ok();
+    e.holder_id = bounded(&req.holder_id).to_uppercase();
+    e.type_code = bounded(&req.type_code);
+    match answer {
+        Ok(r) => {
+            e.outcome = verdict_outcome(r.verdict);
+            e.identifier = r.identifier.clone();
+            e.revision = r.read_revision;
+        }
+        Err(status) => {
+            e.outcome = code_outcome(status);
+            e.detail = bounded(status.message());
+        }
+    }
+    e
+}
+
+/// `valid`, `suspended`, `revoked`, `expired`, `not_found`.
+fn verdict_outcome(verdict: i32) -> String {
+    let name = licstore_proto::v1::Verdict::try_from(verdict)
+        .map(|v| v.as_str_name())
+        .unwrap_or("VERDICT_UNKNOWN");
+    name.trim_start_matches("VERDICT_").to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_text_are_shortened_for_events() {
+        let long = "案".repeat(100);
+        let cut = bounded(&long);
+        assert!(
+            cut.len() <= TEXT_MAX && cut.chars().all(|c| c == '案'),
+            "{cut}"
+        );
+        let cases = [
+            ("/licstore.v1.Licenses/Verify", "Licenses/Verify"),
+            ("/licstore.v1.raft.Raft/Vote", "raft.Raft/Vote"),
+            (
+                "/grpc.health.v1.Health/Check",
+                "grpc.health.v1.Health/Check",
+            ),
+        ];
+        for (path, action) in cases {
+            assert_eq!(action_of(path), action);
+        }
+        let codes = [
+            (Status::permission_denied("x"), "permission_denied"),
+            (Status::failed_precondition("x"), "failed_precondition"),
+            (Status::invalid_argument("x"), "invalid_argument"),
+            (Status::unavailable("x"), "unavailable"),
+        ];
+        for (status, name) in codes {
+            assert_eq!(code_outcome(&status), name);
+        }
+        let verdicts = [
+            (licstore_proto::v1::Verdict::Valid, "valid"),
+            (licstore_proto::v1::Verdict::NotFound, "not_found"),
+        ];
+        for (verdict, name) in verdicts {
+            assert_eq!(verdict_outcome(verdict as i32), name);
+        }
+    }
+}

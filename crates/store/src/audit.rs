@@ -1,0 +1,374 @@
+//! The audit trail in the store: each node's journal of the calls it answered and has not yet
+//! replicated, and the replicated trail, chained by BLAKE3 (`licstore_model::audit`).
+//!
+//! **Journal** (`audit_journal`, node-local, never in a snapshot):
+//! - `a` → the journal's id (`u64`, big-endian), drawn once when the journal is created, so a
+//!   node whose data was wiped starts a new journal instead of reusing old positions;
+//! - `e` + position (`u64` BE) → an event (record encoding with `seq` 0 and a zero link).
+//!
+//! A node appends an event with a synced write before it answers the call, so an answer is
+//! never given for a call whose record a crash could lose. Appends of many callers share one
+//! sync (the server's audit writer batches them).
+//!
+//! **Trail** (`audit`, replicated, part of the state machine and of snapshots):
+//! - `r` + seq (`u64` BE) → record bytes;
+//! - `h` + holder key (`keys::holder_prefix`) + seq → nothing: "who looked at my license";
+//! - `j` + journal id → the highest journal position applied, so a batch proposed twice (after
+//!   a leader change) is recorded once;
+//! - `t` → the tail: last seq (`u64` BE) and its record hash.
+//!
+//! Applying an `AppendAudit` batch numbers each new event after the tail and links it to the
+//! record before, on every replica alike.
+
+use std::sync::Arc;
+
+use licstore_model::audit::{decode_record, encode_record, record_hash, AuditEvent, AuditRecord};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+
+use crate::apply::Applier;
+use crate::command::{RejectCode, Rejection};
+use crate::keys::{self, CF_AUDIT, CF_AUDIT_JOURNAL};
+use crate::txn::cf_handle;
+use crate::{Reader, StoreError};
+
+/// Most events one `AppendAudit` command carries.
+pub const AUDIT_BATCH_MAX: usize = 2000;
+
+const JOURNAL_ID_KEY: &[u8] = b"a";
+const TAIL_KEY: &[u8] = b"t";
+
+fn journal_event_key(position: u64) -> [u8; 9] {
+    let mut key = [b'e'; 9];
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+fn record_key(seq: u64) -> [u8; 9] {
+    let mut key = [b'r'; 9];
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn holder_key(event: &AuditEvent, seq: u64) -> Option<Vec<u8>> {
+    let kind = event.holder_kind?;
+    let mut key = vec![b'h'];
+    key.extend_from_slice(&keys::holder_prefix(kind, &event.holder_id));
+    key.extend_from_slice(&seq.to_be_bytes());
+    Some(key)
+}
+
+fn high_water_key(journal: u64) -> [u8; 9] {
+    let mut key = [b'j'; 9];
+    key[1..].copy_from_slice(&journal.to_be_bytes());
+    key
+}
+
+fn be_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| StoreError::corrupt(what, "shorter than 8 bytes"))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// The last record of the trail: its seq (0 for an empty trail) and hash (zeros then).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditTail {
+    /// Its position.
+    pub seq: u64,
+    /// [`record_hash`] of its bytes.
+    pub hash: [u8; 32],
+}
+
+fn decode_tail(bytes: &[u8]) -> Result<AuditTail, StoreError> {
+    if bytes.len() != 40 {
+        return Err(StoreError::corrupt("audit tail", "not 40 bytes"));
+    }
+    let mut hash = [0; 32];
+    hash.copy_from_slice(&bytes[8..]);
+    Ok(AuditTail {
+        seq: be_u64("audit tail", bytes)?,
+        hash,
+    })
+}
+
+fn encode_tail(tail: &AuditTail) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40);
+    out.extend_from_slice(&tail.seq.to_be_bytes());
+    out.extend_from_slice(&tail.hash);
+    out
+}
+
+/// A node's journal of audit events not yet known to be replicated.
+pub struct AuditJournal {
+    db: Arc<DB>,
+    id: u64,
+    /// The position the next event gets.
+    next: u64,
+}
+
+impl AuditJournal {
+    /// Opens the journal of the database `reader` reads, creating it with id `new_id()` the
+    /// first time.
+    pub fn open(reader: &Reader, new_id: impl FnOnce() -> u64) -> Result<AuditJournal, StoreError> {
+        let db = reader.db.clone();
+        let cf = cf_handle(&db, CF_AUDIT_JOURNAL)?;
+        let id = match db.get_cf(cf, JOURNAL_ID_KEY)? {
+            Some(bytes) => be_u64("audit journal id", &bytes)?,
+            None => {
+                let id = new_id();
+                let mut sync = WriteOptions::default();
+                // Synced: events written under this id must never be shipped under another.
+                sync.set_sync(true);
+                db.put_cf_opt(cf, JOURNAL_ID_KEY, id.to_be_bytes(), &sync)?;
+                id
+            }
+        };
+        let last = match db.iterator_cf(cf, IteratorMode::End).next() {
+            Some(item) => {
+                let (key, _) = item?;
+                match key.first() {
+                    Some(b'e') => be_u64("audit journal key", &key[1..])?,
+                    _ => 0,
+                }
+            }
+            None => 0,
+        };
+        Ok(AuditJournal {
+            db,
+            id,
+            next: last + 1,
+        })
+    }
+
+    /// The journal's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Gives each event this journal's id and the next positions, and writes them with one
+    /// synced write: once this returns, a crash of the process or the machine keeps them.
+    pub fn append(&mut self, events: &mut [AuditEvent]) -> Result<(), StoreError> {
+        let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
+        let mut batch = WriteBatch::default();
+        let mut position = self.next;
+        for event in events.iter_mut() {
+            event.journal = self.id;
+            event.journal_seq = position;
+            let bytes = encode_record(&AuditRecord {
+                seq: 0,
+                prev: [0; 32],
+                event: event.clone(),
+            });
+            batch.put_cf(cf, journal_event_key(position), bytes);
+            position += 1;
+        }
+        let mut sync = WriteOptions::default();
+        // Synced: the caller answers the audited calls once this returns.
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
+        self.next = position;
+        Ok(())
+    }
+
+    /// Up to `limit` events not yet trimmed, oldest first, as event bytes.
+    pub fn pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
+        let mut out = Vec::new();
+        let from = IteratorMode::From(b"e", Direction::Forward);
+        for item in self.db.iterator_cf(cf, from) {
+            let (key, value) = item?;
+            if key.first() != Some(&b'e') || out.len() >= limit {
+                break;
+            }
+            out.push(value.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Drops the events at positions up to `position`: the trail holds them. Not synced: an
+    /// event that comes back after a crash is shipped again and recorded once.
+    pub fn trim_through(&self, position: u64) -> Result<(), StoreError> {
+        let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
+        let end = position.saturating_add(1);
+        self.db
+            .delete_range_cf(cf, journal_event_key(0), journal_event_key(end))?;
+        Ok(())
+    }
+}
+
+/// What applying an `AppendAudit` batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditAppended {
+    /// Records added to the trail.
+    pub recorded: u64,
+    /// Events skipped as already recorded.
+    pub duplicates: u64,
+    /// The trail's last seq afterwards.
+    pub tail_seq: u64,
+    /// For each journal in the batch, the highest position the trail now holds.
+    pub high_water: Vec<(u64, u64)>,
+}
+
+impl Applier<'_, '_> {
+    /// Appends journal events to the trail, skipping those already recorded.
+    pub(crate) fn append_audit(
+        &mut self,
+        events: &[Vec<u8>],
+    ) -> Result<Result<AuditAppended, Rejection>, StoreError> {
+        if events.len() > AUDIT_BATCH_MAX {
+            let reason = format!("{} events; at most {AUDIT_BATCH_MAX}", events.len());
+            return Ok(Err(Rejection::new(
+                RejectCode::InvalidArgument,
+                "events",
+                reason,
+            )));
+        }
+        let mut decoded = Vec::with_capacity(events.len());
+        for (i, bytes) in events.iter().enumerate() {
+            match decode_record(bytes) {
+                Ok(record) => decoded.push(record.event),
+                Err(e) => {
+                    let field = format!("events[{i}]");
+                    return Ok(Err(Rejection::new(
+                        RejectCode::InvalidArgument,
+                        &field,
+                        e.to_string(),
+                    )));
+                }
+            }
+        }
+        let mut tail = match self.txn.get(CF_AUDIT, TAIL_KEY)? {
+            Some(bytes) => decode_tail(&bytes)?,
+            None => AuditTail::default(),
+        };
+        let mut out = AuditAppended::default();
+        for event in decoded {
+            let high = self.audit_high_water(event.journal)?;
+            if event.journal_seq <= high {
+                out.duplicates += 1;
+                continue;
+            }
+            let record = AuditRecord {
+                seq: tail.seq + 1,
+                prev: tail.hash,
+                event,
+            };
+            let bytes = encode_record(&record);
+            self.txn
+                .put(CF_AUDIT, &record_key(record.seq), bytes.clone())?;
+            if let Some(key) = holder_key(&record.event, record.seq) {
+                self.txn.put(CF_AUDIT, &key, Vec::new())?;
+            }
+            let journal = record.event.journal;
+            let position = record.event.journal_seq;
+            self.txn.put(
+                CF_AUDIT,
+                &high_water_key(journal),
+                position.to_be_bytes().to_vec(),
+            )?;
+            match out.high_water.iter_mut().find(|(j, _)| *j == journal) {
+                Some(entry) => entry.1 = position,
+                None => out.high_water.push((journal, position)),
+            }
+            tail = AuditTail {
+                seq: record.seq,
+                hash: record_hash(&bytes),
+            };
+            out.recorded += 1;
+        }
+        self.txn.put(CF_AUDIT, TAIL_KEY, encode_tail(&tail))?;
+        out.tail_seq = tail.seq;
+        Ok(Ok(out))
+    }
+
+    fn audit_high_water(&self, journal: u64) -> Result<u64, StoreError> {
+        match self.txn.get(CF_AUDIT, &high_water_key(journal))? {
+            Some(bytes) => be_u64("audit high water", &bytes),
+            None => Ok(0),
+        }
+    }
+}
+
+/// Reads of the replicated trail.
+pub struct AuditReader<'a> {
+    db: &'a DB,
+}
+
+impl<'a> AuditReader<'a> {
+    /// A reader of the latest applied trail of the database `reader` reads.
+    pub fn new(reader: &'a Reader) -> AuditReader<'a> {
+        AuditReader { db: &reader.db }
+    }
+
+    /// The trail's last record.
+    pub fn tail(&self) -> Result<AuditTail, StoreError> {
+        let cf = cf_handle(self.db, CF_AUDIT)?;
+        match self.db.get_cf(cf, TAIL_KEY)? {
+            Some(bytes) => decode_tail(&bytes),
+            None => Ok(AuditTail::default()),
+        }
+    }
+
+    /// The highest position of `journal` the trail holds (0 for none).
+    pub fn high_water(&self, journal: u64) -> Result<u64, StoreError> {
+        let cf = cf_handle(self.db, CF_AUDIT)?;
+        match self.db.get_cf(cf, high_water_key(journal))? {
+            Some(bytes) => be_u64("audit high water", &bytes),
+            None => Ok(0),
+        }
+    }
+
+    /// Up to `limit` records from seq `from` on, as stored bytes.
+    pub fn records(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let cf = cf_handle(self.db, CF_AUDIT)?;
+        let start = record_key(from.max(1));
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
+            let (key, value) = item?;
+            if key.first() != Some(&b'r') || out.len() >= limit {
+                break;
+            }
+            out.push(value.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` records about one holder, from seq `from` on, as stored bytes.
+    pub fn records_of_holder(
+        &self,
+        kind: licstore_model::HolderKind,
+        holder_id: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let cf = cf_handle(self.db, CF_AUDIT)?;
+        let mut prefix = vec![b'h'];
+        prefix.extend_from_slice(&keys::holder_prefix(kind, holder_id));
+        let mut start = prefix.clone();
+        start.extend_from_slice(&from.to_be_bytes());
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let seq = be_u64("audit holder key", &key[prefix.len()..])?;
+            let bytes = self
+                .db
+                .get_cf(cf, record_key(seq))?
+                .ok_or_else(|| StoreError::corrupt("audit holder index", "names no record"))?;
+            out.push(bytes);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;
