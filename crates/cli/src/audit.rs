@@ -3,8 +3,8 @@
 //! `audit list` shows records, all or those about one holder ("who looked at my license").
 //! `audit verify` reads every node's whole trail page by page and checks the BLAKE3 chain
 //! itself (`licstore_model::audit::ChainCheck`), so it trusts no node: it reports the first
-//! record that does not follow from the ones before, and nodes whose trails of equal length end
-//! in different records.
+//! record that does not follow from the ones before, nodes that cannot be read, and nodes whose
+//! trails differ within the length both have.
 
 use std::time::Duration;
 
@@ -20,7 +20,10 @@ use crate::output::{emit, Render, Table};
 use crate::{convert, Ctx};
 
 /// Records fetched per call when walking a whole trail.
-const PAGE: u32 = 10_000;
+const PAGE: u32 = 1000;
+
+/// Largest page accepted, in bytes (a record is a few hundred).
+const PAGE_BYTES_MAX: usize = 16 << 20;
 
 /// Runs one `licctl audit` command.
 pub async fn run(ctx: &Ctx, command: AuditCommand) -> anyhow::Result<()> {
@@ -52,7 +55,8 @@ pub async fn run(ctx: &Ctx, command: AuditCommand) -> anyhow::Result<()> {
             let response = client
                 .retrying(|ch| {
                     let request = request.clone();
-                    async move { AuditClient::new(ch).list_audit(request).await }
+                    let audit = AuditClient::new(ch).max_decoding_message_size(PAGE_BYTES_MAX);
+                    async move { audit.clone().list_audit(request).await }
                 })
                 .await?;
             emit(ctx.output, &ListView::of(response))
@@ -184,13 +188,56 @@ impl Render for VerifyView {
     }
 }
 
-/// Walks one node's trail from the first record.
-async fn check_node(ctx: &Ctx, endpoint: &str) -> anyhow::Result<NodeChain> {
+/// One node's walk: its verdict, and the hash after each record (to compare nodes).
+struct Walk {
+    chain: NodeChain,
+    hashes: Vec<[u8; 32]>,
+}
+
+/// Walks one node's trail from the first record; a node that cannot be read is reported as
+/// such, not as a failure of the whole command.
+async fn check_node(ctx: &Ctx, endpoint: &str) -> Walk {
+    let mut hashes = Vec::new();
+    let (result, broken, records, head) = match walk(ctx, endpoint, &mut hashes).await {
+        Ok((check, Some(b), _)) => {
+            let result = format!("broken at record {}: {}", b.seq, b.reason);
+            (result, Some(b.seq), check.checked(), check.head())
+        }
+        Ok((check, None, (seq, hash))) => {
+            let result = if seq > check.checked() {
+                format!("reports {seq} records but returned {}", check.checked())
+            } else if seq == check.checked() && hash != check.head() {
+                "the node's tail hash differs from its last record's".to_owned()
+            } else {
+                "ok".to_owned()
+            };
+            (result, None, check.checked(), check.head())
+        }
+        Err(e) => (format!("not read: {e:#}"), None, 0, [0; 32]),
+    };
+    Walk {
+        chain: NodeChain {
+            endpoint: endpoint.to_owned(),
+            records,
+            head: hex(&head),
+            broken_at: broken,
+            result,
+        },
+        hashes,
+    }
+}
+
+/// The chain check of one node's trail, where it broke if it did, and the tail the node
+/// reported on its last page; the hash after each record checked goes to `hashes`.
+async fn walk(
+    ctx: &Ctx,
+    endpoint: &str,
+    hashes: &mut Vec<[u8; 32]>,
+) -> anyhow::Result<(ChainCheck, Option<BrokenLink>, (u64, Vec<u8>))> {
     let timeout = Duration::from_millis(ctx.timeout_ms.unwrap_or(30_000));
     let mut client = ctx.client_for(&[endpoint.to_owned()], timeout)?;
     let mut check = ChainCheck::from_start();
-    let mut broken: Option<BrokenLink> = None;
-    let tail = loop {
+    loop {
         let request = pb::ListAuditRequest {
             from_seq: check.checked() + 1,
             limit: PAGE,
@@ -199,34 +246,20 @@ async fn check_node(ctx: &Ctx, endpoint: &str) -> anyhow::Result<NodeChain> {
         let page = client
             .retrying(|ch| {
                 let request = request.clone();
-                async move { AuditClient::new(ch).list_audit(request).await }
+                let audit = AuditClient::new(ch).max_decoding_message_size(PAGE_BYTES_MAX);
+                async move { audit.clone().list_audit(request).await }
             })
             .await?;
         for record in &page.records {
             if let Err(b) = check.next(&record.raw) {
-                broken = Some(b);
-                break;
+                return Ok((check, Some(b), (page.tail_seq, page.tail_hash)));
             }
+            hashes.push(check.head());
         }
-        if broken.is_some() || page.records.len() < PAGE as usize {
-            break (page.tail_seq, page.tail_hash);
+        if page.records.len() < PAGE as usize {
+            return Ok((check, None, (page.tail_seq, page.tail_hash)));
         }
-    };
-    let head = check.head();
-    let result = match (&broken, tail) {
-        (Some(b), _) => format!("broken at record {}: {}", b.seq, b.reason),
-        (None, (seq, hash)) if seq == check.checked() && hash != head => {
-            "the node's tail hash differs from its last record's".to_owned()
-        }
-        (None, _) => "ok".to_owned(),
-    };
-    Ok(NodeChain {
-        endpoint: endpoint.to_owned(),
-        records: check.checked(),
-        head: hex(&head),
-        broken_at: broken.map(|b| b.seq),
-        result,
-    })
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC for ms since the Unix epoch.
@@ -242,23 +275,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `licctl audit verify`: every endpoint's trail checked; exits 1 if any is broken or two of
-/// equal length disagree.
+/// `licctl audit verify`: every endpoint's trail checked; exits 1 if any is broken, cannot
+/// be read, or ends, at some length, in a different record than another node's trail of at
+/// least that length. Keeps 32 bytes per record and node in memory.
 async fn verify(ctx: &Ctx) -> anyhow::Result<()> {
-    let mut nodes = Vec::with_capacity(ctx.endpoints.len());
+    let mut walks = Vec::with_capacity(ctx.endpoints.len());
     for endpoint in &ctx.endpoints {
-        nodes.push(check_node(ctx, endpoint).await?);
+        walks.push(check_node(ctx, endpoint).await);
     }
-    let mut bad = nodes.iter().filter(|n| n.result != "ok").count();
-    for i in 0..nodes.len() {
-        let disagrees = nodes[..i]
-            .iter()
-            .any(|o| o.records == nodes[i].records && o.head != nodes[i].head);
-        if disagrees && nodes[i].result == "ok" {
-            nodes[i].result = "ends in a different record than another node's trail".to_owned();
-            bad += 1;
+    for i in 0..walks.len() {
+        let differs = (0..i).find_map(|j| first_difference(&walks[j].hashes, &walks[i].hashes));
+        if let (Some(seq), "ok") = (differs, walks[i].chain.result.as_str()) {
+            walks[i].chain.result = format!("record {seq} differs from another node's");
         }
     }
+    let nodes: Vec<NodeChain> = walks.into_iter().map(|w| w.chain).collect();
+    let bad = nodes.iter().filter(|n| n.result != "ok").count();
     emit(ctx.output, &VerifyView { nodes })?;
     match bad {
         0 => Ok(()),
@@ -266,5 +298,34 @@ async fn verify(ctx: &Ctx) -> anyhow::Result<()> {
             FAILURE,
             format!("{n} nodes' audit trails do not check"),
         )),
+    }
+}
+
+/// The first position (from 1) at which two trails, as hashes after each record, differ
+/// within the length both have.
+fn first_difference(a: &[[u8; 32]], b: &[[u8; 32]]) -> Option<u64> {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .map(|i| i as u64 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trails_differ_at_the_first_unequal_hash_within_the_shorter() {
+        type Hashes<'a> = &'a [[u8; 32]];
+        let h = |n: u8| [n; 32];
+        let cases: [(Hashes, Hashes, Option<u64>); 4] = [
+            (&[h(1), h(2)], &[h(1), h(2), h(3)], None),
+            (&[h(1), h(2)], &[h(1), h(9)], Some(2)),
+            (&[h(7)], &[h(1), h(2)], Some(1)),
+            (&[], &[h(1)], None),
+        ];
+        for (a, b, expected) in cases {
+            assert_eq!(first_difference(a, b), expected, "{a:?} {b:?}");
+        }
     }
 }

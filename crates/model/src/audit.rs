@@ -23,7 +23,7 @@
 //! | 7 | caller         | string: the certificate's name; empty without TLS      |
 //! | 8 | roles          | string: the caller's roles, comma-separated            |
 //! | 9 | action         | string: the RPC, `Service/Method`                      |
-//! | 10 | outcome       | string: a verdict, `ok`, `denied` or a gRPC code name  |
+//! | 10 | outcome       | string: a verdict, `ok` or a refusal's gRPC code name  |
 //! | 11 | detail        | string: why a call was refused, or what a bulk call did |
 //! | 12 | service_item  | string                                                 |
 //! | 13 | purpose       | string                                                 |
@@ -58,7 +58,7 @@ pub struct AuditEvent {
     pub roles: String,
     /// The RPC, `Service/Method`.
     pub action: String,
-    /// A verdict (`valid`, `not_found`, ...), `ok`, `denied`, or a gRPC code name.
+    /// A verdict (`valid`, `not_found`, ...), `ok`, or a refusal's gRPC code in snake case.
     pub outcome: String,
     /// Why a call was refused, or what a bulk call did.
     pub detail: String,

@@ -561,7 +561,7 @@ impl AccessLayer {
         let event = licstore_model::audit::AuditEvent {
             caller: name.unwrap_or_default(),
             action: crate::audit::action_of(path),
-            outcome: "denied".into(),
+            outcome: crate::audit::code_outcome(&status),
             detail: crate::audit::bounded(status.message()),
             ..Default::default()
         };

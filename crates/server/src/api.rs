@@ -464,9 +464,9 @@ fn best_instance(licenses: Vec<License>, today: Date) -> Option<License> {
     licenses.into_iter().min_by_key(rank)
 }
 
-#[tonic::async_trait]
-impl Licenses for LicenseApi {
-    async fn issue(
+/// The license calls the audit trail records, as served before their record is made.
+impl LicenseApi {
+    async fn issue_inner(
         &self,
         req: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
@@ -502,7 +502,7 @@ impl Licenses for LicenseApi {
         }
     }
 
-    async fn amend(
+    async fn amend_inner(
         &self,
         req: Request<pb::AmendRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
@@ -537,7 +537,7 @@ impl Licenses for LicenseApi {
         }
     }
 
-    async fn change_status(
+    async fn change_status_inner(
         &self,
         req: Request<pb::ChangeStatusRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
@@ -565,7 +565,10 @@ impl Licenses for LicenseApi {
         self.write_one(cmd).await
     }
 
-    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get_inner(
+        &self,
+        req: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let req = req.into_inner();
         let (kind, id) = self.holder(req.holder_kind, &req.holder_id)?;
         let type_code = self.type_code("type_code", &req.type_code)?;
@@ -585,7 +588,7 @@ impl Licenses for LicenseApi {
         }))
     }
 
-    async fn get_by_identifier(
+    async fn get_by_identifier_inner(
         &self,
         req: Request<pb::GetByIdentifierRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
@@ -606,7 +609,7 @@ impl Licenses for LicenseApi {
         }))
     }
 
-    async fn list_by_holder(
+    async fn list_by_holder_inner(
         &self,
         req: Request<pb::ListByHolderRequest>,
     ) -> Result<Response<pb::ListByHolderResponse>, Status> {
@@ -624,6 +627,123 @@ impl Licenses for LicenseApi {
             licenses,
             read_revision: revision,
         }))
+    }
+
+    async fn import_inner(
+        &self,
+        req: Request<Streaming<pb::ImportRecord>>,
+    ) -> Result<Response<pb::ImportSummary>, Status> {
+        let caller = Caller::of(&req)?;
+        let mut stream = req.into_inner();
+        let mut summary = pb::ImportSummary::default();
+        let mut batch: Vec<(u64, ImportItem)> = Vec::with_capacity(IMPORT_BATCH);
+        while let Some(record) = stream.next().await {
+            let record = record?;
+            let index = summary.received;
+            summary.received += 1;
+            let item = self
+                .import_item(&record)
+                .and_then(|item| may_import(&caller, item));
+            match item {
+                Ok(item) => batch.push((index, item)),
+                Err(status) => reject(&mut summary, index, &record.request_id, &status),
+            }
+            if batch.len() >= IMPORT_BATCH {
+                self.flush_import(&mut batch, &mut summary).await?;
+            }
+        }
+        self.flush_import(&mut batch, &mut summary).await?;
+        Ok(Response::new(summary))
+    }
+}
+
+#[tonic::async_trait]
+impl Licenses for LicenseApi {
+    async fn issue(
+        &self,
+        req: Request<pb::IssueRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let asked = audit::Asked::license(req.get_ref().license.as_ref());
+        let answer = self.issue_inner(req).await;
+        let answered = written(&answer);
+        audit::record_license_call(&self.node, &caller, "Licenses/Issue", &asked, answered).await?;
+        answer
+    }
+
+    async fn amend(
+        &self,
+        req: Request<pb::AmendRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let mut asked = audit::Asked::license(req.get_ref().license.as_ref());
+        asked.identifier = req.get_ref().identifier.clone();
+        let answer = self.amend_inner(req).await;
+        let answered = written(&answer);
+        audit::record_license_call(&self.node, &caller, "Licenses/Amend", &asked, answered).await?;
+        answer
+    }
+
+    async fn change_status(
+        &self,
+        req: Request<pb::ChangeStatusRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let asked = audit::Asked::identifier(&req.get_ref().identifier);
+        let answer = self.change_status_inner(req).await;
+        let action = "Licenses/ChangeStatus";
+        audit::record_license_call(&self.node, &caller, action, &asked, written(&answer)).await?;
+        answer
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let r = req.get_ref();
+        let asked = audit::Asked {
+            holder_kind: r.holder_kind,
+            holder_id: r.holder_id.clone(),
+            type_code: r.type_code.clone(),
+            identifier: String::new(),
+        };
+        let answer = self.get_inner(req).await;
+        let action = "Licenses/Get";
+        audit::record_license_call(&self.node, &caller, action, &asked, got(&answer)).await?;
+        answer
+    }
+
+    async fn get_by_identifier(
+        &self,
+        req: Request<pb::GetByIdentifierRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let asked = audit::Asked::identifier(&req.get_ref().identifier);
+        let answer = self.get_by_identifier_inner(req).await;
+        let action = "Licenses/GetByIdentifier";
+        audit::record_license_call(&self.node, &caller, action, &asked, got(&answer)).await?;
+        answer
+    }
+
+    async fn list_by_holder(
+        &self,
+        req: Request<pb::ListByHolderRequest>,
+    ) -> Result<Response<pb::ListByHolderResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let asked = audit::Asked {
+            holder_kind: req.get_ref().holder_kind,
+            holder_id: req.get_ref().holder_id.clone(),
+            ..Default::default()
+        };
+        let answer = self.list_by_holder_inner(req).await;
+        let answered = match &answer {
+            Ok(r) => {
+                let r = r.get_ref();
+                Ok((r.licenses.first(), r.licenses.len(), r.read_revision))
+            }
+            Err(status) => Err(status),
+        };
+        let action = "Licenses/ListByHolder";
+        audit::record_license_call(&self.node, &caller, action, &asked, answered).await?;
+        answer
     }
 
     async fn verify(
@@ -733,26 +853,26 @@ impl Licenses for LicenseApi {
         req: Request<Streaming<pb::ImportRecord>>,
     ) -> Result<Response<pb::ImportSummary>, Status> {
         let caller = Caller::of(&req)?;
-        let mut stream = req.into_inner();
-        let mut summary = pb::ImportSummary::default();
-        let mut batch: Vec<(u64, ImportItem)> = Vec::with_capacity(IMPORT_BATCH);
-        while let Some(record) = stream.next().await {
-            let record = record?;
-            let index = summary.received;
-            summary.received += 1;
-            let item = self
-                .import_item(&record)
-                .and_then(|item| may_import(&caller, item));
-            match item {
-                Ok(item) => batch.push((index, item)),
-                Err(status) => reject(&mut summary, index, &record.request_id, &status),
+        let answer = self.import_inner(req).await;
+        // One record per import: the change feed names each license it wrote.
+        let mut event = audit::event(&caller, "Licenses/Import");
+        match &answer {
+            Ok(r) => {
+                let s = r.get_ref();
+                event.outcome = "ok".into();
+                event.revision = s.last_revision;
+                event.detail = format!(
+                    "{} received, {} imported, {} duplicates, {} rejected",
+                    s.received, s.imported, s.duplicates, s.rejected
+                );
             }
-            if batch.len() >= IMPORT_BATCH {
-                self.flush_import(&mut batch, &mut summary).await?;
+            Err(status) => {
+                event.outcome = audit::code_outcome(status);
+                event.detail = audit::bounded(status.message());
             }
         }
-        self.flush_import(&mut batch, &mut summary).await?;
-        Ok(Response::new(summary))
+        self.node.audit.record(vec![event]).await?;
+        answer
     }
 }
 
@@ -794,6 +914,22 @@ fn verdict_at(
         seal: crate::sealing::seal_verdict(&license, reader)? as i32,
         fields,
     })
+}
+
+/// A write's answer as the audit trail sees it.
+fn written(answer: &Result<Response<pb::WriteResponse>, Status>) -> audit::Answered<'_> {
+    match answer {
+        Ok(r) => Ok((r.get_ref().license.as_ref(), 1, r.get_ref().revision)),
+        Err(status) => Err(status),
+    }
+}
+
+/// A read's answer as the audit trail sees it.
+fn got(answer: &Result<Response<pb::GetResponse>, Status>) -> audit::Answered<'_> {
+    match answer {
+        Ok(r) => Ok((r.get_ref().license.as_ref(), 1, r.get_ref().read_revision)),
+        Err(status) => Err(status),
+    }
 }
 
 /// Whether service item `item` is registered and accepts `type_code`, on this replica: the

@@ -30,6 +30,7 @@ use licstore_store::{Command, CommandResult, ImportItem, Reader};
 use tonic::{Code, Request, Response, Status};
 
 use crate::access::Caller;
+use crate::audit;
 use crate::convert::{field_status, rejection_status, required};
 use crate::node::{Consistency, Node};
 use crate::ServerError;
@@ -507,6 +508,61 @@ fn consistency(c: i32) -> Result<Consistency, Status> {
     }
 }
 
+/// The license calls the audit trail records, as served before their record is made.
+impl SealsApi {
+    async fn export_license_inner(
+        &self,
+        req: Request<pb::ExportLicenseRequest>,
+    ) -> Result<Response<pb::ExportLicenseResponse>, Status> {
+        let req = req.into_inner();
+        let why = "the license is not sealed, so it cannot be checked offline";
+        let (license, keys, read_revision) = self
+            .sealed_license(&req.identifier, req.consistency, why)
+            .await?;
+        let status_entry = crate::status_lists::entry_of(&self.node.reader, &license.identifier)?;
+        let signed =
+            crate::status_lists::signed_entry(&self.node, &license, status_entry.as_ref())?;
+        let document = ExportDocument {
+            record: licstore_model::encode(&license),
+            keys,
+            status_entry: signed,
+        };
+        Ok(Response::new(pb::ExportLicenseResponse {
+            document: document.to_bytes(),
+            read_revision,
+            status_entry,
+        }))
+    }
+
+    async fn present_inner(
+        &self,
+        req: Request<pb::PresentRequest>,
+    ) -> Result<Response<pb::PresentResponse>, Status> {
+        let req = req.into_inner();
+        let names = presented_names(&req.fields)?;
+        let why = "the license is not sealed, so it has no fields to present";
+        let (license, keys, read_revision) = self
+            .sealed_license(&req.identifier, req.consistency, why)
+            .await?;
+        check_presentable(&license)?;
+        let bundle = SealBundle::from_bytes(&license.seal)
+            .map_err(|e| Status::internal(format!("stored seal: {e}")))?;
+        let presentation = bundle
+            .present(&license.disclosable_fields(), &names, keys)
+            .map_err(|e| unknown_field(&req.fields, e))?;
+        let revealed = presentation
+            .revealed
+            .iter()
+            .map(|d| (d.name.clone(), d.value.clone()))
+            .collect();
+        Ok(Response::new(pb::PresentResponse {
+            document: presentation.to_bytes(),
+            revealed,
+            read_revision,
+        }))
+    }
+}
+
 #[tonic::async_trait]
 impl Seals for SealsApi {
     async fn register_key(
@@ -664,52 +720,32 @@ impl Seals for SealsApi {
         &self,
         req: Request<pb::ExportLicenseRequest>,
     ) -> Result<Response<pb::ExportLicenseResponse>, Status> {
-        let req = req.into_inner();
-        let why = "the license is not sealed, so it cannot be checked offline";
-        let (license, keys, read_revision) = self
-            .sealed_license(&req.identifier, req.consistency, why)
-            .await?;
-        let status_entry = crate::status_lists::entry_of(&self.node.reader, &license.identifier)?;
-        let signed =
-            crate::status_lists::signed_entry(&self.node, &license, status_entry.as_ref())?;
-        let document = ExportDocument {
-            record: licstore_model::encode(&license),
-            keys,
-            status_entry: signed,
+        let caller = Caller::of(&req)?;
+        let asked = audit::Asked::identifier(&req.get_ref().identifier);
+        let answer = self.export_license_inner(req).await;
+        let answered = match &answer {
+            Ok(r) => Ok((None, 1, r.get_ref().read_revision)),
+            Err(status) => Err(status),
         };
-        Ok(Response::new(pb::ExportLicenseResponse {
-            document: document.to_bytes(),
-            read_revision,
-            status_entry,
-        }))
+        let action = "Seals/ExportLicense";
+        audit::record_license_call(&self.node, &caller, action, &asked, answered).await?;
+        answer
     }
 
     async fn present(
         &self,
         req: Request<pb::PresentRequest>,
     ) -> Result<Response<pb::PresentResponse>, Status> {
-        let req = req.into_inner();
-        let names = presented_names(&req.fields)?;
-        let why = "the license is not sealed, so it has no fields to present";
-        let (license, keys, read_revision) = self
-            .sealed_license(&req.identifier, req.consistency, why)
-            .await?;
-        check_presentable(&license)?;
-        let bundle = SealBundle::from_bytes(&license.seal)
-            .map_err(|e| Status::internal(format!("stored seal: {e}")))?;
-        let presentation = bundle
-            .present(&license.disclosable_fields(), &names, keys)
-            .map_err(|e| unknown_field(&req.fields, e))?;
-        let revealed = presentation
-            .revealed
-            .iter()
-            .map(|d| (d.name.clone(), d.value.clone()))
-            .collect();
-        Ok(Response::new(pb::PresentResponse {
-            document: presentation.to_bytes(),
-            revealed,
-            read_revision,
-        }))
+        let caller = Caller::of(&req)?;
+        let asked = audit::Asked::identifier(&req.get_ref().identifier);
+        let answer = self.present_inner(req).await;
+        let answered = match &answer {
+            Ok(r) => Ok((None, 1, r.get_ref().read_revision)),
+            Err(status) => Err(status),
+        };
+        let action = "Seals/Present";
+        audit::record_license_call(&self.node, &caller, action, &asked, answered).await?;
+        answer
     }
 
     async fn get_status_list(

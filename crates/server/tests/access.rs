@@ -380,10 +380,9 @@ async fn every_rpc_by_every_role_over_tls() {
             .expect("the auditor reads the trail")
             .into_inner();
         let refused = |caller: &str, action: &str| {
-            trail
-                .records
-                .iter()
-                .any(|r| r.caller == caller && r.action == action && r.outcome == "denied")
+            trail.records.iter().any(|r| {
+                r.caller == caller && r.action == action && r.outcome == "permission_denied"
+            })
         };
         if refused(STRANGER, "Licenses/Verify") && refused(VERIFIER, "Licenses/Issue") {
             break;

@@ -1,6 +1,7 @@
-//! The audit trail on real processes: every verification, answered or refused, becomes one
-//! record of the replicated trail, on every node alike; `licctl audit list --holder` and
-//! `licctl audit verify` read it; and a node killed right after answering loses no record.
+//! The audit trail on real processes: every verification, answered or refused, and every
+//! license read and write becomes one record of the replicated trail, on every node alike;
+//! `licctl audit list --holder` and `licctl audit verify` read it; a node killed right after
+//! answering loses no record; and a record altered on disk is found.
 
 mod common;
 
@@ -21,6 +22,12 @@ fn audit_at(addr: &str) -> AuditClient<Channel> {
 /// The trail as the node at `addr` has it, once it holds a record stating `purpose`
 /// (bounded wait).
 async fn trail_with(addr: &str, purpose: &str) -> Vec<pb::AuditEntry> {
+    trail_until(addr, |r| r.purpose == purpose).await
+}
+
+/// The trail as the node at `addr` has it, once one of its records matches `wanted`
+/// (bounded wait).
+async fn trail_until(addr: &str, wanted: impl Fn(&pb::AuditEntry) -> bool) -> Vec<pb::AuditEntry> {
     let deadline = Instant::now() + WAIT;
     loop {
         let listed = audit_at(addr)
@@ -28,13 +35,13 @@ async fn trail_with(addr: &str, purpose: &str) -> Vec<pb::AuditEntry> {
             .await
             .map(|r| r.into_inner().records);
         if let Ok(records) = listed {
-            if records.iter().any(|r| r.purpose == purpose) {
+            if records.iter().any(&wanted) {
                 return records;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "{addr}: no record of {purpose:?}"
+            "{addr}: the record waited for never came"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -54,13 +61,20 @@ async fn every_verification_is_recorded_once_in_one_chain_on_every_node() {
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     let at = cluster.node(follower).addr.clone();
     common::register_items(&at, &[TEST_ITEM]).await;
-    cluster
+    let issued = cluster
         .issue_retrying(pb::IssueRequest {
             license: Some(resident_card(1)),
             ..Default::default()
         })
-        .await;
+        .await
+        .license
+        .expect("license");
     let mut api = licenses_at(&at);
+    let read = pb::GetByIdentifierRequest {
+        identifier: issued.identifier.clone(),
+        ..Default::default()
+    };
+    api.get_by_identifier(read).await.expect("read");
     let valid = api
         .verify(verify("case 1", TEST_ITEM))
         .await
@@ -78,9 +92,16 @@ async fn every_verification_is_recorded_once_in_one_chain_on_every_node() {
     };
     api.verify_batch(batch).await.expect("batch");
 
-    let records = trail_with(&cluster.node(leader).addr, "case 4").await;
+    // Each node ships its own records: wait for the last of each.
+    let leader_addr = cluster.node(leader).addr.clone();
+    trail_until(&leader_addr, |r| r.action == "Licenses/Issue").await;
+    let records = trail_with(&leader_addr, "case 4").await;
     let holder = resident_card(1).holder.expect("holder").id;
-    let mut seen: Vec<(&str, &str, &str)> = records
+    let verifications: Vec<&pb::AuditEntry> = records
+        .iter()
+        .filter(|r| r.action.starts_with("Licenses/Verify"))
+        .collect();
+    let mut seen: Vec<(&str, &str, &str)> = verifications
         .iter()
         .map(|r| (r.purpose.as_str(), r.action.as_str(), r.outcome.as_str()))
         .collect();
@@ -92,10 +113,18 @@ async fn every_verification_is_recorded_once_in_one_chain_on_every_node() {
         ("case 4", "Licenses/VerifyBatch", "valid"),
     ];
     assert_eq!(seen, expected, "one record per verification");
-    for r in &records {
+    for r in &verifications {
         assert_eq!(r.node_id, follower, "recorded by the node that answered");
         assert_eq!(r.holder_id, holder);
         assert!(r.time_ms > 0);
+    }
+    // The issue and the read are recorded too, naming the license.
+    for action in ["Licenses/Issue", "Licenses/GetByIdentifier"] {
+        let found: Vec<&pb::AuditEntry> = records.iter().filter(|r| r.action == action).collect();
+        assert_eq!(found.len(), 1, "{action}: {records:?}");
+        assert_eq!(found[0].outcome, "ok", "{action}");
+        assert_eq!(found[0].identifier, issued.identifier, "{action}");
+        assert_eq!(found[0].holder_id, holder, "{action}");
     }
     let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=records.len() as u64).collect::<Vec<_>>());
@@ -127,7 +156,16 @@ async fn every_verification_is_recorded_once_in_one_chain_on_every_node() {
         &holder,
     ]);
     assert_eq!(code, 0, "{mine}");
-    assert_eq!(mine["records"].as_array().map(Vec::len), Some(4), "{mine}");
+    let about_holder = records.iter().filter(|r| r.holder_id == holder).count();
+    assert_eq!(
+        about_holder, 6,
+        "four verifications, the issue and the read"
+    );
+    assert_eq!(
+        mine["records"].as_array().map(Vec::len),
+        Some(about_holder),
+        "{mine}"
+    );
     let (_, other) = licctl_json(&[
         "--endpoints",
         &endpoints,
@@ -165,6 +203,20 @@ async fn a_node_killed_right_after_answering_keeps_the_record() {
         .expect("verify")
         .into_inner();
     assert_eq!(answered.verdict, pb::Verdict::NotFound as i32);
+    // Answered, yet only in node 3's journal: the trail elsewhere does not have it.
+    let elsewhere = audit_at(&cluster.node(1).addr)
+        .list_audit(pb::ListAuditRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    let shipped = elsewhere
+        .records
+        .iter()
+        .any(|r| r.purpose == "answered before the kill");
+    assert!(
+        !shipped,
+        "node 3 shipped before the kill: the test proves nothing"
+    );
     cluster.kill(3);
     let node3 = cluster
         .nodes
@@ -185,4 +237,90 @@ async fn a_node_killed_right_after_answering_keeps_the_record() {
         .filter(|r| r.purpose == record.purpose)
         .count();
     assert_eq!(once, 1, "recorded once");
+}
+
+/// Runs licctl with `args`; returns its exit code and JSON output.
+fn licctl_at(endpoint: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    licctl_json(&[&["--endpoints", endpoint][..], args].concat())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_altered_on_disk_is_found_by_licctl_audit_verify() {
+    let cluster = Cluster::start(1, &[]);
+    cluster.wait_leader().await;
+    let addr = cluster.node(1).addr.clone();
+    common::register_items(&addr, &[TEST_ITEM]).await;
+    for n in 1..=3 {
+        licenses_at(&addr)
+            .verify(verify(&format!("file {n}"), TEST_ITEM))
+            .await
+            .expect("verify");
+    }
+    trail_with(&addr, "file 3").await;
+    let (code, intact) = licctl_at(&addr, &["audit", "verify"]);
+    assert_eq!(
+        (code, &intact["nodes"][0]["result"]),
+        (0, &"ok".into()),
+        "{intact}"
+    );
+
+    // A backup restored into a new data directory: its trail is on disk, with nothing left
+    // to re-apply over it. Record 2's purpose is then rewritten in place, as someone with
+    // access to the disk would, keeping its link to record 1.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("backup.snap").display().to_string();
+    let (code, saved) = licctl_at(&addr, &["snapshot", "save", &file]);
+    assert_eq!(code, 0, "{saved}");
+    let mut node = common::Proc {
+        id: 1,
+        addr: format!("127.0.0.1:{}", common::free_port()),
+        metrics_addr: format!("127.0.0.1:{}", common::free_port()),
+        dir: dir.path().join("restored"),
+        child: None,
+        extra_args: Vec::new(),
+    };
+    let data = node.dir.display().to_string();
+    let init = format!("1={}", node.addr);
+    let restore = [
+        "snapshot",
+        "restore",
+        &file,
+        "--data-dir",
+        &data,
+        "--id",
+        "1",
+    ];
+    let (code, restored) = licctl_json(&[&restore[..], &["--init", &init]].concat());
+    assert_eq!(code, 0, "{restored}");
+    alter_record(&node.dir, 2, "altered purpose");
+
+    common::spawn(&mut node, None);
+    let altered = Cluster {
+        root: tempfile::tempdir().expect("tempdir"),
+        nodes: vec![node],
+    };
+    altered.wait_leader().await;
+    let at = altered.nodes[0].addr.clone();
+    let listed = trail_with(&at, "altered purpose").await;
+    assert_eq!(listed.len(), 3);
+    let (code, checked) = licctl_at(&at, &["audit", "verify"]);
+    assert_eq!(code, 1, "{checked}");
+    let verdict = &checked["nodes"][0];
+    assert_eq!(verdict["broken_at"].as_u64(), Some(3), "{checked}");
+    let result = verdict["result"].as_str().unwrap_or_default();
+    assert!(result.starts_with("broken at record 3"), "{checked}");
+}
+
+/// Rewrites the purpose of trail record `seq` in the stopped node's data directory `dir`.
+fn alter_record(dir: &std::path::Path, seq: u64, purpose: &str) {
+    use licstore_model::audit::{decode_record, encode_record};
+    let storage = licstore_store::open(dir).expect("open the restored data");
+    let db = storage.db.clone();
+    let cf = db.cf_handle("audit").expect("audit family");
+    let mut key = vec![b'r'];
+    key.extend_from_slice(&seq.to_be_bytes());
+    let bytes = db.get_cf(&cf, &key).expect("read").expect("record");
+    let mut record = decode_record(&bytes).expect("decode");
+    record.event.purpose = purpose.into();
+    db.put_cf(&cf, &key, encode_record(&record)).expect("write");
 }

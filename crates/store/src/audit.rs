@@ -4,7 +4,9 @@
 //! **Journal** (`audit_journal`, node-local, never in a snapshot):
 //! - `a` → the journal's id (`u64`, big-endian), drawn once when the journal is created, so a
 //!   node whose data was wiped starts a new journal instead of reusing old positions;
-//! - `e` + position (`u64` BE) → an event (record encoding with `seq` 0 and a zero link).
+//! - `e` + position (`u64` BE) → an event (record encoding with `seq` 0 and a zero link);
+//! - `n` → the position the next event gets, written with every append, so positions never
+//!   repeat after the journal is trimmed empty and the process restarts.
 //!
 //! A node appends an event with a synced write before it answers the call, so an answer is
 //! never given for a call whose record a crash could lose. Appends of many callers share one
@@ -35,6 +37,7 @@ use crate::{Reader, StoreError};
 pub const AUDIT_BATCH_MAX: usize = 2000;
 
 const JOURNAL_ID_KEY: &[u8] = b"a";
+const JOURNAL_NEXT_KEY: &[u8] = b"n";
 const TAIL_KEY: &[u8] = b"t";
 
 fn journal_event_key(position: u64) -> [u8; 9] {
@@ -51,6 +54,10 @@ fn record_key(seq: u64) -> [u8; 9] {
 
 fn holder_key(event: &AuditEvent, seq: u64) -> Option<Vec<u8>> {
     let kind = event.holder_kind?;
+    // A NUL would let one holder's entries pass for another's (the holder key ends in one).
+    if event.holder_id.is_empty() || event.holder_id.as_bytes().contains(&0) {
+        return None;
+    }
     let mut key = vec![b'h'];
     key.extend_from_slice(&keys::holder_prefix(kind, &event.holder_id));
     key.extend_from_slice(&seq.to_be_bytes());
@@ -124,21 +131,35 @@ impl AuditJournal {
                 id
             }
         };
-        let last = match db.iterator_cf(cf, IteratorMode::End).next() {
+        let stored_next = match db.get_cf(cf, JOURNAL_NEXT_KEY)? {
+            Some(bytes) => be_u64("audit journal next position", &bytes)?,
+            None => 1,
+        };
+        // The trail may hold positions this journal no longer shows (trimmed): never hand
+        // those out again, or their events would be taken for duplicates.
+        let shipped = AuditReader::new(reader).high_water(id)?;
+        Ok(AuditJournal {
+            db,
+            id,
+            next: stored_next.max(shipped + 1),
+        })
+    }
+
+    /// Events in the journal not yet trimmed.
+    pub fn backlog(&self) -> Result<u64, StoreError> {
+        let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
+        let from = IteratorMode::From(b"e", Direction::Forward);
+        let first = match self.db.iterator_cf(cf, from).next() {
             Some(item) => {
                 let (key, _) = item?;
                 match key.first() {
                     Some(b'e') => be_u64("audit journal key", &key[1..])?,
-                    _ => 0,
+                    _ => return Ok(0),
                 }
             }
-            None => 0,
+            None => return Ok(0),
         };
-        Ok(AuditJournal {
-            db,
-            id,
-            next: last + 1,
-        })
+        Ok(self.next.saturating_sub(first))
     }
 
     /// The journal's id.
@@ -163,6 +184,7 @@ impl AuditJournal {
             batch.put_cf(cf, journal_event_key(position), bytes);
             position += 1;
         }
+        batch.put_cf(cf, JOURNAL_NEXT_KEY, position.to_be_bytes());
         let mut sync = WriteOptions::default();
         // Synced: the caller answers the audited calls once this returns.
         sync.set_sync(true);
@@ -206,7 +228,8 @@ pub struct AuditAppended {
     pub duplicates: u64,
     /// The trail's last seq afterwards.
     pub tail_seq: u64,
-    /// For each journal in the batch, the highest position the trail now holds.
+    /// For each journal in the batch, the highest position the trail now holds, whether this
+    /// batch recorded it or an earlier one did.
     pub high_water: Vec<(u64, u64)>,
 }
 
@@ -243,7 +266,11 @@ impl Applier<'_, '_> {
             None => AuditTail::default(),
         };
         let mut out = AuditAppended::default();
+        let mut journals: Vec<u64> = Vec::new();
         for event in decoded {
+            if !journals.contains(&event.journal) {
+                journals.push(event.journal);
+            }
             let high = self.audit_high_water(event.journal)?;
             if event.journal_seq <= high {
                 out.duplicates += 1;
@@ -267,10 +294,6 @@ impl Applier<'_, '_> {
                 &high_water_key(journal),
                 position.to_be_bytes().to_vec(),
             )?;
-            match out.high_water.iter_mut().find(|(j, _)| *j == journal) {
-                Some(entry) => entry.1 = position,
-                None => out.high_water.push((journal, position)),
-            }
             tail = AuditTail {
                 seq: record.seq,
                 hash: record_hash(&bytes),
@@ -279,6 +302,10 @@ impl Applier<'_, '_> {
         }
         self.txn.put(CF_AUDIT, TAIL_KEY, encode_tail(&tail))?;
         out.tail_seq = tail.seq;
+        for journal in journals {
+            out.high_water
+                .push((journal, self.audit_high_water(journal)?));
+        }
         Ok(Ok(out))
     }
 

@@ -81,10 +81,11 @@ impl Applier<'_, '_> {
             Ok(rule) => rule,
             Err(rejection) => return Ok(Err(rejection)),
         };
+        // A rule is set only for a registered item and a type it accepts; removing one is
+        // always allowed, so no rule outlives the means to remove it.
         let item = self.service_item(&rule.service_item)?;
-        if let Some(rejection) =
-            service_items::refusal(item.as_ref(), &rule.service_item, &rule.type_code)
-        {
+        let refused = service_items::refusal(item.as_ref(), &rule.service_item, &rule.type_code);
+        if let (Some(rejection), false) = (refused, rule.fields.is_empty()) {
             return Ok(Err(rejection));
         }
         let key = keys::disclosure_rule_key(&rule.service_item, &rule.type_code);

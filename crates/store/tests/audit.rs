@@ -73,6 +73,11 @@ fn journal_events_reach_the_trail_once_and_chain() {
         (again.recorded, again.duplicates, again.tail_seq),
         (0, 3, 3)
     );
+    assert_eq!(
+        again.high_water,
+        [(501, 3)],
+        "duplicates still report the high water"
+    );
     journal.trim_through(3).expect("trim");
     assert!(journal.pending(10).expect("pending").is_empty());
 
@@ -120,4 +125,60 @@ fn a_reopened_journal_keeps_its_id_and_unshipped_events() {
     let mut next = [event("A", "p3")];
     journal.append(&mut next).expect("append");
     assert_eq!(next[0].journal_seq, 3);
+}
+
+#[test]
+fn a_journal_trimmed_empty_and_reopened_never_reuses_a_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut index = 0;
+    {
+        let storage = licstore_store::open(dir.path()).expect("open");
+        let mut sm = storage.state_machine;
+        let reader = Reader::new(storage.db.clone());
+        let mut journal = AuditJournal::open(&reader, || 12).expect("journal");
+        journal
+            .append(&mut [event("A", "p1"), event("A", "p2")])
+            .expect("append");
+        apply(&mut sm, &mut index, journal.pending(10).expect("pending"));
+        journal.trim_through(2).expect("trim");
+        assert_eq!(journal.backlog().expect("backlog"), 0);
+    }
+    let storage = licstore_store::open(dir.path()).expect("reopen");
+    let mut sm = storage.state_machine;
+    let reader = Reader::new(storage.db.clone());
+    let mut journal = AuditJournal::open(&reader, || panic!("the id is stored")).expect("open");
+    let mut next = [event("A", "after the restart")];
+    journal.append(&mut next).expect("append");
+    assert_eq!(
+        next[0].journal_seq, 3,
+        "positions go on after an empty journal reopens"
+    );
+    assert_eq!(journal.backlog().expect("backlog"), 1);
+    let done = apply(&mut sm, &mut index, journal.pending(10).expect("pending"));
+    assert_eq!(
+        (done.recorded, done.duplicates),
+        (1, 0),
+        "not taken for a duplicate"
+    );
+}
+
+#[test]
+fn holder_ids_with_a_nul_are_not_indexed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = licstore_store::open(dir.path()).expect("open");
+    let mut sm = storage.state_machine;
+    let reader = Reader::new(storage.db.clone());
+    let mut journal = AuditJournal::open(&reader, || 3).expect("journal");
+    let poisoned = event("A\0\0\0\0\0\0\0\x05", "probe");
+    journal
+        .append(&mut [event("A", "p1"), poisoned])
+        .expect("append");
+    let mut index = 0;
+    let done = apply(&mut sm, &mut index, journal.pending(10).expect("pending"));
+    assert_eq!(done.recorded, 2);
+    let trail = AuditReader::new(&reader);
+    let of_a = trail
+        .records_of_holder(HolderKind::CitizenId, "A", 0, 10)
+        .expect("holder");
+    assert_eq!(of_a.len(), 1, "only A's own record");
 }

@@ -137,6 +137,16 @@ fn disclosure_rules_follow_the_types_their_item_accepts() {
     assert_eq!(f.rule(ITEM, PERMIT), Err(failed("type_code")));
     f.item(remove(ITEM)).expect("remove");
     assert!(f.rules_of(ITEM).is_empty());
+    // Removing a rule needs no registered item: none can outlive the means to remove it.
+    let removal = DisclosureRule {
+        service_item: ITEM.into(),
+        type_code: ID_CARD.into(),
+        fields: vec![],
+    };
+    match f.run(vec![Command::SetDisclosure(removal)]).remove(0) {
+        CommandResult::Disclosure(r) => assert!(r.is_ok(), "{r:?}"),
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 #[test]

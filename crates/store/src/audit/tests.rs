@@ -12,9 +12,11 @@ fn keys_sort_by_position_and_keep_their_prefixes() {
         assert_eq!(journal_event_key(a)[0], b'e');
         assert_eq!(high_water_key(a)[0], b'j');
     }
-    // The journal id key sorts before every event key, the tail after every record key.
+    // The journal's id and next-position keys sort apart from its event keys, the tail after
+    // every record key.
     assert!(JOURNAL_ID_KEY < &journal_event_key(0)[..]);
     assert!(&record_key(u64::MAX)[..] < TAIL_KEY);
+    assert!(&journal_event_key(u64::MAX)[..] < JOURNAL_NEXT_KEY);
 }
 
 #[test]
