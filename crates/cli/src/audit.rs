@@ -237,6 +237,9 @@ async fn walk(
     let timeout = Duration::from_millis(ctx.timeout_ms.unwrap_or(30_000));
     let mut client = ctx.client_for(&[endpoint.to_owned()], timeout)?;
     let mut check = ChainCheck::from_start();
+    // The trail as long as it was when the walk began: one that grows faster than pages come
+    // would otherwise never end.
+    let mut end: Option<u64> = None;
     loop {
         let request = pb::ListAuditRequest {
             from_seq: check.checked() + 1,
@@ -256,7 +259,8 @@ async fn walk(
             }
             hashes.push(check.head());
         }
-        if page.records.len() < PAGE as usize {
+        let end = *end.get_or_insert(page.tail_seq);
+        if page.records.len() < PAGE as usize || check.checked() >= end {
             return Ok((check, None, (page.tail_seq, page.tail_hash)));
         }
     }
@@ -283,10 +287,11 @@ async fn verify(ctx: &Ctx) -> anyhow::Result<()> {
     for endpoint in &ctx.endpoints {
         walks.push(check_node(ctx, endpoint).await);
     }
-    for i in 0..walks.len() {
-        let differs = (0..i).find_map(|j| first_difference(&walks[j].hashes, &walks[i].hashes));
-        if let (Some(seq), "ok") = (differs, walks[i].chain.result.as_str()) {
-            walks[i].chain.result = format!("record {seq} differs from another node's");
+    let verdicts: Vec<Option<String>> =
+        (0..walks.len()).map(|i| difference_of(&walks, i)).collect();
+    for (walk, verdict) in walks.iter_mut().zip(verdicts) {
+        if let (Some(v), "ok") = (verdict, walk.chain.result.as_str()) {
+            walk.chain.result = v;
         }
     }
     let nodes: Vec<NodeChain> = walks.into_iter().map(|w| w.chain).collect();
@@ -301,6 +306,27 @@ async fn verify(ctx: &Ctx) -> anyhow::Result<()> {
     }
 }
 
+/// How node `i`'s trail differs from the others', naming them; `None` when it agrees with all.
+/// A node that differs from every other one of three or more is the odd one out, and is told
+/// so.
+fn difference_of(walks: &[Walk], i: usize) -> Option<String> {
+    let diffs: Vec<(&str, u64)> = walks
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .filter_map(|(_, w)| {
+            let seq = first_difference(&walks[i].hashes, &w.hashes)?;
+            Some((w.chain.endpoint.as_str(), seq))
+        })
+        .collect();
+    let seq = diffs.iter().map(|(_, s)| *s).min()?;
+    if walks.len() >= 3 && diffs.len() == walks.len() - 1 {
+        return Some(format!("record {seq} differs from every other node's"));
+    }
+    let others: Vec<&str> = diffs.iter().map(|(e, _)| *e).collect();
+    Some(format!("record {seq} differs from {}'s", others.join(", ")))
+}
+
 /// The first position (from 1) at which two trails, as hashes after each record, differ
 /// within the length both have.
 fn first_difference(a: &[[u8; 32]], b: &[[u8; 32]]) -> Option<u64> {
@@ -313,6 +339,40 @@ fn first_difference(a: &[[u8; 32]], b: &[[u8; 32]]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn walk(endpoint: &str, hashes: &[u8]) -> Walk {
+        Walk {
+            chain: NodeChain {
+                endpoint: endpoint.into(),
+                records: hashes.len() as u64,
+                head: String::new(),
+                result: "ok".into(),
+                broken_at: None,
+            },
+            hashes: hashes.iter().map(|n| [*n; 32]).collect(),
+        }
+    }
+
+    #[test]
+    fn the_node_that_differs_is_named() {
+        let three = [
+            walk("a", &[1, 9, 3]),
+            walk("b", &[1, 2]),
+            walk("c", &[1, 2, 3, 4]),
+        ];
+        let verdicts: Vec<Option<String>> = (0..3).map(|i| difference_of(&three, i)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Some("record 2 differs from every other node's".to_owned()),
+                Some("record 2 differs from a's".to_owned()),
+                Some("record 2 differs from a's".to_owned()),
+            ]
+        );
+        let agreeing = [walk("a", &[1, 2]), walk("b", &[1, 2, 3])];
+        assert_eq!(difference_of(&agreeing, 0), None);
+        assert_eq!(difference_of(&agreeing, 1), None);
+    }
 
     #[test]
     fn trails_differ_at_the_first_unequal_hash_within_the_shorter() {

@@ -58,6 +58,7 @@ pub fn today() -> Date {
 }
 
 /// The license service.
+#[derive(Clone)]
 pub struct LicenseApi {
     node: Arc<Node>,
 }
@@ -629,13 +630,15 @@ impl LicenseApi {
         }))
     }
 
+    /// An import stream, counted into `summary` as it goes, so a failed import still tells
+    /// what it wrote.
     async fn import_inner(
         &self,
         req: Request<Streaming<pb::ImportRecord>>,
-    ) -> Result<Response<pb::ImportSummary>, Status> {
+        summary: &mut pb::ImportSummary,
+    ) -> Result<(), Status> {
         let caller = Caller::of(&req)?;
         let mut stream = req.into_inner();
-        let mut summary = pb::ImportSummary::default();
         let mut batch: Vec<(u64, ImportItem)> = Vec::with_capacity(IMPORT_BATCH);
         while let Some(record) = stream.next().await {
             let record = record?;
@@ -646,14 +649,13 @@ impl LicenseApi {
                 .and_then(|item| may_import(&caller, item));
             match item {
                 Ok(item) => batch.push((index, item)),
-                Err(status) => reject(&mut summary, index, &record.request_id, &status),
+                Err(status) => reject(summary, index, &record.request_id, &status),
             }
             if batch.len() >= IMPORT_BATCH {
-                self.flush_import(&mut batch, &mut summary).await?;
+                self.flush_import(&mut batch, summary).await?;
             }
         }
-        self.flush_import(&mut batch, &mut summary).await?;
-        Ok(Response::new(summary))
+        self.flush_import(&mut batch, summary).await
     }
 }
 
@@ -665,10 +667,17 @@ impl Licenses for LicenseApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let caller = Caller::of(&req)?;
         let asked = audit::Asked::license(req.get_ref().license.as_ref());
-        let answer = self.issue_inner(req).await;
-        let answered = written(&answer);
-        audit::record_license_call(&self.node, &caller, "Licenses/Issue", &asked, answered).await?;
-        answer
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let answer = api.issue_inner(req).await;
+            let answered = written(&answer);
+            audit::record_license_call(&api.node, &caller, "Licenses/Issue", &asked, answered)
+                .await?;
+            answer
+        })
+        .await
     }
 
     async fn amend(
@@ -678,10 +687,17 @@ impl Licenses for LicenseApi {
         let caller = Caller::of(&req)?;
         let mut asked = audit::Asked::license(req.get_ref().license.as_ref());
         asked.identifier = req.get_ref().identifier.clone();
-        let answer = self.amend_inner(req).await;
-        let answered = written(&answer);
-        audit::record_license_call(&self.node, &caller, "Licenses/Amend", &asked, answered).await?;
-        answer
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let answer = api.amend_inner(req).await;
+            let answered = written(&answer);
+            audit::record_license_call(&api.node, &caller, "Licenses/Amend", &asked, answered)
+                .await?;
+            answer
+        })
+        .await
     }
 
     async fn change_status(
@@ -690,10 +706,17 @@ impl Licenses for LicenseApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let caller = Caller::of(&req)?;
         let asked = audit::Asked::identifier(&req.get_ref().identifier);
-        let answer = self.change_status_inner(req).await;
-        let action = "Licenses/ChangeStatus";
-        audit::record_license_call(&self.node, &caller, action, &asked, written(&answer)).await?;
-        answer
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let answer = api.change_status_inner(req).await;
+            let action = "Licenses/ChangeStatus";
+            audit::record_license_call(&api.node, &caller, action, &asked, written(&answer))
+                .await?;
+            answer
+        })
+        .await
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
@@ -705,10 +728,16 @@ impl Licenses for LicenseApi {
             type_code: r.type_code.clone(),
             identifier: String::new(),
         };
-        let answer = self.get_inner(req).await;
-        let action = "Licenses/Get";
-        audit::record_license_call(&self.node, &caller, action, &asked, got(&answer)).await?;
-        answer
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let answer = api.get_inner(req).await;
+            let action = "Licenses/Get";
+            audit::record_license_call(&api.node, &caller, action, &asked, got(&answer)).await?;
+            answer
+        })
+        .await
     }
 
     async fn get_by_identifier(
@@ -717,10 +746,16 @@ impl Licenses for LicenseApi {
     ) -> Result<Response<pb::GetResponse>, Status> {
         let caller = Caller::of(&req)?;
         let asked = audit::Asked::identifier(&req.get_ref().identifier);
-        let answer = self.get_by_identifier_inner(req).await;
-        let action = "Licenses/GetByIdentifier";
-        audit::record_license_call(&self.node, &caller, action, &asked, got(&answer)).await?;
-        answer
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let answer = api.get_by_identifier_inner(req).await;
+            let action = "Licenses/GetByIdentifier";
+            audit::record_license_call(&api.node, &caller, action, &asked, got(&answer)).await?;
+            answer
+        })
+        .await
     }
 
     async fn list_by_holder(
@@ -733,17 +768,23 @@ impl Licenses for LicenseApi {
             holder_id: req.get_ref().holder_id.clone(),
             ..Default::default()
         };
-        let answer = self.list_by_holder_inner(req).await;
-        let answered = match &answer {
-            Ok(r) => {
-                let r = r.get_ref();
-                Ok((r.licenses.first(), r.licenses.len(), r.read_revision))
-            }
-            Err(status) => Err(status),
-        };
-        let action = "Licenses/ListByHolder";
-        audit::record_license_call(&self.node, &caller, action, &asked, answered).await?;
-        answer
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let answer = api.list_by_holder_inner(req).await;
+            let answered = match &answer {
+                Ok(r) => {
+                    let r = r.get_ref();
+                    Ok((r.licenses.first(), r.licenses.len(), r.read_revision))
+                }
+                Err(status) => Err(status),
+            };
+            let action = "Licenses/ListByHolder";
+            audit::record_license_call(&api.node, &caller, action, &asked, answered).await?;
+            answer
+        })
+        .await
     }
 
     async fn verify(
@@ -752,11 +793,17 @@ impl Licenses for LicenseApi {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = Caller::of(&req)?;
         let req = req.into_inner();
-        let answer = self.verify_one(&caller, &req).await;
-        let event = audit::verify_event(&caller, VERIFY_ACTION, &req, answer.as_ref());
-        // Answered only once its audit record is durable on this node.
-        self.node.audit.record(vec![event]).await?;
-        answer.map(Response::new)
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let answer = api.verify_one(&caller, &req).await;
+            let event = audit::verify_event(&caller, VERIFY_ACTION, &req, answer.as_ref());
+            // Answered only once its audit record is durable on this node.
+            api.node.audit.record(vec![event]).await?;
+            answer.map(Response::new)
+        })
+        .await
     }
 
     async fn verify_batch(
@@ -765,23 +812,29 @@ impl Licenses for LicenseApi {
     ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
         let caller = Caller::of(&req)?;
         let req = req.into_inner();
-        let answer = self.verify_many(&caller, &req).await;
-        // One record per item; a refused batch records its refusal for every item.
-        let events = req
-            .items
-            .iter()
-            .take(MAX_VERIFY_BATCH)
-            .enumerate()
-            .map(|(i, item)| {
-                let result = match &answer {
-                    Ok(r) => r.results.get(i).ok_or(&*MISSING_RESULT),
-                    Err(status) => Err(status),
-                };
-                audit::verify_event(&caller, VERIFY_BATCH_ACTION, item, result)
-            })
-            .collect();
-        self.node.audit.record(events).await?;
-        answer.map(Response::new)
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let answer = api.verify_many(&caller, &req).await;
+            // One record per item; a refused batch records its refusal for every item.
+            let events = req
+                .items
+                .iter()
+                .take(MAX_VERIFY_BATCH)
+                .enumerate()
+                .map(|(i, item)| {
+                    let result = match &answer {
+                        Ok(r) => r.results.get(i).ok_or(&*MISSING_RESULT),
+                        Err(status) => Err(status),
+                    };
+                    audit::verify_event(&caller, VERIFY_BATCH_ACTION, item, result)
+                })
+                .collect();
+            api.node.audit.record(events).await?;
+            answer.map(Response::new)
+        })
+        .await
     }
 
     async fn query(
@@ -853,26 +906,33 @@ impl Licenses for LicenseApi {
         req: Request<Streaming<pb::ImportRecord>>,
     ) -> Result<Response<pb::ImportSummary>, Status> {
         let caller = Caller::of(&req)?;
-        let answer = self.import_inner(req).await;
-        // One record per import: the change feed names each license it wrote.
-        let mut event = audit::event(&caller, "Licenses/Import");
-        match &answer {
-            Ok(r) => {
-                let s = r.get_ref();
-                event.outcome = "ok".into();
-                event.revision = s.last_revision;
-                event.detail = format!(
-                    "{} received, {} imported, {} duplicates, {} rejected",
-                    s.received, s.imported, s.duplicates, s.rejected
-                );
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let mut summary = pb::ImportSummary::default();
+            let answer = api.import_inner(req, &mut summary).await;
+            // One record per import, with what it wrote even when it failed part way: the change
+            // feed names each license.
+            let mut event = audit::event(&caller, "Licenses/Import");
+            let s = &summary;
+            event.revision = s.last_revision;
+            event.detail = format!(
+                "{} received, {} imported, {} duplicates, {} rejected",
+                s.received, s.imported, s.duplicates, s.rejected
+            );
+            match &answer {
+                Ok(()) => event.outcome = "ok".into(),
+                Err(status) => {
+                    event.outcome = audit::code_outcome(status);
+                    event.detail =
+                        audit::bounded(&format!("{}; {}", event.detail, status.message()));
+                }
             }
-            Err(status) => {
-                event.outcome = audit::code_outcome(status);
-                event.detail = audit::bounded(status.message());
-            }
-        }
-        self.node.audit.record(vec![event]).await?;
-        answer
+            api.node.audit.record(vec![event]).await?;
+            answer.map(|()| Response::new(summary))
+        })
+        .await
     }
 }
 

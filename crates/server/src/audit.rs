@@ -197,6 +197,17 @@ async fn ship_once(node: &Node) -> Result<bool, ()> {
     Ok(full)
 }
 
+/// Runs an audited call and the making of its record on a task of its own, so a client that
+/// goes away mid-call (a reset stream, a deadline) cannot leave a served call, such as a
+/// committed write, without its record.
+pub async fn detached<T: Send + 'static>(
+    call: impl std::future::Future<Output = Result<T, Status>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(call)
+        .await
+        .map_err(|e| Status::internal(format!("audited call: {e}")))?
+}
+
 /// Longest client-given text an event keeps, in bytes.
 pub const TEXT_MAX: usize = 256;
 

@@ -386,6 +386,7 @@ fn trust_info(anchor: &licstore_store::TrustAnchor) -> Result<pb::TrustListInfo,
 }
 
 /// The `Seals` service.
+#[derive(Clone)]
 pub struct SealsApi {
     node: Arc<Node>,
 }
@@ -513,12 +514,14 @@ impl SealsApi {
     async fn export_license_inner(
         &self,
         req: Request<pb::ExportLicenseRequest>,
+        shown: &mut Option<License>,
     ) -> Result<Response<pb::ExportLicenseResponse>, Status> {
         let req = req.into_inner();
         let why = "the license is not sealed, so it cannot be checked offline";
         let (license, keys, read_revision) = self
             .sealed_license(&req.identifier, req.consistency, why)
             .await?;
+        *shown = Some(license.clone());
         let status_entry = crate::status_lists::entry_of(&self.node.reader, &license.identifier)?;
         let signed =
             crate::status_lists::signed_entry(&self.node, &license, status_entry.as_ref())?;
@@ -537,6 +540,7 @@ impl SealsApi {
     async fn present_inner(
         &self,
         req: Request<pb::PresentRequest>,
+        shown: &mut Option<License>,
     ) -> Result<Response<pb::PresentResponse>, Status> {
         let req = req.into_inner();
         let names = presented_names(&req.fields)?;
@@ -544,6 +548,7 @@ impl SealsApi {
         let (license, keys, read_revision) = self
             .sealed_license(&req.identifier, req.consistency, why)
             .await?;
+        *shown = Some(license.clone());
         check_presentable(&license)?;
         let bundle = SealBundle::from_bytes(&license.seal)
             .map_err(|e| Status::internal(format!("stored seal: {e}")))?;
@@ -722,14 +727,22 @@ impl Seals for SealsApi {
     ) -> Result<Response<pb::ExportLicenseResponse>, Status> {
         let caller = Caller::of(&req)?;
         let asked = audit::Asked::identifier(&req.get_ref().identifier);
-        let answer = self.export_license_inner(req).await;
-        let answered = match &answer {
-            Ok(r) => Ok((None, 1, r.get_ref().read_revision)),
-            Err(status) => Err(status),
-        };
-        let action = "Seals/ExportLicense";
-        audit::record_license_call(&self.node, &caller, action, &asked, answered).await?;
-        answer
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let mut shown = None;
+            let answer = api.export_license_inner(req, &mut shown).await;
+            let named = shown.as_ref().map(crate::convert::license_to_pb);
+            let answered = match &answer {
+                Ok(r) => Ok((named.as_ref(), 1, r.get_ref().read_revision)),
+                Err(status) => Err(status),
+            };
+            let action = "Seals/ExportLicense";
+            audit::record_license_call(&api.node, &caller, action, &asked, answered).await?;
+            answer
+        })
+        .await
     }
 
     async fn present(
@@ -738,14 +751,22 @@ impl Seals for SealsApi {
     ) -> Result<Response<pb::PresentResponse>, Status> {
         let caller = Caller::of(&req)?;
         let asked = audit::Asked::identifier(&req.get_ref().identifier);
-        let answer = self.present_inner(req).await;
-        let answered = match &answer {
-            Ok(r) => Ok((None, 1, r.get_ref().read_revision)),
-            Err(status) => Err(status),
-        };
-        let action = "Seals/Present";
-        audit::record_license_call(&self.node, &caller, action, &asked, answered).await?;
-        answer
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served call
+        // without its record.
+        audit::detached(async move {
+            let mut shown = None;
+            let answer = api.present_inner(req, &mut shown).await;
+            let named = shown.as_ref().map(crate::convert::license_to_pb);
+            let answered = match &answer {
+                Ok(r) => Ok((named.as_ref(), 1, r.get_ref().read_revision)),
+                Err(status) => Err(status),
+            };
+            let action = "Seals/Present";
+            audit::record_license_call(&api.node, &caller, action, &asked, answered).await?;
+            answer
+        })
+        .await
     }
 
     async fn get_status_list(

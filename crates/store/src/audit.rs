@@ -135,13 +135,26 @@ impl AuditJournal {
             Some(bytes) => be_u64("audit journal next position", &bytes)?,
             None => 1,
         };
+        // The last event still in the journal (a journal written before the next-position
+        // key existed has only this).
+        let below_f = IteratorMode::From(b"f", Direction::Reverse);
+        let last_event = match db.iterator_cf(cf, below_f).next() {
+            Some(item) => {
+                let (key, _) = item?;
+                match key.first() {
+                    Some(b'e') => be_u64("audit journal key", &key[1..])?,
+                    _ => 0,
+                }
+            }
+            None => 0,
+        };
         // The trail may hold positions this journal no longer shows (trimmed): never hand
         // those out again, or their events would be taken for duplicates.
         let shipped = AuditReader::new(reader).high_water(id)?;
         Ok(AuditJournal {
             db,
             id,
-            next: stored_next.max(shipped + 1),
+            next: stored_next.max(last_event + 1).max(shipped + 1),
         })
     }
 
