@@ -55,7 +55,7 @@ async fn saved_backup_restores_into_a_new_cluster_with_the_same_digest() {
         .change_status(suspend)
         .await
         .expect("suspend");
-    let source = cluster.wait_converged().await;
+    let source = cluster.wait_settled().await;
 
     // Saved from a follower first in the endpoint list.
     let dir = tempfile::tempdir().expect("tempdir");

@@ -21,7 +21,7 @@ async fn check_perf_reports_every_write_and_changes_no_record() {
             seal_bundle: Vec::new(),
         })
         .await;
-    let before = cluster.wait_converged().await;
+    let before = cluster.wait_settled().await;
 
     let licctl = Path::new(env!("CARGO_BIN_EXE_licstored")).with_file_name("licctl");
     let endpoints = cluster.endpoints().join(",");
@@ -51,7 +51,7 @@ async fn check_perf_reports_every_write_and_changes_no_record() {
     assert_eq!(ok + failed, 150 * 3, "{report}");
     assert!(ok > 0, "{report}");
 
-    let after = cluster.wait_converged().await;
+    let after = cluster.wait_settled().await;
     assert!(after.applied_index >= before.applied_index + ok);
     assert_eq!(after.digest, before.digest, "probes changed the state");
     assert_eq!(after.records, before.records);

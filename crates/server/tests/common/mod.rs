@@ -190,6 +190,26 @@ impl Cluster {
             .then_some(l)
     }
 
+    /// Waits until the replicas agree and stay unchanged for longer than the nodes' audit
+    /// shipping interval: the audit records of calls already answered are then in the
+    /// state, so a digest taken now moves only with what comes next.
+    pub async fn wait_settled(&self) -> pb::StateDigestResponse {
+        let deadline = Instant::now() + WAIT;
+        let mut last = self.wait_converged().await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let now = self.wait_converged().await;
+            if now == last {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the state never settled: {now:?}"
+            );
+            last = now;
+        }
+    }
+
     /// Waits until every running node reports the same applied index and state digest.
     pub async fn wait_converged(&self) -> pb::StateDigestResponse {
         let deadline = Instant::now() + WAIT;
