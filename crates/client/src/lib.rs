@@ -4,7 +4,9 @@
 //! `UNAVAILABLE` moves to the endpoint the server named as leader (metadata `licstore-leader`)
 //! or to the next one, with a bounded number of attempts and a growing pause. Every write
 //! carries a request id, so repeating a write whose outcome was lost is safe: the store applies
-//! it once and answers the retry with the stored result.
+//! it once and answers the retry with the stored result. A call the node shed
+//! (`RESOURCE_EXHAUSTED` with a `retry-after-ms` hint) is tried again on the same endpoint
+//! after the hint; one refused for its size carries no hint and is final.
 
 use std::future::Future;
 use std::path::Path;
@@ -17,6 +19,8 @@ use tonic::{Code, Status};
 
 /// Metadata key in which a node names the current leader's address.
 pub const LEADER_METADATA_KEY: &str = "licstore-leader";
+/// Metadata key in which a node that shed a call says after how many milliseconds to retry.
+pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after-ms";
 
 /// Errors of the client.
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +242,13 @@ impl Client {
             if attempt >= self.retry.max_attempts || !retryable(&status) {
                 return Err(status.into());
             }
+            // A shed call waits as long as the node asked, on the same node.
+            if let Some(wait) = retry_hint(&status) {
+                tracing::debug!(endpoint = %self.current_endpoint(), attempt, ?wait, "shed");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
             let hinted = self.follow_leader_hint(&status);
             tracing::debug!(endpoint = %self.current_endpoint(), code = ?status.code(),
                 attempt, hinted, "retrying");
@@ -276,12 +287,28 @@ impl Client {
 }
 
 /// Whether another attempt may succeed. `UNKNOWN` and `DEADLINE_EXCEEDED` are retried because
-/// writes carry request ids; every other code is final.
+/// writes carry request ids; `RESOURCE_EXHAUSTED` only with a retry hint; every other code is
+/// final.
 pub fn retryable(status: &Status) -> bool {
     matches!(
         status.code(),
         Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Aborted
-    )
+    ) || retry_hint(status).is_some()
+}
+
+/// How long a node that shed the call asked to wait before trying again, at most a minute.
+pub fn retry_hint(status: &Status) -> Option<Duration> {
+    if status.code() != Code::ResourceExhausted {
+        return None;
+    }
+    let ms: u64 = status
+        .metadata()
+        .get(RETRY_AFTER_METADATA_KEY)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms.min(60_000)))
 }
 
 /// Checks an address peers and clients dial: `host:port`, where host is an IP address or a DNS
@@ -339,6 +366,13 @@ mod tests {
 
     #[test]
     fn retryable_codes() {
+        let mut shed = Status::resource_exhausted("rate limit; retry in 30 ms");
+        shed.metadata_mut()
+            .insert(RETRY_AFTER_METADATA_KEY, "30".parse().expect("ascii"));
+        assert!(retryable(&shed));
+        assert_eq!(retry_hint(&shed), Some(Duration::from_millis(30)));
+        let too_big = Status::resource_exhausted("request over limits.max_request_bytes");
+        assert!(!retryable(&too_big), "no hint: final");
         let table = [
             (Code::Unavailable, true),
             (Code::Unknown, true),

@@ -497,15 +497,32 @@ where
         let layer = self.layer.clone();
         // What the decision needs is taken now: the request body need not be shareable.
         let path = req.uri().path().to_owned();
-        let certs = req
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(|info| info.peer_certs());
+        let tls = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
+        let certs = tls.and_then(|info| info.peer_certs());
+        let tcp = tls
+            .map(|info| info.get_ref())
+            .or_else(|| req.extensions().get::<TcpConnectInfo>());
+        let peer_ip = tcp.and_then(|info| info.remote_addr()).map(|a| a.ip());
         Box::pin(async move {
-            match layer.check(&path, certs) {
+            let name = layer.policy.enabled.then(|| certificate_name(certs));
+            let key = match &name {
+                Some(Ok(name)) => name.clone(),
+                _ => peer_ip.map_or_else(|| "peer:unknown".to_owned(), |ip| format!("peer:{ip}")),
+            };
+            // Limits come before the decision, so refused calls (each audited) are limited too.
+            let _permit = match layer.limited(&path, &name) {
+                false => None,
+                true => match layer.node.limits.admit(&key) {
+                    Ok(permit) => Some(permit),
+                    Err(shed) => return Ok(shed.into_http()),
+                },
+            };
+            match layer.check(&path, name) {
                 Ok(caller) => {
                     req.extensions_mut().insert(caller);
-                    inner.call(req).await
+                    req.extensions_mut().insert(crate::limits::LimitKey(key));
+                    let response = inner.call(req).await?;
+                    Ok(layer.oversize(response))
                 }
                 Err((name, status)) => Ok(layer.refuse(&path, name, status).await.into_http()),
             }
@@ -513,27 +530,60 @@ where
     }
 }
 
+/// The name of the client certificate presented, or why there is none to go by.
+fn certificate_name(certs: Option<Arc<Vec<CertificateDer<'static>>>>) -> Result<String, Status> {
+    let Some(first) = certs.as_ref().and_then(|c| c.first()) else {
+        return Err(Status::unauthenticated("no client certificate"));
+    };
+    cert_name(first.as_ref()).ok_or_else(|| {
+        let why = "the client certificate has neither a common name nor a usable SAN";
+        Status::unauthenticated(why)
+    })
+}
+
 impl AccessLayer {
-    /// Decides a call to `path` from a client that presented `certs`. One point read of the
-    /// principal, from the block cache in the common case.
+    /// Whether a call to `path` from the certificate `name` (`None` with access control off)
+    /// counts against the limits: everything but health checks and Raft traffic from nodes.
+    fn limited(&self, path: &str, name: &Option<Result<String, Status>>) -> bool {
+        if path.starts_with("/grpc.health.v1.Health/") {
+            return false;
+        }
+        if right_of(path) != Some(Right::Raft) {
+            return true;
+        }
+        match name {
+            None => false,
+            Some(Ok(name)) => !self.policy.node_names.contains(name),
+            Some(Err(_)) => true,
+        }
+    }
+
+    /// The response, with a request over `limits.max_request_bytes` answered
+    /// RESOURCE_EXHAUSTED (see [`crate::limits::oversize`]).
+    fn oversize(&self, response: http::Response<Body>) -> http::Response<Body> {
+        let max = self.node.limits.settings().max_request_bytes;
+        match Status::from_header_map(response.headers())
+            .and_then(|status| crate::limits::oversize(&status, max))
+        {
+            Some(mapped) => mapped.into_http(),
+            None => response,
+        }
+    }
+
+    /// Decides a call to `path` from the certificate `name` (`None` with access control off).
+    /// One point read of the principal, from the block cache in the common case.
     fn check(
         &self,
         path: &str,
-        certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+        name: Option<Result<String, Status>>,
     ) -> Result<Caller, (Option<String>, Status)> {
-        if !self.policy.enabled {
+        let Some(name) = name else {
             return Ok(Caller::unrestricted());
-        }
+        };
         let Some(right) = right_of(path) else {
             return Err((None, Status::unimplemented(format!("no method {path}"))));
         };
-        let Some(first) = certs.as_ref().and_then(|c| c.first()) else {
-            return Err((None, Status::unauthenticated("no client certificate")));
-        };
-        let Some(name) = cert_name(first.as_ref()) else {
-            let why = "the client certificate has neither a common name nor a usable SAN";
-            return Err((None, Status::unauthenticated(why)));
-        };
+        let name = name.map_err(|status| (None, status))?;
         // Raft messages from a node need no lookup: they are the bulk of a node's calls.
         let node_call = right == Right::Raft && self.policy.node_names.contains(&name);
         let stored = match node_call {

@@ -640,8 +640,10 @@ impl LicenseApi {
         let caller = Caller::of(&req)?;
         let mut stream = req.into_inner();
         let mut batch: Vec<(u64, ImportItem)> = Vec::with_capacity(IMPORT_BATCH);
+        let max_request_bytes = self.node.limits.settings().max_request_bytes;
         while let Some(record) = stream.next().await {
-            let record = record?;
+            let record =
+                record.map_err(|s| crate::limits::oversize(&s, max_request_bytes).unwrap_or(s))?;
             let index = summary.received;
             summary.received += 1;
             let item = self
@@ -811,6 +813,12 @@ impl Licenses for LicenseApi {
         req: Request<pb::VerifyBatchRequest>,
     ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
         let caller = Caller::of(&req)?;
+        // The access layer took one token for the call; each further item costs one more.
+        if let Some(key) = req.extensions().get::<crate::limits::LimitKey>() {
+            let items = req.get_ref().items.len().min(MAX_VERIFY_BATCH);
+            let more = u32::try_from(items.saturating_sub(1)).unwrap_or(u32::MAX);
+            self.node.limits.charge(&key.0, more)?;
+        }
         let req = req.into_inner();
         let api = self.clone();
         // On a task of its own: a client that gives up mid-call cannot leave a served call

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use licstore_store::principals::check_principal_name;
 
 use crate::access::AccessPolicy;
+use crate::limits::{LimitSettings, Quota};
 use crate::run::{Settings, TlsPaths};
 use crate::ServerError;
 
@@ -41,6 +42,103 @@ pub struct Config {
     pub seal: SealConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Limits against abuse.
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: bounds that keep one caller from starving the others (`limits.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request message a public service accepts, in bytes.
+    pub max_request_bytes: u64,
+    /// Calls in flight on the node at once before new ones are shed; 0: no bound.
+    pub max_in_flight: u32,
+    /// Calls per second each caller may sustain; 0: no rate limit.
+    pub rate_per_s: u32,
+    /// Calls each caller may make at once after a quiet spell; 0: `rate_per_s`.
+    pub burst: u32,
+    /// Calls each caller may have in flight on the node at once; 0: no bound of its own.
+    pub principal_max_in_flight: u32,
+    /// Quotas of named callers (certificate names), overriding the three above.
+    pub principals: BTreeMap<String, PrincipalLimitsConfig>,
+}
+
+/// `[limits.principals.NAME]`: what is not given is taken from `[limits]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrincipalLimitsConfig {
+    /// Calls per second; 0: no rate limit.
+    pub rate_per_s: Option<u32>,
+    /// Calls at once after a quiet spell; 0: `rate_per_s`.
+    pub burst: Option<u32>,
+    /// Calls in flight at once; 0: no bound of its own.
+    pub max_in_flight: Option<u32>,
+}
+
+/// Bounds of `limits.max_request_bytes`: up to the size Raft messages may have.
+pub const MAX_REQUEST_BYTES: std::ops::RangeInclusive<u64> =
+    1024..=(crate::run::MAX_MESSAGE_BYTES as u64);
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_request_bytes: 4 << 20,
+            max_in_flight: 4096,
+            rate_per_s: 0,
+            burst: 0,
+            principal_max_in_flight: 1024,
+            principals: BTreeMap::new(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The settings, or the key at fault and why.
+    fn to_settings(&self) -> Result<LimitSettings, (String, String)> {
+        let range = MAX_REQUEST_BYTES;
+        let max_request_bytes = Some(self.max_request_bytes)
+            .filter(|b| range.contains(b))
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or_else(|| {
+                let why = format!(
+                    "{}: must be within {}..={}",
+                    self.max_request_bytes,
+                    range.start(),
+                    range.end()
+                );
+                ("limits.max_request_bytes".to_owned(), why)
+            })?;
+        let quota = |rate_per_s: u32, burst: u32, max_in_flight: u32| Quota {
+            rate_per_s,
+            burst: if burst == 0 { rate_per_s.max(1) } else { burst },
+            max_in_flight,
+        };
+        let default_quota = quota(self.rate_per_s, self.burst, self.principal_max_in_flight);
+        let mut principals = BTreeMap::new();
+        for (name, p) in &self.principals {
+            let key = || format!("limits.principals.{name}");
+            match check_principal_name(name) {
+                Ok(checked) if checked == *name => {}
+                Ok(_) => return Err((key(), "has spaces around it".to_owned())),
+                Err(why) => return Err((key(), why.to_string())),
+            }
+            let rate = p.rate_per_s.unwrap_or(self.rate_per_s);
+            let burst = p.burst.unwrap_or(if p.rate_per_s.is_some() {
+                0
+            } else {
+                self.burst
+            });
+            let in_flight = p.max_in_flight.unwrap_or(self.principal_max_in_flight);
+            principals.insert(name.clone(), quota(rate, burst, in_flight));
+        }
+        Ok(LimitSettings {
+            max_request_bytes,
+            max_in_flight: self.max_in_flight,
+            default_quota,
+            principals,
+        })
+    }
 }
 
 /// `[audit]`.
@@ -309,6 +407,10 @@ impl Config {
                 let why = format!("must be from {MEMTABLE_BUDGET_MIN_BYTES} bytes (1 MiB) up");
                 bad("storage.memtable_budget_bytes", why)
             })?;
+        let limits = self
+            .limits
+            .to_settings()
+            .map_err(|(key, why)| bad(&key, why))?;
         let stall_limit_ms = self.storage.stall_limit_ms;
         if stall_limit_ms != 0 && stall_limit_ms < STALL_LIMIT_MIN_MS {
             let why = format!("must be 0 (never stop) or at least {STALL_LIMIT_MIN_MS}");
@@ -336,6 +438,7 @@ impl Config {
             tls,
             access,
             seal_key_files: self.seal.key_files.clone(),
+            limits,
         })
     }
 }
@@ -512,7 +615,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 20] = [
+        let cases: [(&str, Spoil); 23] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -552,6 +655,16 @@ mod tests {
                 c.storage.memtable_budget_bytes = 4096
             }),
             ("storage.stall_limit_ms", |c| c.storage.stall_limit_ms = 999),
+            ("limits.max_request_bytes", |c| {
+                c.limits.max_request_bytes = 10
+            }),
+            ("limits.max_request_bytes", |c| {
+                c.limits.max_request_bytes = 1 << 40
+            }),
+            ("limits.principals. bad", |c| {
+                let p = PrincipalLimitsConfig::default();
+                c.limits.principals.insert(" bad".into(), p);
+            }),
         ];
         for (key, spoil) in cases {
             let mut c = base.clone();
@@ -573,6 +686,43 @@ mod tests {
         let settings = base.to_settings().expect("the example");
         assert!(settings.tls.is_some() && settings.access.enabled);
         assert!(settings.access.node_names.contains("licstore-node"));
+    }
+
+    #[test]
+    fn named_quotas_take_what_they_do_not_give_from_limits() {
+        let text = "[limits]\nrate_per_s = 100\nburst = 300\nprincipal_max_in_flight = 8\n\
+                    [limits.principals.a]\nrate_per_s = 5\n\
+                    [limits.principals.b]\nmax_in_flight = 0\n\
+                    [limits.principals.c]\nburst = 7\n";
+        let limits = Config::parse(text).expect("parses").limits;
+        let settings = limits.to_settings().expect("valid");
+        let quota = |rate_per_s, burst, max_in_flight| Quota {
+            rate_per_s,
+            burst,
+            max_in_flight,
+        };
+        let cases = [
+            // A rate of its own brings a burst of its own, unless it gives one.
+            ("a", quota(5, 5, 8)),
+            ("b", quota(100, 300, 0)),
+            ("c", quota(100, 7, 8)),
+            ("anyone", quota(100, 300, 8)),
+        ];
+        for (name, expected) in cases {
+            let got = settings
+                .principals
+                .get(name)
+                .copied()
+                .unwrap_or(settings.default_quota);
+            assert_eq!(got, expected, "{name}");
+        }
+        let off = Config::default().limits.to_settings().expect("defaults");
+        assert_eq!(
+            off.default_quota,
+            quota(0, 1, 1024),
+            "no rate limit by default"
+        );
+        assert_eq!((off.max_request_bytes, off.max_in_flight), (4 << 20, 4096));
     }
 
     #[test]

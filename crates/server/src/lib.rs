@@ -22,6 +22,7 @@ pub mod convert;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod network;
 pub mod node;

@@ -85,6 +85,24 @@ struct Args {
     /// [audit.ship_interval_ms; 200].
     #[arg(long, env = "LICSTORE_AUDIT_SHIP_INTERVAL_MS")]
     audit_ship_interval_ms: Option<u64>,
+    /// Largest request message a public service accepts, in bytes
+    /// [limits.max_request_bytes; 4194304].
+    #[arg(long, env = "LICSTORE_MAX_REQUEST_BYTES")]
+    max_request_bytes: Option<u64>,
+    /// Calls in flight on the node before new ones are shed; 0 no bound
+    /// [limits.max_in_flight; 4096].
+    #[arg(long, env = "LICSTORE_MAX_IN_FLIGHT")]
+    max_in_flight: Option<u32>,
+    /// Calls per second each caller may sustain; 0 no limit [limits.rate_per_s; 0].
+    #[arg(long, env = "LICSTORE_RATE_PER_S")]
+    rate_per_s: Option<u32>,
+    /// Calls each caller may make at once after a quiet spell; 0 the rate [limits.burst; 0].
+    #[arg(long, env = "LICSTORE_BURST")]
+    burst: Option<u32>,
+    /// Calls each caller may have in flight; 0 no bound of its own
+    /// [limits.principal_max_in_flight; 1024].
+    #[arg(long, env = "LICSTORE_PRINCIPAL_MAX_IN_FLIGHT")]
+    principal_max_in_flight: Option<u32>,
     /// Seconds of change-feed history kept; 0 keeps everything [feed.event_retention_secs;
     /// 259200].
     #[arg(long, env = "LICSTORE_EVENT_RETENTION_SECS")]
@@ -166,6 +184,14 @@ impl Args {
         set(&mut c.feed.expiry_sweep_ms, &self.expiry_sweep_ms);
         set(&mut c.feed.event_retention_secs, &self.event_retention_secs);
         set(&mut c.audit.ship_interval_ms, &self.audit_ship_interval_ms);
+        set(&mut c.limits.max_request_bytes, &self.max_request_bytes);
+        set(&mut c.limits.max_in_flight, &self.max_in_flight);
+        set(&mut c.limits.rate_per_s, &self.rate_per_s);
+        set(&mut c.limits.burst, &self.burst);
+        set(
+            &mut c.limits.principal_max_in_flight,
+            &self.principal_max_in_flight,
+        );
         set(&mut c.tls.cert_file, &self.tls_cert_file);
         set(&mut c.tls.key_file, &self.tls_key_file);
         set(&mut c.tls.client_ca_file, &self.tls_client_ca_file);

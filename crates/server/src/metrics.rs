@@ -11,9 +11,7 @@
 //! - RocksDB properties and statistics: size and block cache (sampled with the above);
 //! - the gRPC layer [`GrpcMetricsLayer`]: calls by method and code, unary latency;
 //! - direct updates: log fsync and apply batch write (the store crate), proposals, snapshots,
-//!   peer sends and watch events (where they happen).
-//!
-//! TODO(audit): an audit-backlog gauge (records not yet replicated) once the audit trail exists.
+//!   peer sends, watch events, the audit journal and shed calls (where they happen).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -200,6 +198,14 @@ fn describe() {
         crate::audit::AUDIT_SHIPPED,
         "Audit records this node shipped into the replicated trail."
     );
+    describe_counter!(
+        crate::limits::SHED,
+        "Calls answered RESOURCE_EXHAUSTED by the limits, by reason."
+    );
+    describe_gauge!(
+        crate::limits::IN_FLIGHT,
+        "Calls in flight that count against limits.max_in_flight."
+    );
     let commit = "State-machine batch write.";
     describe_histogram!(licstore_store::db::BACKEND_COMMIT_SECONDS, seconds, commit);
     // Counters that move only on trouble are exported from the start, at zero, so a rate over
@@ -219,8 +225,12 @@ fn describe() {
     ] {
         counter!(name).increment(0);
     }
+    for reason in crate::limits::ShedReason::ALL {
+        counter!(crate::limits::SHED, "reason" => reason.as_str()).increment(0);
+    }
     gauge!(PROPOSALS_PENDING).set(0.0);
     gauge!(crate::audit::AUDIT_BACKLOG).set(0.0);
+    gauge!(crate::limits::IN_FLIGHT).set(0.0);
 }
 
 /// What the sampler remembers between readings.

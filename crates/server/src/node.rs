@@ -78,6 +78,8 @@ pub struct Node {
     pub leader_contact: crate::health::LeaderContact,
     /// The audit journal and its writer.
     pub audit: crate::audit::AuditLog,
+    /// Request size, rate and in-flight limits.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// A write's result and the log index it was applied at.

@@ -73,6 +73,8 @@ pub struct Settings {
     pub access: crate::access::AccessPolicy,
     /// Secret key files of the authorities this node seals for.
     pub seal_key_files: Vec<PathBuf>,
+    /// Request size, rate and in-flight limits.
+    pub limits: crate::limits::LimitSettings,
 }
 
 /// The PEM files of a TLS set-up.
@@ -234,6 +236,7 @@ pub async fn start(
     let audit = crate::audit::AuditLog::start(&Reader::new(storage.db.clone()), s.id)?;
     let node = Arc::new(Node {
         audit,
+        limits: crate::limits::Limits::new(s.limits.clone()),
         id: s.id,
         addr: s.addr.clone(),
         proposer: crate::proposer::Proposer::start(raft.clone()),
@@ -366,28 +369,36 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             .map_err(|e| ServerError::Config(format!("tls: {e}")))?;
     }
     let access = crate::access::AccessLayer::new(node.clone(), s.access.clone());
+    let max_request = s.limits.max_request_bytes;
     let server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .layer(crate::metrics::GrpcMetricsLayer)
         .layer(access)
         .add_service(
             LicensesServer::new(LicenseApi::new(node.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(max_request)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(ClusterServer::new(ClusterApi::new(node.clone())))
-        .add_service(SealsServer::new(crate::sealing::SealsApi::new(
-            node.clone(),
-        )))
-        .add_service(PoliciesServer::new(crate::policies::PoliciesApi::new(
-            node.clone(),
-        )))
-        .add_service(AccessServer::new(crate::access_api::AccessApi::new(
-            node.clone(),
-        )))
-        .add_service(AuditServer::new(crate::audit_api::AuditApi::new(
-            node.clone(),
-        )))
+        .add_service(
+            ClusterServer::new(ClusterApi::new(node.clone()))
+                .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            SealsServer::new(crate::sealing::SealsApi::new(node.clone()))
+                .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            PoliciesServer::new(crate::policies::PoliciesApi::new(node.clone()))
+                .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            AccessServer::new(crate::access_api::AccessApi::new(node.clone()))
+                .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            AuditServer::new(crate::audit_api::AuditApi::new(node.clone()))
+                .max_decoding_message_size(max_request),
+        )
         .add_service(crate::health::service(node.clone()).await)
         .add_service(reflection()?.build_v1().map_err(reflection_error)?)
         .add_service(reflection()?.build_v1alpha().map_err(reflection_error)?)

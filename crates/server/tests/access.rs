@@ -3,7 +3,9 @@
 //! A call is allowed when it is answered with anything but PERMISSION_DENIED; a denied call
 //! names the missing right. Certificates from another CA, expired ones and those of a removed
 //! principal are refused; an issuer writes only its own issuer codes and license types, and a
-//! verifier verifies only for its own service items.
+//! verifier verifies only for its own service items. Limits against abuse: a caller over its
+//! rate, its share of calls in flight or the request size is told RESOURCE_EXHAUSTED with a
+//! retry hint, and other callers are not held back.
 
 mod common;
 
@@ -266,19 +268,25 @@ async fn admin_channel(addr: &str, ca: &Ca, admin: &(String, String)) -> Channel
 /// One node with TLS and access control on, and a channel of its configured admin.
 struct Secured {
     _dir: tempfile::TempDir,
-    _cluster: Cluster,
+    cluster: Cluster,
     addr: String,
     admin: Channel,
 }
 
 impl Secured {
     async fn start(ca: &Ca) -> Secured {
+        Secured::start_with(ca, |_| Vec::new()).await
+    }
+
+    /// With more arguments, made from the node's own directory.
+    async fn start_with(ca: &Ca, more: impl FnOnce(&Path) -> Vec<String>) -> Secured {
         let dir = tempfile::tempdir().expect("tempdir");
         let (node_cert, node_key) = ca.leaf(NODE, false);
         let ca_file = write(dir.path(), "ca.crt", &ca.pem);
         let node_cert = write(dir.path(), "node.crt", &node_cert);
         let node_key = write(dir.path(), "node.key", &node_key);
-        let args = [
+        let more = more(dir.path());
+        let mut args = vec![
             "--tls-cert-file",
             s(&node_cert),
             "--tls-key-file",
@@ -292,6 +300,7 @@ impl Secured {
             "--admin-name",
             ADMIN,
         ];
+        args.extend(more.iter().map(String::as_str));
         let cluster = Cluster::start(1, &args);
         let addr = cluster.endpoints()[0].clone();
         let admin = admin_channel(&addr, ca, &ca.leaf(ADMIN, false)).await;
@@ -309,7 +318,7 @@ impl Secured {
         }
         Secured {
             _dir: dir,
-            _cluster: cluster,
+            cluster,
             addr,
             admin,
         }
@@ -607,4 +616,176 @@ async fn issuers_and_verifiers_act_only_within_their_scope() {
         })
         .await
         .expect("the issuer changes its own license");
+}
+
+/// A verifier held to 1 call per second with a burst of 3, an issuer held to 1 call in flight,
+/// and requests of at most 64 KiB.
+const LIMITS_TOML: &str = "[limits]\n\
+    [limits.principals.pudong-counter]\nrate_per_s = 1\nburst = 3\n\
+    [limits.principals.pudong-police]\nmax_in_flight = 1\n";
+
+/// The retry hint of a shed call, checked to be the same in the metadata, the message and
+/// the RetryInfo detail.
+fn retry_hint_ms(shed: &tonic::Status) -> u64 {
+    use tonic_types::StatusExt;
+    assert_eq!(shed.code(), Code::ResourceExhausted, "{shed:?}");
+    let ms: u64 = shed
+        .metadata()
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no retry-after-ms: {shed:?}"));
+    assert!(
+        shed.message().contains(&format!("retry in {ms} ms")),
+        "{shed:?}"
+    );
+    let info = shed.get_details_retry_info().expect("a RetryInfo detail");
+    let delay = info.retry_delay.expect("a retry delay");
+    assert_eq!(u64::try_from(delay.as_millis()).ok(), Some(ms), "{shed:?}");
+    ms
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_caller_is_told_to_retry_and_others_are_served() {
+    let ca = Ca::new();
+    let secured = Secured::start_with(&ca, |dir| {
+        let file = write(dir, "limits.toml", LIMITS_TOML);
+        let file = s(&file).to_owned();
+        vec![
+            "--config".into(),
+            file,
+            "--max-request-bytes".into(),
+            "65536".into(),
+        ]
+    })
+    .await;
+    let (addr, admin) = (secured.addr.clone(), secured.admin.clone());
+    put(&admin, principal(VERIFIER, "verifier")).await;
+    put(&admin, principal("pudong-kiosk", "verifier")).await;
+    put(&admin, principal(ISSUER, "issuer")).await;
+    let noisy = channel(&addr, &ca.pem, &ca.leaf(VERIFIER, false))
+        .await
+        .expect("noisy verifier");
+    let quiet = channel(&addr, &ca.pem, &ca.leaf("pudong-kiosk", false))
+        .await
+        .expect("quiet verifier");
+
+    // Rate: 12 calls in a row from a caller allowed 3 at once and 1 more per second.
+    let started = Instant::now();
+    let mut served = 0u64;
+    let mut hints = Vec::new();
+    for _ in 0..12 {
+        match LicensesClient::new(noisy.clone())
+            .verify(common::verify_card(1, COUNTER_ITEM))
+            .await
+        {
+            Ok(_) => served += 1,
+            Err(shed) => hints.push(retry_hint_ms(&shed)),
+        }
+    }
+    let refills = started.elapsed().as_secs() + 1;
+    assert!(served >= 3, "the burst is served: {served}");
+    assert!(
+        served <= 3 + refills,
+        "{served} served in {refills} s at 1 per second"
+    );
+    assert!(!hints.is_empty(), "calls over the rate are shed");
+    assert!(hints.iter().all(|ms| (1..=1000).contains(ms)), "{hints:?}");
+    // Another caller is not held back, and the noisy one is served again after its hint.
+    for _ in 0..6 {
+        LicensesClient::new(quiet.clone())
+            .verify(common::verify_card(1, COUNTER_ITEM))
+            .await
+            .expect("another verifier is served");
+    }
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    // A batch costs one token per item: 5 items take the refilled bucket of 3 whole.
+    let batch = pb::VerifyBatchRequest {
+        items: (1..=5)
+            .map(|n| common::verify_card(n, COUNTER_ITEM))
+            .collect(),
+        ..Default::default()
+    };
+    LicensesClient::new(noisy.clone())
+        .verify_batch(batch)
+        .await
+        .expect("a batch after the bucket refilled");
+    let shed = LicensesClient::new(noisy.clone())
+        .verify(common::verify_card(1, COUNTER_ITEM))
+        .await
+        .expect_err("the batch took the bucket");
+    retry_hint_ms(&shed);
+
+    // In flight: an issuer allowed one call at a time sends 48 at once.
+    let issuer = channel(&addr, &ca.pem, &ca.leaf(ISSUER, false))
+        .await
+        .expect("issuer");
+    let calls = (0..48u32).map(|n| {
+        let mut client = LicensesClient::new(issuer.clone());
+        async move {
+            client
+                .issue(pb::IssueRequest {
+                    request_id: format!("limits-{n}"),
+                    license: Some(resident_card(100 + n)),
+                    lenient_holder_check: false,
+                    seal_bundle: Vec::new(),
+                })
+                .await
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let mut shed = 0;
+    for answer in &answers {
+        match answer {
+            Ok(_) => {}
+            Err(status) => {
+                assert!(status.message().contains("max_in_flight"), "{status:?}");
+                retry_hint_ms(status);
+                shed += 1;
+            }
+        }
+    }
+    assert!(
+        shed > 0,
+        "48 calls at once from a caller allowed one in flight"
+    );
+    assert!(shed < answers.len(), "some of them were served");
+
+    // Size: a request over limits.max_request_bytes, unary and in a stream.
+    let mut big = common::verify_card(1, COUNTER_ITEM);
+    big.purpose = "x".repeat(100_000);
+    let refused = LicensesClient::new(quiet.clone())
+        .verify(big)
+        .await
+        .expect_err("a request of 100 kB");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("limits.max_request_bytes"),
+        "{refused:?}"
+    );
+    let mut card = resident_card(500);
+    card.face.insert("note".into(), "x".repeat(100_000));
+    let record = pb::ImportRecord {
+        request_id: "limits-import".into(),
+        license: Some(card),
+        ..Default::default()
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = LicensesClient::new(issuer.clone())
+        .import(tokio_stream::iter(vec![record]))
+        .await
+        .expect_err("an import record of 100 kB");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("limits.max_request_bytes"),
+        "{refused:?}"
+    );
+
+    // The metrics count every kind of shedding.
+    let scrape = common::scrape(&secured.cluster.node(1).metrics_addr).await;
+    for reason in ["rate", "principal_in_flight", "size"] {
+        let label = format!("reason=\"{reason}\"");
+        let n = common::total(&scrape, "licstore_requests_shed_total", &[label.as_str()]);
+        assert!(n >= 1.0, "{reason}: {n}");
+    }
 }
