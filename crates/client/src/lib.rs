@@ -242,10 +242,13 @@ impl Client {
             if attempt >= self.retry.max_attempts || !retryable(&status) {
                 return Err(status.into());
             }
-            // A shed call waits as long as the node asked, on the same node.
-            if let Some(wait) = retry_hint(&status) {
+            // A shed call waits at least as long as the node asked, on the same node, with the
+            // pause growing and spread so that shed clients do not all return at once.
+            if let Some(hint) = retry_hint(&status) {
+                let wait = shed_wait(hint, backoff, rand::random::<f64>());
                 tracing::debug!(endpoint = %self.current_endpoint(), attempt, ?wait, "shed");
                 tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(self.retry.max_backoff);
                 attempt += 1;
                 continue;
             }
@@ -296,7 +299,14 @@ pub fn retryable(status: &Status) -> bool {
     ) || retry_hint(status).is_some()
 }
 
-/// How long a node that shed the call asked to wait before trying again, at most a minute.
+/// The pause after a shed call: the node's `hint` or the current `backoff`, whichever is
+/// longer, plus up to half of it again (`spread` in 0..1).
+pub fn shed_wait(hint: Duration, backoff: Duration, spread: f64) -> Duration {
+    let base = hint.max(backoff);
+    base + base.mul_f64(spread.clamp(0.0, 1.0) / 2.0)
+}
+
+/// How long a node that shed the call asked to wait before trying again, at most 10 s.
 pub fn retry_hint(status: &Status) -> Option<Duration> {
     if status.code() != Code::ResourceExhausted {
         return None;
@@ -308,7 +318,7 @@ pub fn retry_hint(status: &Status) -> Option<Duration> {
         .ok()?
         .parse()
         .ok()?;
-    Some(Duration::from_millis(ms.min(60_000)))
+    Some(Duration::from_millis(ms.min(10_000)))
 }
 
 /// Checks an address peers and clients dial: `host:port`, where host is an IP address or a DNS
@@ -371,6 +381,20 @@ mod tests {
             .insert(RETRY_AFTER_METADATA_KEY, "30".parse().expect("ascii"));
         assert!(retryable(&shed));
         assert_eq!(retry_hint(&shed), Some(Duration::from_millis(30)));
+        let ms = Duration::from_millis;
+        // (hint, backoff, spread, wait)
+        for (hint, backoff, spread, wait) in [
+            (ms(30), ms(50), 0.0, ms(50)),
+            (ms(300), ms(50), 0.0, ms(300)),
+            (ms(300), ms(50), 1.0, ms(450)),
+            (ms(100), ms(400), 0.5, ms(500)),
+        ] {
+            assert_eq!(
+                shed_wait(hint, backoff, spread),
+                wait,
+                "{hint:?} {backoff:?}"
+            );
+        }
         let too_big = Status::resource_exhausted("request over limits.max_request_bytes");
         assert!(!retryable(&too_big), "no hint: final");
         let table = [

@@ -480,6 +480,7 @@ impl<S, B> tower::Service<http::Request<B>> for Access<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
     B: Send + 'static,
 {
     type Response = http::Response<Body>;
@@ -510,7 +511,7 @@ where
                 _ => peer_ip.map_or_else(|| "peer:unknown".to_owned(), |ip| format!("peer:{ip}")),
             };
             // Limits come before the decision, so refused calls (each audited) are limited too.
-            let _permit = match layer.limited(&path, &name) {
+            let permit = match layer.limited(&path, &name) {
                 false => None,
                 true => match layer.node.limits.admit(&key) {
                     Ok(permit) => Some(permit),
@@ -519,10 +520,26 @@ where
             };
             match layer.check(&path, name) {
                 Ok(caller) => {
+                    if let Err(stalled) = layer.node.audit.admit(&path) {
+                        return Ok(stalled.into_http());
+                    }
                     req.extensions_mut().insert(caller);
                     req.extensions_mut().insert(crate::limits::LimitKey(key));
-                    let response = inner.call(req).await?;
-                    Ok(layer.oversize(response))
+                    let Some(permit) = permit else {
+                        return inner.call(req).await;
+                    };
+                    // The handler runs on a task that holds the permit: a client that gives up
+                    // (a deadline, a reset stream) does not free the slot while work goes on.
+                    let call = inner.call(req);
+                    let handled = tokio::spawn(async move {
+                        let response = call.await;
+                        drop(permit);
+                        response
+                    });
+                    match handled.await {
+                        Ok(response) => Ok(layer.oversize(&path, response?)),
+                        Err(e) => Ok(Status::internal(format!("handler: {e}")).into_http()),
+                    }
                 }
                 Err((name, status)) => Ok(layer.refuse(&path, name, status).await.into_http()),
             }
@@ -559,8 +576,11 @@ impl AccessLayer {
     }
 
     /// The response, with a request over `limits.max_request_bytes` answered
-    /// RESOURCE_EXHAUSTED (see [`crate::limits::oversize`]).
-    fn oversize(&self, response: http::Response<Body>) -> http::Response<Body> {
+    /// RESOURCE_EXHAUSTED (see [`crate::limits::oversize`]); Raft's own bound is not that one.
+    fn oversize(&self, path: &str, response: http::Response<Body>) -> http::Response<Body> {
+        if right_of(path) == Some(Right::Raft) {
+            return response;
+        }
         let max = self.node.limits.settings().max_request_bytes;
         match Status::from_header_map(response.headers())
             .and_then(|status| crate::limits::oversize(&status, max))

@@ -813,9 +813,11 @@ impl Licenses for LicenseApi {
         req: Request<pb::VerifyBatchRequest>,
     ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
         let caller = Caller::of(&req)?;
-        // The access layer took one token for the call; each further item costs one more.
-        if let Some(key) = req.extensions().get::<crate::limits::LimitKey>() {
-            let items = req.get_ref().items.len().min(MAX_VERIFY_BATCH);
+        // The access layer took one token for the call; each further item costs one more. A
+        // batch over the item bound is refused as bad input, not charged.
+        let items = req.get_ref().items.len();
+        let key = req.extensions().get::<crate::limits::LimitKey>();
+        if let Some(key) = key.filter(|_| items <= MAX_VERIFY_BATCH) {
             let more = u32::try_from(items.saturating_sub(1)).unwrap_or(u32::MAX);
             self.node.limits.charge(&key.0, more)?;
         }

@@ -8,9 +8,15 @@
 //! the journal once the trail holds them. A batch proposed twice is recorded once (the trail
 //! keeps each journal's high water), so a lost answer or a crash between commit and trim costs
 //! nothing but a retry.
+//!
+//! Records wait on the node alone for a bounded time: once the journal has held records that
+//! could not be shipped for `audit.max_unshipped_ms` (no leader reachable, say), the node
+//! refuses new audited calls with UNAVAILABLE ([`AuditLog::admit`]), so clients move to a node
+//! that can ship, until a shipment succeeds again. The wait counts from the first shipment
+//! that found the records, so none waits longer than `ship_interval_ms` plus the bound.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use licstore_model::audit::AuditEvent;
 use licstore_store::audit::{AuditJournal, AUDIT_BATCH_MAX};
@@ -35,18 +41,45 @@ struct Pending {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// The gRPC paths whose calls make audit records (refusals aside): those refused while the
+/// journal cannot ship.
+pub const AUDITED_PATHS: [&str; 11] = [
+    "/licstore.v1.Licenses/Issue",
+    "/licstore.v1.Licenses/Amend",
+    "/licstore.v1.Licenses/ChangeStatus",
+    "/licstore.v1.Licenses/Import",
+    "/licstore.v1.Licenses/Get",
+    "/licstore.v1.Licenses/GetByIdentifier",
+    "/licstore.v1.Licenses/ListByHolder",
+    "/licstore.v1.Licenses/Verify",
+    "/licstore.v1.Licenses/VerifyBatch",
+    "/licstore.v1.Seals/ExportLicense",
+    "/licstore.v1.Seals/Present",
+];
+
 /// The node's side of the audit trail.
 pub struct AuditLog {
     node_id: u64,
     journal: Arc<Mutex<AuditJournal>>,
     queue: std::sync::mpsc::Sender<Pending>,
+    /// Longest time records may wait unshipped before audited calls are refused; zero: never.
+    max_unshipped: Duration,
+    /// Since when the journal has held records no shipment has taken.
+    waiting_since: Mutex<Option<Instant>>,
+}
+
+/// Whether records that have waited `waited` unshipped are past `max` (zero: no bound).
+pub fn past_bound(waited: Option<Duration>, max: Duration) -> bool {
+    !max.is_zero() && waited.is_some_and(|w| w > max)
 }
 
 impl AuditLog {
     /// Opens the journal of the database `reader` reads and starts the writer thread.
+    /// `max_unshipped` bounds how long records wait unshipped (see the module docs).
     pub fn start(
         reader: &licstore_store::Reader,
         node_id: u64,
+        max_unshipped: Duration,
     ) -> Result<AuditLog, licstore_store::StoreError> {
         let journal = AuditJournal::open(reader, rand::random::<u64>)?;
         tracing::debug!(node_id, journal = journal.id(), "audit journal open");
@@ -61,7 +94,41 @@ impl AuditLog {
             node_id,
             journal,
             queue,
+            max_unshipped,
+            waiting_since: Mutex::new(None),
         })
+    }
+
+    /// Refuses a call to `path` that would make a record while records have waited
+    /// unshipped past `audit.max_unshipped_ms`.
+    pub fn admit(&self, path: &str) -> Result<(), Status> {
+        if !AUDITED_PATHS.contains(&path) {
+            return Ok(());
+        }
+        let waited = self.waiting().map(|since| since.elapsed());
+        if !past_bound(waited, self.max_unshipped) {
+            return Ok(());
+        }
+        let waited_s = waited.unwrap_or_default().as_secs();
+        Err(Status::unavailable(format!(
+            "audit trail: this node's audit records have waited {waited_s} s to be replicated, \
+             over audit.max_unshipped_ms ({} ms); it cannot reach a leader: try another node",
+            self.max_unshipped.as_millis()
+        )))
+    }
+
+    fn waiting(&self) -> Option<Instant> {
+        *self.waiting_since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes that records wait (`true`, keeping an earlier start) or that a shipment took
+    /// them (`false`).
+    fn set_waiting(&self, waiting: bool) {
+        let mut since = self.waiting_since.lock().unwrap_or_else(|p| p.into_inner());
+        *since = match waiting {
+            true => Some(since.unwrap_or_else(Instant::now)),
+            false => None,
+        };
     }
 
     /// Makes `events` durable in this node's journal; the call they describe may be answered
@@ -164,6 +231,7 @@ async fn ship_once(node: &Node) -> Result<bool, ()> {
         tracing::error!(error = %e, "audit journal read failed");
     })?;
     metrics::gauge!(AUDIT_BACKLOG).set(backlog as f64);
+    node.audit.set_waiting(!events.is_empty());
     if events.is_empty() {
         return Ok(false);
     }
@@ -193,6 +261,8 @@ async fn ship_once(node: &Node) -> Result<bool, ()> {
             tracing::error!(error = %e, "audit journal trim failed");
         })?;
     }
+    // Taken: whatever is left (a full batch's rest) starts waiting afresh.
+    node.audit.set_waiting(false);
     metrics::counter!(AUDIT_SHIPPED).increment(appended.recorded);
     Ok(full)
 }
@@ -403,6 +473,38 @@ fn verdict_outcome(verdict: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_wait_unshipped_only_up_to_the_bound() {
+        let s = Duration::from_secs;
+        // (waited, bound, past it)
+        let cases = [
+            (None, s(30), false),
+            (Some(s(29)), s(30), false),
+            (Some(s(31)), s(30), true),
+            (Some(s(3600)), Duration::ZERO, false),
+        ];
+        for (waited, max, past) in cases {
+            assert_eq!(past_bound(waited, max), past, "{waited:?} {max:?}");
+        }
+    }
+
+    #[test]
+    fn audited_paths_are_real_rpcs_of_license_rights() {
+        use crate::access::{right_of, Right};
+        for path in AUDITED_PATHS {
+            let right = right_of(path);
+            let license = [
+                Right::LicenseRead,
+                Right::LicenseWrite,
+                Right::LicenseVerify,
+            ];
+            assert!(
+                right.is_some_and(|r| license.contains(&r)),
+                "{path}: {right:?}"
+            );
+        }
+    }
 
     #[test]
     fn names_and_text_are_shortened_for_events() {

@@ -109,6 +109,14 @@ impl LimitsConfig {
                 );
                 ("limits.max_request_bytes".to_owned(), why)
             })?;
+        let (node, share) = (self.max_in_flight, self.principal_max_in_flight);
+        if node != 0 && (share == 0 || share > node) {
+            let why = format!(
+                "{share}: a caller's share must be at most limits.max_in_flight ({node}) and not \
+                 0 (unbounded) while that is bounded"
+            );
+            return Err(("limits.principal_max_in_flight".to_owned(), why));
+        }
         let quota = |rate_per_s: u32, burst: u32, max_in_flight: u32| Quota {
             rate_per_s,
             burst: if burst == 0 { rate_per_s.max(1) } else { burst },
@@ -148,7 +156,13 @@ pub struct AuditConfig {
     /// Milliseconds between shipments of this node's audit journal into the replicated trail:
     /// the longest a record waits on this node alone while a leader is reachable.
     pub ship_interval_ms: u64,
+    /// Milliseconds records may wait on this node unshipped (no leader reachable) before it
+    /// refuses the calls that would make more; 0: never refuse.
+    pub max_unshipped_ms: u64,
 }
+
+/// Least `audit.max_unshipped_ms` other than 0: a few shipments must be able to fail first.
+pub const AUDIT_MAX_UNSHIPPED_MIN_MS: u64 = 1_000;
 
 /// Bounds of `audit.ship_interval_ms`.
 pub const AUDIT_SHIP_INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
@@ -157,6 +171,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             ship_interval_ms: 200,
+            max_unshipped_ms: 30_000,
         }
     }
 }
@@ -333,6 +348,17 @@ impl Config {
         Ok(Duration::from_millis(ms))
     }
 
+    fn audit_max_unshipped(&self) -> Result<Duration, ServerError> {
+        let ms = self.audit.max_unshipped_ms;
+        if ms != 0 && ms < AUDIT_MAX_UNSHIPPED_MIN_MS {
+            return Err(ServerError::Config(format!(
+                "audit.max_unshipped_ms: {ms}: must be 0 (never refuse) or at least \
+                 {AUDIT_MAX_UNSHIPPED_MIN_MS}"
+            )));
+        }
+        Ok(Duration::from_millis(ms))
+    }
+
     /// Reads a configuration file; an unknown key or a wrong type is an error naming it.
     pub fn load(path: &Path) -> Result<Config, ServerError> {
         let text = std::fs::read_to_string(path)
@@ -431,6 +457,7 @@ impl Config {
             pre_vote: r.pre_vote,
             expiry_sweep: Duration::from_millis(self.feed.expiry_sweep_ms.max(100)),
             audit_ship_interval: self.audit_ship_interval()?,
+            audit_max_unshipped: self.audit_max_unshipped()?,
             event_retention: Duration::from_secs(self.feed.event_retention_secs),
             block_cache_bytes,
             memtable_budget_bytes,
@@ -615,7 +642,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 23] = [
+        let cases: [(&str, Spoil); 25] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -657,6 +684,10 @@ mod tests {
             ("storage.stall_limit_ms", |c| c.storage.stall_limit_ms = 999),
             ("limits.max_request_bytes", |c| {
                 c.limits.max_request_bytes = 10
+            }),
+            ("audit.max_unshipped_ms", |c| c.audit.max_unshipped_ms = 999),
+            ("limits.principal_max_in_flight", |c| {
+                c.limits.principal_max_in_flight = 5000
             }),
             ("limits.max_request_bytes", |c| {
                 c.limits.max_request_bytes = 1 << 40

@@ -42,6 +42,11 @@ pub const RETRY_AFTER_KEY: &str = licstore_client::RETRY_AFTER_METADATA_KEY;
 pub const IN_FLIGHT_RETRY: Duration = Duration::from_millis(50);
 /// Callers remembered before idle ones (full bucket, nothing in flight) are forgotten.
 const MAX_TRACKED_CALLERS: usize = 10_000;
+/// Least time between two sweeps for idle callers.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// The caller that new callers are counted as while [`MAX_TRACKED_CALLERS`] are busy: they
+/// share one quota rather than grow the table.
+const OVERFLOW_CALLER: &str = "(untracked callers)";
 /// Least time between two warnings about shed calls.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -141,7 +146,7 @@ impl Shed {
     pub fn to_status(&self) -> Status {
         let ms = retry_ms(self.retry_after);
         let message = format!("{}; retry in {ms} ms", self.why);
-        retry_status(message, self.retry_after)
+        retry_status(message, Duration::from_millis(ms))
     }
 }
 
@@ -156,9 +161,11 @@ fn retry_status(message: String, retry_after: Duration) -> Status {
     status
 }
 
-/// Whole milliseconds, at least 1: a hint of 0 would invite an immediate retry.
+/// Whole milliseconds rounded up, at least 1: an early retry would be refused again.
 fn retry_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(d.as_micros().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// What is remembered of one caller.
@@ -240,6 +247,11 @@ pub fn decide(
         return Ok(());
     }
     let wait_s = (cost - caller.tokens) / f64::from(quota.rate_per_s);
+    if !entering {
+        // The call is refused after all: the token it entered with is given back, so that a
+        // retry after the hint finds its whole cost.
+        caller.tokens = (caller.tokens + 1.0).min(f64::from(bucket));
+    }
     Err(Shed {
         reason: ShedReason::Rate,
         retry_after: Duration::from_secs_f64(wait_s),
@@ -268,6 +280,7 @@ struct State {
     in_flight: u32,
     callers: HashMap<String, CallerState>,
     last_warning: Option<Instant>,
+    last_sweep: Option<Instant>,
 }
 
 impl Limits {
@@ -287,10 +300,10 @@ impl Limits {
     /// Admits a call from `caller`, or sheds it. The permit counts the call in flight until
     /// it is dropped.
     pub fn admit(self: &Arc<Self>, caller: &str) -> Result<Permit, Status> {
-        self.take(caller, 1, true)?;
+        let counted = self.take(caller, 1, true)?;
         Ok(Permit {
             limits: self.clone(),
-            caller: caller.to_owned(),
+            caller: counted,
         })
     }
 
@@ -299,15 +312,30 @@ impl Limits {
     pub fn charge(&self, caller: &str, cost: u32) -> Result<(), Status> {
         match cost {
             0 => Ok(()),
-            _ => self.take(caller, cost, false),
+            _ => self.take(caller, cost, false).map(drop),
         }
     }
 
-    /// Decides and, for a call `entering`, counts it in flight.
-    fn take(&self, caller: &str, cost: u32, entering: bool) -> Result<(), Status> {
+    /// Decides and, for a call `entering`, counts it in flight; the caller it was counted as.
+    fn take(&self, caller: &str, cost: u32, entering: bool) -> Result<String, Status> {
         let now = Instant::now();
-        let quota = self.settings.quota_of(caller);
         let mut state = self.lock();
+        if state.callers.len() >= MAX_TRACKED_CALLERS && !state.callers.contains_key(caller) {
+            let due = state
+                .last_sweep
+                .is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY);
+            if due {
+                state.last_sweep = Some(now);
+                self.forget_idle(&mut state, now);
+            }
+        }
+        let caller = match state.callers.len() >= MAX_TRACKED_CALLERS
+            && !state.callers.contains_key(caller)
+        {
+            true => OVERFLOW_CALLER,
+            false => caller,
+        };
+        let quota = self.settings.quota_of(caller);
         let node_in_flight = state.in_flight;
         let entry = state
             .callers
@@ -330,10 +358,7 @@ impl Limits {
             state.in_flight += 1;
             metrics::gauge!(IN_FLIGHT).set(f64::from(state.in_flight));
         }
-        if state.callers.len() > MAX_TRACKED_CALLERS {
-            self.forget_idle(&mut state, now);
-        }
-        Ok(())
+        Ok(caller.to_owned())
     }
 
     fn shed(&self, state: &mut State, caller: &str, shed: Shed, now: Instant) -> Status {
@@ -487,6 +512,46 @@ mod tests {
         let now = Instant::now();
         assert!(decide(&s, q, 1, &mut caller, 3, false, now).is_ok());
         assert!(decide(&s, q, 1, &mut caller, 1, true, now).is_err());
+    }
+
+    #[test]
+    fn a_refused_charge_gives_back_the_calls_token() {
+        let t0 = Instant::now();
+        let q = quota(10, 20, 0);
+        let s = settings(0, q);
+        let mut caller = CallerState {
+            tokens: 15.0,
+            refilled: t0,
+            in_flight: 0,
+        };
+        decide(&s, q, 0, &mut caller, 1, true, t0).expect("admitted");
+        let refused = decide(&s, q, 0, &mut caller, 19, false, t0).expect_err("14 < 19");
+        assert_eq!(refused.retry_after, Duration::from_millis(500));
+        let later = t0 + refused.retry_after;
+        decide(&s, q, 0, &mut caller, 1, true, later).expect("the retry enters");
+        decide(&s, q, 0, &mut caller, 19, false, later).expect("and its batch is paid");
+    }
+
+    #[test]
+    fn busy_callers_past_the_table_share_one_quota() {
+        let limits = Limits::new(settings(0, quota(0, 1, 1)));
+        let held: Vec<Permit> = (0..MAX_TRACKED_CALLERS)
+            .map(|i| limits.admit(&format!("ip:{i}")).expect("one each"))
+            .collect();
+        let first = limits
+            .admit("newcomer-1")
+            .expect("counted as the overflow caller");
+        assert_eq!(first.caller, OVERFLOW_CALLER);
+        assert!(
+            limits.admit("newcomer-2").is_err(),
+            "the overflow caller's one slot"
+        );
+        drop(held);
+        drop(first);
+        // Sweeps are at most one a second.
+        std::thread::sleep(SWEEP_EVERY);
+        let tracked = limits.admit("newcomer-3").expect("idle callers swept");
+        assert_eq!(tracked.caller, "newcomer-3");
     }
 
     #[test]

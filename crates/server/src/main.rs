@@ -85,6 +85,10 @@ struct Args {
     /// [audit.ship_interval_ms; 200].
     #[arg(long, env = "LICSTORE_AUDIT_SHIP_INTERVAL_MS")]
     audit_ship_interval_ms: Option<u64>,
+    /// Milliseconds audit records may wait unshipped before audited calls are refused; 0 never
+    /// [audit.max_unshipped_ms; 30000].
+    #[arg(long, env = "LICSTORE_AUDIT_MAX_UNSHIPPED_MS")]
+    audit_max_unshipped_ms: Option<u64>,
     /// Largest request message a public service accepts, in bytes
     /// [limits.max_request_bytes; 4194304].
     #[arg(long, env = "LICSTORE_MAX_REQUEST_BYTES")]
@@ -184,6 +188,7 @@ impl Args {
         set(&mut c.feed.expiry_sweep_ms, &self.expiry_sweep_ms);
         set(&mut c.feed.event_retention_secs, &self.event_retention_secs);
         set(&mut c.audit.ship_interval_ms, &self.audit_ship_interval_ms);
+        set(&mut c.audit.max_unshipped_ms, &self.audit_max_unshipped_ms);
         set(&mut c.limits.max_request_bytes, &self.max_request_bytes);
         set(&mut c.limits.max_in_flight, &self.max_in_flight);
         set(&mut c.limits.rate_per_s, &self.rate_per_s);

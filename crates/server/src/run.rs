@@ -58,6 +58,9 @@ pub struct Settings {
     pub expiry_sweep: Duration,
     /// How often this node ships its audit journal into the replicated trail.
     pub audit_ship_interval: Duration,
+    /// How long audit records may wait unshipped before audited calls are refused; zero
+    /// never.
+    pub audit_max_unshipped: Duration,
     /// How long change-feed events are kept before the leader compacts them; zero keeps them
     /// for ever.
     pub event_retention: Duration,
@@ -233,7 +236,8 @@ pub async fn start(
     if !s.seal_key_files.is_empty() {
         tracing::info!(node_id = s.id, keys = ?sealer.key_ids(), "loaded seal keys");
     }
-    let audit = crate::audit::AuditLog::start(&Reader::new(storage.db.clone()), s.id)?;
+    let reader = Reader::new(storage.db.clone());
+    let audit = crate::audit::AuditLog::start(&reader, s.id, s.audit_max_unshipped)?;
     let node = Arc::new(Node {
         audit,
         limits: crate::limits::Limits::new(s.limits.clone()),

@@ -706,15 +706,22 @@ async fn a_noisy_caller_is_told_to_retry_and_others_are_served() {
             .collect(),
         ..Default::default()
     };
+    let paid = Instant::now();
     LicensesClient::new(noisy.clone())
         .verify_batch(batch)
         .await
         .expect("a batch after the bucket refilled");
-    let shed = LicensesClient::new(noisy.clone())
+    let next = LicensesClient::new(noisy.clone())
         .verify(common::verify_card(1, COUNTER_ITEM))
-        .await
-        .expect_err("the batch took the bucket");
-    retry_hint_ms(&shed);
+        .await;
+    match next {
+        Err(shed) => assert!(retry_hint_ms(&shed) <= 1000, "{shed:?}"),
+        // Served only if a token came due meanwhile (a slow machine).
+        Ok(_) => assert!(
+            paid.elapsed() >= Duration::from_millis(900),
+            "the batch took the bucket"
+        ),
+    }
 
     // In flight: an issuer allowed one call at a time sends 48 at once.
     let issuer = channel(&addr, &ca.pem, &ca.leaf(ISSUER, false))

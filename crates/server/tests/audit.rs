@@ -1,7 +1,8 @@
 //! The audit trail on real processes: every verification, answered or refused, and every
 //! license read and write becomes one record of the replicated trail, on every node alike;
 //! `licctl audit list --holder` and `licctl audit verify` read it; a node killed right after
-//! answering loses no record; and a record altered on disk is found.
+//! answering loses no record; a node that cannot ship its records refuses audited calls once
+//! they have waited past the bound; and a record altered on disk is found.
 
 mod common;
 
@@ -237,6 +238,69 @@ async fn a_node_killed_right_after_answering_keeps_the_record() {
         .filter(|r| r.purpose == record.purpose)
         .count();
     assert_eq!(once, 1, "recorded once");
+}
+
+/// A verification of the local replica as it is: served by a node cut off from its peers.
+fn serializable(purpose: &str) -> pb::VerifyRequest {
+    pb::VerifyRequest {
+        consistency: pb::Consistency::Serializable as i32,
+        ..verify(purpose, TEST_ITEM)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_ship_refuses_audited_calls_past_the_bound() {
+    let mut cluster = Cluster::start(3, &["--audit-max-unshipped-ms", "1000"]);
+    cluster.wait_leader().await;
+    let at = cluster.node(3).addr.clone();
+    common::register_items(&at, &[TEST_ITEM]).await;
+    cluster.wait_converged().await;
+    // Node 3 alone: no leader can take its records.
+    cluster.kill(1);
+    cluster.kill(2);
+    licenses_at(&at)
+        .verify(serializable("before the bound"))
+        .await
+        .expect("served while its record is fresh");
+    let deadline = Instant::now() + WAIT;
+    let refused = loop {
+        match licenses_at(&at).verify(serializable("while cut off")).await {
+            Err(s) if s.code() == tonic::Code::Unavailable => break s,
+            Err(other) => panic!("refused for another reason: {other:?}"),
+            Ok(_) => {}
+        }
+        assert!(Instant::now() < deadline, "never refused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        refused.message().contains("audit.max_unshipped_ms"),
+        "{refused:?}"
+    );
+    // A call that makes no record is still served.
+    common::cluster_at(&at)
+        .status(pb::StatusRequest {})
+        .await
+        .expect("status needs no audit record");
+    // With its peers back, a shipment succeeds and the node serves audited calls again.
+    cluster.restart(1);
+    cluster.restart(2);
+    let deadline = Instant::now() + WAIT;
+    while licenses_at(&at)
+        .verify(serializable("after the peers came back"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "still refused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let other = cluster.node(1).addr.clone();
+    let records = trail_with(&other, "after the peers came back").await;
+    let before = records.iter().filter(|r| r.purpose == "before the bound");
+    assert_eq!(
+        before.count(),
+        1,
+        "the record made while cut off reached the trail"
+    );
 }
 
 /// Runs licctl with `args`; returns its exit code and JSON output.
