@@ -642,7 +642,10 @@ fn push_variant_costs(out: &mut String, grid: &Grid) {
         "## What licstore's options cost\n\n\
          Each `licstore-…` series is licstore with one option on (the sealed series: a seal \
          key for every issuing office, so every write is signed and checked and every sealed \
-         license keeps a status-list position), run in the same setting as plain licstore. \
+         license keeps a status-list position; `licstore-tls`: mutual TLS between every \
+         client and node and between nodes, with access control on and the caller a \
+         registered principal), run in the same setting as plain licstore. Every series, \
+         plain licstore included, makes an audit record of each verification and write. \
          Throughput ratio: the variant's items/s over plain licstore's; p99 ratio: the \
          variant's p99 over plain licstore's; server CPU: all members together, per item.\n\n",
     );
