@@ -524,6 +524,8 @@ where
                         return Ok(stalled.into_http());
                     }
                     req.extensions_mut().insert(caller);
+                    // Charged further as the caller it was counted as.
+                    let key = permit.as_ref().map_or(key, |p| p.caller().to_owned());
                     req.extensions_mut().insert(crate::limits::LimitKey(key));
                     let Some(permit) = permit else {
                         return inner.call(req).await;
@@ -538,7 +540,10 @@ where
                     });
                     match handled.await {
                         Ok(response) => Ok(layer.oversize(&path, response?)),
-                        Err(e) => Ok(Status::internal(format!("handler: {e}")).into_http()),
+                        Err(e) => {
+                            tracing::error!(path, error = %e, "handler failed");
+                            Ok(Status::internal("the handler failed").into_http())
+                        }
                     }
                 }
                 Err((name, status)) => Ok(layer.refuse(&path, name, status).await.into_http()),

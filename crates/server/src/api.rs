@@ -813,14 +813,16 @@ impl Licenses for LicenseApi {
         req: Request<pb::VerifyBatchRequest>,
     ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
         let caller = Caller::of(&req)?;
-        // The access layer took one token for the call; each further item costs one more. A
-        // batch over the item bound is refused as bad input, not charged.
+        // The access layer took one token for the call; each further item costs one more.
         let items = req.get_ref().items.len();
-        let key = req.extensions().get::<crate::limits::LimitKey>();
-        if let Some(key) = key.filter(|_| items <= MAX_VERIFY_BATCH) {
-            let more = u32::try_from(items.saturating_sub(1)).unwrap_or(u32::MAX);
-            self.node.limits.charge(&key.0, more)?;
+        if let Some(key) = req.extensions().get::<crate::limits::LimitKey>() {
+            let more = items.min(MAX_VERIFY_BATCH).saturating_sub(1);
+            self.node
+                .limits
+                .charge(&key.0, u32::try_from(more).unwrap_or(u32::MAX))?;
         }
+        // A batch refused for its size is one record, not one per item.
+        let recorded = if items > MAX_VERIFY_BATCH { 1 } else { items };
         let req = req.into_inner();
         let api = self.clone();
         // On a task of its own: a client that gives up mid-call cannot leave a served call
@@ -831,7 +833,7 @@ impl Licenses for LicenseApi {
             let events = req
                 .items
                 .iter()
-                .take(MAX_VERIFY_BATCH)
+                .take(recorded)
                 .enumerate()
                 .map(|(i, item)| {
                     let result = match &answer {

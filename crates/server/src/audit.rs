@@ -13,7 +13,9 @@
 //! could not be shipped for `audit.max_unshipped_ms` (no leader reachable, say), the node
 //! refuses new audited calls with UNAVAILABLE ([`AuditLog::admit`]), so clients move to a node
 //! that can ship, until a shipment succeeds again. The wait counts from the first shipment
-//! that found the records, so none waits longer than `ship_interval_ms` plus the bound.
+//! that found records waiting (or failed to read the journal). This bounds how long a node
+//! goes on making records it cannot replicate; the records already made are replicated once
+//! a leader takes them.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -112,7 +114,8 @@ impl AuditLog {
         let waited_s = waited.unwrap_or_default().as_secs();
         Err(Status::unavailable(format!(
             "audit trail: this node's audit records have waited {waited_s} s to be replicated, \
-             over audit.max_unshipped_ms ({} ms); it cannot reach a leader: try another node",
+             over audit.max_unshipped_ms ({} ms): no leader takes its shipments (its log says \
+             why); try another node",
             self.max_unshipped.as_millis()
         )))
     }
@@ -228,6 +231,8 @@ pub fn spawn_shipper(node: Arc<Node>, interval: Duration) {
 /// Ships one batch; `Ok(true)` when it was full.
 async fn ship_once(node: &Node) -> Result<bool, ()> {
     let (journal, events, backlog) = node.audit.pending(AUDIT_BATCH_MAX).await.map_err(|e| {
+        // Records may wait behind a journal that cannot be read: the bound applies.
+        node.audit.set_waiting(true);
         tracing::error!(error = %e, "audit journal read failed");
     })?;
     metrics::gauge!(AUDIT_BACKLOG).set(backlog as f64);

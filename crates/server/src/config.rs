@@ -109,14 +109,6 @@ impl LimitsConfig {
                 );
                 ("limits.max_request_bytes".to_owned(), why)
             })?;
-        let (node, share) = (self.max_in_flight, self.principal_max_in_flight);
-        if node != 0 && (share == 0 || share > node) {
-            let why = format!(
-                "{share}: a caller's share must be at most limits.max_in_flight ({node}) and not \
-                 0 (unbounded) while that is bounded"
-            );
-            return Err(("limits.principal_max_in_flight".to_owned(), why));
-        }
         let quota = |rate_per_s: u32, burst: u32, max_in_flight: u32| Quota {
             rate_per_s,
             burst: if burst == 0 { rate_per_s.max(1) } else { burst },
@@ -642,7 +634,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 25] = [
+        let cases: [(&str, Spoil); 24] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -686,9 +678,6 @@ mod tests {
                 c.limits.max_request_bytes = 10
             }),
             ("audit.max_unshipped_ms", |c| c.audit.max_unshipped_ms = 999),
-            ("limits.principal_max_in_flight", |c| {
-                c.limits.principal_max_in_flight = 5000
-            }),
             ("limits.max_request_bytes", |c| {
                 c.limits.max_request_bytes = 1 << 40
             }),

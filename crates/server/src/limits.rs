@@ -246,12 +246,11 @@ pub fn decide(
         caller.tokens -= cost;
         return Ok(());
     }
-    let wait_s = (cost - caller.tokens) / f64::from(quota.rate_per_s);
-    if !entering {
-        // The call is refused after all: the token it entered with is given back, so that a
-        // retry after the hint finds its whole cost.
-        caller.tokens = (caller.tokens + 1.0).min(f64::from(bucket));
-    }
+    // A charge refused is a call refused: its retry pays the entering token again, so the
+    // hint covers that too. The token it entered with is not given back, so that refused
+    // batches are not free.
+    let need = if entering { cost } else { cost + 1.0 };
+    let wait_s = (need - caller.tokens) / f64::from(quota.rate_per_s);
     Err(Shed {
         reason: ShedReason::Rate,
         retry_after: Duration::from_secs_f64(wait_s),
@@ -331,6 +330,7 @@ impl Limits {
         }
         let caller = match state.callers.len() >= MAX_TRACKED_CALLERS
             && !state.callers.contains_key(caller)
+            && !self.settings.principals.contains_key(caller)
         {
             true => OVERFLOW_CALLER,
             false => caller,
@@ -408,6 +408,13 @@ impl Limits {
 pub struct Permit {
     limits: Arc<Limits>,
     caller: String,
+}
+
+impl Permit {
+    /// The caller the call was counted as (the shared overflow caller past the table's size).
+    pub fn caller(&self) -> &str {
+        &self.caller
+    }
 }
 
 impl Drop for Permit {
@@ -515,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_charge_gives_back_the_calls_token() {
+    fn a_refused_charge_hints_at_the_whole_cost_of_its_retry() {
         let t0 = Instant::now();
         let q = quota(10, 20, 0);
         let s = settings(0, q);
@@ -526,7 +533,8 @@ mod tests {
         };
         decide(&s, q, 0, &mut caller, 1, true, t0).expect("admitted");
         let refused = decide(&s, q, 0, &mut caller, 19, false, t0).expect_err("14 < 19");
-        assert_eq!(refused.retry_after, Duration::from_millis(500));
+        assert_eq!(caller.tokens, 14.0, "the entering token stays spent");
+        assert_eq!(refused.retry_after, Duration::from_millis(600));
         let later = t0 + refused.retry_after;
         decide(&s, q, 0, &mut caller, 1, true, later).expect("the retry enters");
         decide(&s, q, 0, &mut caller, 19, false, later).expect("and its batch is paid");
