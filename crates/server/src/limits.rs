@@ -319,7 +319,7 @@ impl Limits {
     fn take(&self, caller: &str, cost: u32, entering: bool) -> Result<String, Status> {
         let now = Instant::now();
         let mut state = self.lock();
-        if state.callers.len() >= MAX_TRACKED_CALLERS && !state.callers.contains_key(caller) {
+        if self.untracked(&state, caller) {
             let due = state
                 .last_sweep
                 .is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY);
@@ -328,10 +328,7 @@ impl Limits {
                 self.forget_idle(&mut state, now);
             }
         }
-        let caller = match state.callers.len() >= MAX_TRACKED_CALLERS
-            && !state.callers.contains_key(caller)
-            && !self.settings.principals.contains_key(caller)
-        {
+        let caller = match self.untracked(&state, caller) {
             true => OVERFLOW_CALLER,
             false => caller,
         };
@@ -378,6 +375,13 @@ impl Limits {
             tracing::debug!(caller, reason = shed.reason.as_str(), "call shed");
         }
         shed.to_status()
+    }
+
+    /// Whether `caller` has no entry and the table is full; named callers always get one.
+    fn untracked(&self, state: &State, caller: &str) -> bool {
+        state.callers.len() >= MAX_TRACKED_CALLERS
+            && !state.callers.contains_key(caller)
+            && !self.settings.principals.contains_key(caller)
     }
 
     fn forget_idle(&self, state: &mut State, now: Instant) {

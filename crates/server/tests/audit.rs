@@ -335,14 +335,7 @@ async fn a_record_altered_on_disk_is_found_by_licctl_audit_verify() {
     let file = dir.path().join("backup.snap").display().to_string();
     let (code, saved) = licctl_at(&addr, &["snapshot", "save", &file]);
     assert_eq!(code, 0, "{saved}");
-    let mut node = common::Proc {
-        id: 1,
-        addr: format!("127.0.0.1:{}", common::free_port()),
-        metrics_addr: format!("127.0.0.1:{}", common::free_port()),
-        dir: dir.path().join("restored"),
-        child: None,
-        extra_args: Vec::new(),
-    };
+    let mut node = common::Proc::fresh(1, dir.path().join("restored"));
     let data = node.dir.display().to_string();
     let init = format!("1={}", node.addr);
     let restore = [

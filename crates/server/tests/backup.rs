@@ -88,14 +88,7 @@ async fn saved_backup_restores_into_a_new_cluster_with_the_same_digest() {
     assert_eq!(json(&out)["members"].as_object().map(|m| m.len()), Some(3));
 
     // Restore as node 1 of a new one-node cluster and start it.
-    let mut node = Proc {
-        id: 1,
-        addr: format!("127.0.0.1:{}", common::free_port()),
-        metrics_addr: format!("127.0.0.1:{}", common::free_port()),
-        dir: dir.path().join("restored"),
-        child: None,
-        extra_args: Vec::new(),
-    };
+    let mut node = Proc::fresh(1, dir.path().join("restored"));
     let data_arg = node.dir.to_str().expect("utf-8").to_string();
     let init = format!("1={}", node.addr);
     let restore = [

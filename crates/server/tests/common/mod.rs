@@ -36,6 +36,20 @@ pub struct Proc {
     pub extra_args: Vec<String>,
 }
 
+impl Proc {
+    /// Node `id` on fresh ports with its data in `dir`, not started.
+    pub fn fresh(id: u64, dir: PathBuf) -> Proc {
+        Proc {
+            id,
+            addr: format!("127.0.0.1:{}", free_port()),
+            metrics_addr: format!("127.0.0.1:{}", free_port()),
+            dir,
+            child: None,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
 /// A set of node processes.
 pub struct Cluster {
     pub root: tempfile::TempDir,
@@ -87,12 +101,8 @@ impl Cluster {
         let root = tempfile::tempdir().expect("tempdir");
         let mut nodes: Vec<Proc> = (1..=n)
             .map(|id| Proc {
-                id,
-                addr: format!("127.0.0.1:{}", free_port()),
-                metrics_addr: format!("127.0.0.1:{}", free_port()),
-                dir: root.path().join(format!("n{id}")),
-                child: None,
                 extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+                ..Proc::fresh(id, root.path().join(format!("n{id}")))
             })
             .collect();
         let init: Vec<String> = nodes
@@ -110,12 +120,8 @@ impl Cluster {
     /// Adds a process that is not yet a member (to be added as a learner).
     pub fn spawn_extra(&mut self, id: u64, extra_args: &[&str]) -> String {
         let mut p = Proc {
-            id,
-            addr: format!("127.0.0.1:{}", free_port()),
-            metrics_addr: format!("127.0.0.1:{}", free_port()),
-            dir: self.root.path().join(format!("n{id}")),
-            child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            ..Proc::fresh(id, self.root.path().join(format!("n{id}")))
         };
         spawn(&mut p, None);
         let addr = p.addr.clone();
