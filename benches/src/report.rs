@@ -645,7 +645,9 @@ fn push_variant_costs(out: &mut String, grid: &Grid) {
          license keeps a status-list position; `licstore-tls`: mutual TLS between every \
          client and node and between nodes, with access control on and the caller a \
          registered principal), run in the same setting as plain licstore. Every series, \
-         plain licstore included, makes an audit record of each verification and write. \
+         plain licstore included, makes an audit record of each verification and write, \
+         except `licstore-unaudited`, which is plain licstore with auditing switched off: \
+         its ratios turned over are what the audit trail costs. \
          Throughput ratio: the variant's items/s over plain licstore's; p99 ratio: the \
          variant's p99 over plain licstore's; server CPU: all members together, per item.\n\n",
     );

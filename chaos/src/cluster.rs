@@ -11,7 +11,14 @@
 //! <run>/n<id>/licstored.log  stdout and stderr of every start, appended
 //! <run>/n<id>/faketime.rc  libfaketime's clock spec (with the faketime wrapper)
 //! <run>/n<id>/fiu-<pid>.in|.out  libfiu's control fifos (with the fiu wrapper)
+//! <run>/tls/               the run's CA, node and client certificates (with TLS, the default)
 //! ```
+//!
+//! # TLS
+//! With [`ClusterOptions::tls`] (the default) every node serves and dials over mutual TLS
+//! with access control on, as in production (see [`crate::tls`]); every RPC here presents
+//! the run's client certificate. [`Cluster::grant_client`] registers that client as an
+//! issuer of everything once there is a leader, so the workloads may write.
 //!
 //! # Wrappers (per node, fixed at start; see [`Wrappers`])
 //! - **libfaketime**: `LD_PRELOAD=libfaketime.so.1`, `FAKETIME_TIMESTAMP_FILE` pointing at
@@ -44,11 +51,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use licstore_proto::v1 as pb;
+use licstore_proto::v1::access_client::AccessClient;
 use licstore_proto::v1::cluster_client::ClusterClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::net::{netns_path, Net, NodeAddr, PidRegistry};
+use crate::tls::{ClientTls, Pki, CLIENT_NAME};
+use crate::workload;
 
 /// Errors of the cluster layer.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +138,8 @@ pub struct ClusterOptions {
     pub disks: BTreeMap<u64, DiskCap>,
     /// Time zero of the run (fault records and histories count from it).
     pub epoch: Instant,
+    /// Mutual TLS with access control (the default), else `--insecure` plain text.
+    pub tls: bool,
 }
 
 impl ClusterOptions {
@@ -146,6 +158,7 @@ impl ClusterOptions {
             wrappers: BTreeMap::new(),
             disks: BTreeMap::new(),
             epoch: Instant::now(),
+            tls: true,
         }
     }
 }
@@ -328,6 +341,8 @@ pub struct Cluster {
     slots: BTreeMap<u64, NodeAddr>,
     registry: PidRegistry,
     created_run_dir: bool,
+    /// The run's certificates, with TLS on.
+    pki: Option<Pki>,
 }
 
 impl Cluster {
@@ -346,12 +361,17 @@ impl Cluster {
         for id in net.slots() {
             slots.insert(id, net.node(id).expect("slot").clone());
         }
+        let pki = match opts.tls {
+            true => Some(Pki::create(&opts.run_dir.join("tls"), &dialed_ips(net))?),
+            false => None,
+        };
         let mut cluster = Cluster {
             registry: net.pid_registry(),
             opts,
             nodes: BTreeMap::new(),
             slots,
             created_run_dir,
+            pki,
         };
         let voters: Vec<u64> = (1..=cluster.opts.voters).collect();
         for id in &voters {
@@ -442,9 +462,11 @@ impl Cluster {
             opts.epoch.elapsed().as_millis()
         )?;
         let mut cmd = Command::new(&opts.binary);
-        // TODO(chaos-tls): the suite runs its nodes in plain text.
-        cmd.arg("--insecure")
-            .arg("--id")
+        match &self.pki {
+            Some(pki) => cmd.args(pki.node_args()),
+            None => cmd.arg("--insecure"),
+        };
+        cmd.arg("--id")
             .arg(id.to_string())
             .arg("--addr")
             .arg(&node.addr.addr)
@@ -558,6 +580,38 @@ impl Cluster {
     /// Client endpoints of the nodes this cluster has started.
     pub fn endpoints(&self) -> Vec<String> {
         self.nodes.values().map(|n| n.addr.addr.clone()).collect()
+    }
+
+    /// The client TLS settings of the run; `None` in plain text.
+    pub fn client_tls(&self) -> Option<ClientTls> {
+        self.pki.as_ref().map(Pki::client)
+    }
+
+    /// The run's certificates; `None` in plain text.
+    pub fn pki(&self) -> Option<&Pki> {
+        self.pki.as_ref()
+    }
+
+    /// Nodes `ids` as the workloads address them.
+    pub fn node_addrs(&self, ids: &[u64]) -> ClusterResult<Vec<workload::NodeAddr>> {
+        ids.iter()
+            .map(|&id| {
+                Ok(workload::NodeAddr {
+                    id,
+                    addr: self.addr(id)?,
+                    tls: self.client_tls(),
+                })
+            })
+            .collect()
+    }
+
+    /// A channel to node `id` with the run's client settings; connects on first use.
+    pub fn channel(&self, id: u64, timeout: Duration) -> ClusterResult<Channel> {
+        channel(
+            &self.addr(id)?,
+            self.pki.as_ref().map(|p| p.client()).as_ref(),
+            timeout,
+        )
     }
 
     /// Starts a process for a node that is not a member yet (in a free net slot), with an
@@ -806,8 +860,49 @@ impl Cluster {
     // ---- RPCs. Call these from inside the client namespace (see `Net::client_ns`).
 
     fn client(&self, id: u64, timeout: Duration) -> ClusterResult<ClusterClient<Channel>> {
-        let addr = self.addr(id)?;
-        Ok(ClusterClient::new(channel(&addr, timeout)?))
+        Ok(ClusterClient::new(self.channel(id, timeout)?))
+    }
+
+    /// With TLS, registers the run's client as a principal that may do all a run does:
+    /// admin (membership), issuer of every code and type (the workloads), auditor. Retries
+    /// on the node that answers until `timeout`; a no-op in plain text.
+    pub async fn grant_client(&self, timeout: Duration) -> ClusterResult<()> {
+        if self.pki.is_none() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let id = self.any_answering().await;
+            let put = match id {
+                Ok(id) => self.put_client_principal(id).await,
+                Err(e) => Err(e),
+            };
+            match put {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(ClusterError::Timeout(format!("grant {CLIENT_NAME}: {e}")));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    async fn put_client_principal(&self, id: u64) -> ClusterResult<()> {
+        // "*": every issuer code, every license type.
+        let any = || vec!["*".to_string()];
+        let principal = pb::Principal {
+            name: CLIENT_NAME.into(),
+            roles: ["admin", "issuer", "auditor"].map(String::from).to_vec(),
+            issuer_codes: any(),
+            type_codes: any(),
+            service_items: Vec::new(),
+        };
+        let mut c = AccessClient::new(self.channel(id, ADMIN_TIMEOUT)?);
+        let req = pb::PutPrincipalRequest {
+            principal: Some(principal),
+        };
+        c.put_principal(req).await?;
+        Ok(())
     }
 
     /// One node's status; `None` when it does not answer in time.
@@ -1017,12 +1112,35 @@ impl Drop for Cluster {
     }
 }
 
-fn channel(addr: &str, timeout: Duration) -> ClusterResult<Channel> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))
+fn channel(addr: &str, tls: Option<&ClientTls>, timeout: Duration) -> ClusterResult<Channel> {
+    Ok(crate::tls::endpoint(addr, tls)
         .map_err(|e| ClusterError::Failed(format!("{addr}: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(timeout)
         .connect_lazy())
+}
+
+/// Every address a peer or client may dial a node at, for the node certificate: each slot's
+/// advertised and listen address, its client proxy's, and loopback.
+fn dialed_ips(net: &Net) -> Vec<std::net::IpAddr> {
+    let mut addrs = Vec::new();
+    for id in net.slots() {
+        if let Ok(slot) = net.node(id) {
+            addrs.push(slot.addr.clone());
+            addrs.extend(slot.listen.clone());
+        }
+        addrs.extend(net.client_proxy_addr(id).ok());
+    }
+    let mut ips: Vec<std::net::IpAddr> = addrs
+        .iter()
+        .filter_map(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip())
+        .collect();
+    ips.push(std::net::Ipv4Addr::LOCALHOST.into());
+    ips.push(std::net::Ipv6Addr::LOCALHOST.into());
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 /// Waits (bounded) for a killed child to be reaped.

@@ -12,6 +12,7 @@
 //!   namespaces are not available), nft partitions and packet loss inside them.
 //! - [`proxy`]: userspace TCP proxies per link, for delay, blackholes and closed connections.
 //! - [`cluster`]: real `licstored` processes, with their signals, wrappers and capped disks.
+//! - [`tls`]: the run's CA and certificates; nodes and clients speak mutual TLS by default.
 //! - [`nemesis`]: the faults, injected and healed from the run's seeded generator.
 //! - [`scenario`]: what a run does (cluster, faults, timing, workload), from TOML files.
 //! - [`runner`]: one run of a scenario with a seed, from an empty directory to a report.
@@ -27,4 +28,5 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod tls;
 pub mod workload;

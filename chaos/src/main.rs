@@ -69,6 +69,9 @@ struct Common {
     /// Use loopback ports instead of network namespaces.
     #[arg(long)]
     loopback: bool,
+    /// Run the nodes in plain text (`licstored --insecure`) instead of mutual TLS.
+    #[arg(long)]
+    insecure: bool,
     /// Use this licstored for every scenario (a scenario naming `faulty` still gets the
     /// faulty build).
     #[arg(long)]
@@ -176,6 +179,11 @@ fn options(
     };
     if common.loopback {
         extra.push("--loopback".into());
+    }
+    let mut scenario = scenario;
+    if common.insecure {
+        extra.push("--insecure".into());
+        scenario.cluster.tls = false;
     }
     if let Some(b) = &common.binary {
         extra.push(format!("--binary {}", b.display()));

@@ -177,6 +177,13 @@ fn run_section(out: &mut String, r: &RunReport) {
         ("binary", format!("{} env {:?}", r.binary, s.server.env)),
         ("network", r.net_mode.clone()),
         (
+            "transport",
+            match s.cluster.tls {
+                true => "mutual TLS, access control on (the run's own CA)".into(),
+                false => "plain text (--insecure)".to_string(),
+            },
+        ),
+        (
             "nodes",
             format!(
                 "{} voters + {} spare slots; heartbeat {} ms, election {}..{} ms",

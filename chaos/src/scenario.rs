@@ -159,6 +159,9 @@ pub struct ClusterSpec {
     pub log_filter: String,
     /// More flags for every node.
     pub extra_args: Vec<String>,
+    /// Mutual TLS with access control between nodes and clients, as in production; `false`
+    /// runs the nodes with `--insecure`.
+    pub tls: bool,
 }
 
 impl Default for ClusterSpec {
@@ -171,6 +174,7 @@ impl Default for ClusterSpec {
             election_max_ms: 1200,
             log_filter: "warn".into(),
             extra_args: Vec::new(),
+            tls: true,
         }
     }
 }

@@ -894,12 +894,7 @@ async fn probes(cluster: &Cluster, n: u32) -> u32 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let addr = cluster.addr(leader).unwrap();
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(2))
-            .connect_lazy();
+        let ch = cluster.channel(leader, Duration::from_secs(2)).unwrap();
         let mut c = licstore_proto::v1::cluster_client::ClusterClient::new(ch);
         let req = pb::ProbeRequest {
             payload: vec![i as u8; 1000],

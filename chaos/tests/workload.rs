@@ -5,7 +5,8 @@
 //! port on 127.0.0.1 behind its ingress proxy, which is the address clients use. The binary
 //! is found by [`licstored_path`] (build it with `cargo build --release -p licstore-server`).
 //! Node data and logs are under one temporary folder (`run/n<id>/`); processes are killed by
-//! their own PID when the cluster drops. Every wait is bounded.
+//! their own PID when the cluster drops. Every wait is bounded. The nodes and clients speak
+//! mutual TLS with access control on, the cluster's default.
 //!
 //! - `clean_run_*`: register (4 clients, 5 keys, ~3 s), set (50), import (2 x 50) and a watch
 //!   on every node, without faults: no unknown outcome, reads see only written values, the
@@ -50,10 +51,7 @@ fn start() -> (tempfile::TempDir, Net, Cluster) {
 
 /// The client addresses of nodes `ids`, for the workloads.
 fn addrs(cluster: &Cluster, ids: &[u64]) -> Vec<NodeAddr> {
-    let addr = |id: u64| cluster.addr(id).expect("node address");
-    ids.iter()
-        .map(|&id| NodeAddr { id, addr: addr(id) })
-        .collect()
+    cluster.node_addrs(ids).expect("node addresses")
 }
 
 /// Values written to each key by creates and writes that did not fail.
@@ -159,6 +157,7 @@ async fn clean_run_records_every_kind_and_no_unknown() {
     let started = Instant::now();
     let (_root, _net, cluster) = start();
     cluster.wait_leader(WAIT).await.expect("leader");
+    cluster.grant_client(WAIT).await.expect("grant");
     let nodes = addrs(&cluster, &cluster.running());
     let rec = Recorder::new();
     let (watch_stop, watch_until) = Stop::with_handle(Instant::now() + 2 * WAIT);
@@ -240,6 +239,7 @@ async fn leader_kill_keeps_the_register_workload_going() {
     let started = Instant::now();
     let (_root, _net, mut cluster) = start();
     let leader = cluster.wait_leader(WAIT).await.expect("leader");
+    cluster.grant_client(WAIT).await.expect("grant");
     let nodes = addrs(&cluster, &cluster.running());
     let rec = Recorder::new();
     let cfg = RegisterConfig {

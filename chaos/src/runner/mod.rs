@@ -302,6 +302,7 @@ fn cluster_options(s: &Scenario, binary: &Path, dir: &Path) -> ClusterOptions {
     c.wrappers = s.wrappers();
     c.disks = s.disks();
     c.epoch = Instant::now();
+    c.tls = s.cluster.tls;
     c
 }
 
@@ -423,6 +424,10 @@ impl Drive<'_> {
             .await
             .context("no leader at start")?;
         self.say(format!("leader {leader}"));
+        self.cluster
+            .grant_client(self.recovery_deadline())
+            .await
+            .context("register the run's client")?;
         let nodes = self.workload_nodes()?;
         let monitor = Monitor::start(
             &self.slot_addrs()?,
@@ -546,22 +551,21 @@ impl Drive<'_> {
     }
 
     fn addrs(&self, ids: &[u64]) -> anyhow::Result<Vec<NodeAddr>> {
-        ids.iter()
-            .map(|id| {
-                Ok(NodeAddr {
-                    id: *id,
-                    addr: self.cluster.addr(*id)?,
-                })
-            })
-            .collect()
+        Ok(self.cluster.node_addrs(ids)?)
     }
 
     /// Every net slot, spare ones included, for the monitor.
-    fn slot_addrs(&self) -> anyhow::Result<Vec<(u64, String)>> {
+    fn slot_addrs(&self) -> anyhow::Result<Vec<NodeAddr>> {
         self.net
             .slots()
             .into_iter()
-            .map(|id| Ok((id, self.net.node(id)?.addr.clone())))
+            .map(|id| {
+                Ok(NodeAddr {
+                    id,
+                    addr: self.net.node(id)?.addr.clone(),
+                    tls: self.cluster.client_tls(),
+                })
+            })
             .collect()
     }
 
@@ -878,7 +882,7 @@ async fn check_node(node: &NodeAddr) -> NodeCheck {
         node: node.id,
         ..NodeCheck::default()
     };
-    match call_check(&node.addr).await {
+    match call_check(node).await {
         Ok(r) => {
             out.applied_index = r.applied_index;
             out.records_checked = r.records_checked;
@@ -897,8 +901,8 @@ async fn check_node(node: &NodeAddr) -> NodeCheck {
     out
 }
 
-async fn call_check(addr: &str) -> anyhow::Result<pb::CheckResponse> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+async fn call_check(node: &NodeAddr) -> anyhow::Result<pb::CheckResponse> {
+    let channel = crate::tls::endpoint(&node.addr, node.tls.as_ref())?
         .connect_timeout(Duration::from_millis(1000))
         .timeout(CHECK_TIMEOUT)
         .connect_lazy();

@@ -24,9 +24,10 @@ use std::time::Duration;
 use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_client::ClusterClient;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::recorder::Recorder;
+use crate::workload::NodeAddr;
 
 /// Time between polls.
 pub const POLL_INTERVAL_MS: u64 = 100;
@@ -162,22 +163,22 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Polls `nodes` (id, `host:port`) until [`Monitor::finish`] or `max_run`. Call on the
-    /// runtime inside the client namespace.
+    /// Polls `nodes` until [`Monitor::finish`] or `max_run`. Call on the runtime inside the
+    /// client namespace.
     pub fn start(
-        nodes: &[(u64, String)],
+        nodes: &[NodeAddr],
         voters: u64,
         silence_limit_ms: u64,
         rec: &Recorder,
         max_run: Duration,
     ) -> anyhow::Result<Monitor> {
         let mut clients = Vec::with_capacity(nodes.len());
-        for (id, addr) in nodes {
-            let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        for node in nodes {
+            let channel = crate::tls::endpoint(&node.addr, node.tls.as_ref())?
                 .connect_timeout(Duration::from_millis(STATUS_TIMEOUT_MS))
                 .timeout(Duration::from_millis(STATUS_TIMEOUT_MS))
                 .connect_lazy();
-            clients.push((*id, ClusterClient::new(channel)));
+            clients.push((node.id, ClusterClient::new(channel)));
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let majority = (voters / 2 + 1) as usize;

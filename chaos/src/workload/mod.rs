@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use licstore_proto::v1::licenses_client::LicensesClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::tls::ClientTls;
 use tonic::{Response, Status};
 
 pub use final_read::{final_read, FinalRead, FinalReadConfig};
@@ -42,11 +44,14 @@ pub const CONNECT_TIMEOUT_MS: u64 = 500;
 /// Default per-request deadline.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 1000;
 
-/// A node id and its client address `host:port`.
+/// A node id, its client address `host:port` and how to reach it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAddr {
     pub id: u64,
     pub addr: String,
+    /// The run's client certificate and CA; `None`: plain text.
+    #[serde(skip)]
+    pub tls: Option<ClientTls>,
 }
 
 /// One channel per node; channels connect lazily and reconnect after failures.
@@ -61,8 +66,7 @@ impl Nodes {
         anyhow::ensure!(!nodes.is_empty(), "no nodes given");
         let mut out = Vec::with_capacity(nodes.len());
         for n in nodes {
-            let url = format!("http://{}", n.addr);
-            let endpoint = Endpoint::from_shared(url)
+            let endpoint = crate::tls::endpoint(&n.addr, n.tls.as_ref())
                 .with_context(|| format!("node {} address {:?}", n.id, n.addr))?
                 .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
                 .tcp_nodelay(true);
@@ -228,6 +232,7 @@ mod tests {
         let bad = NodeAddr {
             id: 1,
             addr: "not an address".into(),
+            tls: None,
         };
         assert!(Nodes::new(&[bad]).is_err());
     }

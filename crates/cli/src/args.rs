@@ -43,6 +43,10 @@ pub struct Cli {
     /// The client certificate's private key (PEM).
     #[arg(long, global = true, env = "LICSTORE_KEY")]
     pub key: Option<PathBuf>,
+    /// A file holding a signed bearer token (`licctl token sign`) sent with every call, for
+    /// nodes that accept tokens instead of a client certificate; needs --cacert.
+    #[arg(long, global = true, env = "LICSTORE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -124,6 +128,10 @@ pub enum Command {
     /// another's, list the imported ones.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Signed bearer tokens, for callers without a client certificate: make a key pair,
+    /// sign a token (no server).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Write a presentation of a sealed license that reveals only the named fields
     /// (Seals.Present), for `verify-presentation`.
     Present(PresentArgs),
@@ -300,6 +308,33 @@ pub enum PolicyCommand {
         /// Only this service item's rules.
         #[arg(long)]
         service_item: Option<String>,
+    },
+}
+
+/// `licctl token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make an Ed25519 key pair as PEM: the private key at OUT (mode 0600, never overwritten)
+    /// and the public key beside it with the extension .pub, for access.token_key_files.
+    Keygen {
+        /// Where to write the private key, e.g. ops.key (the public key goes to ops.pub).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a token for one caller and print it; the nodes name the bearer token:SUBJECT.
+    Sign {
+        /// The private key (PEM, PKCS #8 Ed25519, from keygen or openssl).
+        #[arg(long)]
+        signing_key: PathBuf,
+        /// Who the bearer is (the token's sub).
+        #[arg(long)]
+        subject: String,
+        /// Seconds the token is valid, at most a week.
+        #[arg(long, default_value_t = 3600)]
+        ttl_s: u64,
+        /// The audience the nodes expect (access.token_audience).
+        #[arg(long, default_value = "licstore")]
+        audience: String,
     },
 }
 

@@ -67,7 +67,7 @@ pub async fn endpoint_health(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn health_row(endpoint: &str, channel: tonic::transport::Channel) -> HealthRow {
+async fn health_row(endpoint: &str, channel: licstore_client::Transport) -> HealthRow {
     let mut client = HealthClient::new(channel);
     let started = std::time::Instant::now();
     let mut row = HealthRow {

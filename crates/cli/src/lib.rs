@@ -11,6 +11,8 @@
 //!   `check-acked` (linearizable reads of them).
 //! * [`demo`]: `demo-issue`, the demo script's two fixed holders and licenses.
 //! * [`gen`]: the synthetic dataset generator (`licctl gen`), offline.
+//! * [`tokens`]: `token keygen` and `token sign`, bearer tokens for callers without a
+//!   certificate, offline.
 //! * [`dataset`]: the JSONL/CSV record format shared by `gen` and `import`.
 //! * [`view`], [`output`]: serde mirrors of the proto responses and their table/JSON output.
 //! * [`convert`], [`types`]: enum mappings and license-type name resolution.
@@ -39,6 +41,7 @@ pub mod seals;
 pub mod service_items;
 pub mod snapshot;
 pub mod status_lists;
+pub mod tokens;
 pub mod trust;
 pub mod types;
 pub mod verify_items;
@@ -87,6 +90,17 @@ impl Ctx {
             cli.key.as_deref(),
         )
         .map_err(|e| exit::usage(e.to_string()))?;
+        let tls = match (tls, &cli.token_file) {
+            (tls, None) => tls,
+            (Some(tls), Some(path)) => Some(
+                tls.with_token_file(path)
+                    .map_err(|e| exit::usage(e.to_string()))?,
+            ),
+            (None, Some(_)) => {
+                let why = "--token-file needs --cacert: a bearer token is sent over TLS only";
+                return Err(exit::usage(why.to_string()));
+            }
+        };
         Ok(Ctx {
             endpoints,
             output: cli.output,
@@ -155,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => seals::export(&ctx, a).await,
         Command::VerifyOffline(a) => seals::verify_offline_cmd(&ctx, a),
         Command::Trust(c) => trust::run(&ctx, c).await,
+        Command::Token(c) => tokens::run(&ctx, c),
         Command::Present(a) => disclosure::present(&ctx, a).await,
         Command::VerifyPresentation(a) => disclosure::verify_presentation_cmd(&ctx, a),
         Command::Policy(c) => disclosure::policy(&ctx, c).await,

@@ -225,7 +225,7 @@ fn print(format: OutputFormat, report: &PerfReport) -> anyhow::Result<()> {
 }
 
 /// Offers the load for `duration` and gathers what came back.
-async fn drive(channel: tonic::transport::Channel, load: &Load, duration: Duration) -> Stats {
+async fn drive(channel: licstore_client::Transport, load: &Load, duration: Duration) -> Stats {
     let total = u64::from(load.rate_per_s) * duration.as_secs();
     let gap = Duration::from_secs_f64(1.0 / f64::from(load.rate_per_s));
     let slots = Arc::new(tokio::sync::Semaphore::new(load.clients as usize));

@@ -126,7 +126,7 @@ pub async fn register_key(ctx: &Ctx, authority: String, path: &Path) -> anyhow::
 
 pub(crate) async fn call<T, F, Fut>(ctx: &Ctx, f: F) -> anyhow::Result<T>
 where
-    F: Fn(SealsClient<tonic::transport::Channel>) -> Fut,
+    F: Fn(SealsClient<licstore_client::Transport>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     let mut client = ctx.client()?;

@@ -147,7 +147,7 @@ fn part_path(file: &Path) -> PathBuf {
 
 /// Streams one endpoint's copy into `part`.
 async fn receive(
-    mut client: ClusterClient<tonic::transport::Channel>,
+    mut client: ClusterClient<licstore_client::Transport>,
     part: &Path,
 ) -> Result<(), String> {
     let mut stream = client

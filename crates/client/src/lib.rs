@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use licstore_proto::v1::cluster_client::ClusterClient;
 use licstore_proto::v1::licenses_client::LicensesClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
@@ -69,20 +71,60 @@ impl Default for RetryPolicy {
 #[derive(Clone)]
 pub struct Client {
     endpoints: Vec<String>,
-    channels: Vec<Channel>,
+    channels: Vec<Transport>,
     current: usize,
     retry: RetryPolicy,
     timeout: Duration,
 }
 
+/// What every call of a [`Client`] travels over: a channel that adds the client's bearer
+/// token, if it has one.
+pub type Transport = InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer <token>` to every call when the client has a token.
+#[derive(Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// Sends `token` with every call; refuses one that cannot be a header value.
+    pub fn new(token: &str) -> Result<Bearer, ClientError> {
+        let value = format!("Bearer {}", token.trim())
+            .parse::<MetadataValue<Ascii>>()
+            .map_err(|_| ClientError::Tls("the bearer token is not visible ASCII".into()))?;
+        Ok(Bearer(Some(value)))
+    }
+}
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: say only whether there is one.
+        f.write_str(if self.0.is_some() {
+            "Bearer(..)"
+        } else {
+            "Bearer(none)"
+        })
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(req)
+    }
+}
+
 /// TLS settings of a client: the CA that servers' certificates must chain to, and the
-/// client's own certificate and key for servers that require one.
+/// client's own certificate and key, or a bearer token, for servers that require one.
 #[derive(Clone, Debug, Default)]
 pub struct TlsOptions {
     /// PEM of the CA certificates to trust.
     pub ca_pem: Vec<u8>,
     /// PEM of the client certificate chain and of its private key.
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+    /// Sent with every call: a signed bearer token standing for the caller.
+    pub bearer: Bearer,
 }
 
 impl TlsOptions {
@@ -112,7 +154,16 @@ impl TlsOptions {
         Ok(Some(TlsOptions {
             ca_pem,
             identity_pem,
+            bearer: Bearer::default(),
         }))
+    }
+
+    /// The same settings, sending the bearer token in the file `path` with every call.
+    pub fn with_token_file(mut self, path: &Path) -> Result<Self, ClientError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Tls(format!("token {}: {e}", path.display())))?;
+        self.bearer = Bearer::new(&text)?;
+        Ok(self)
     }
 
     /// tonic's client TLS settings for these files.
@@ -175,7 +226,8 @@ impl Client {
             if let Some(tls) = tls {
                 endpoint = endpoint.tls_config(tls.client_config()).map_err(bad)?;
             }
-            channels.push(endpoint.connect_lazy());
+            let bearer = tls.map(|t| t.bearer.clone()).unwrap_or_default();
+            channels.push(InterceptedService::new(endpoint.connect_lazy(), bearer));
             names.push(url);
         }
         Ok(Client {
@@ -199,23 +251,23 @@ impl Client {
     }
 
     /// A license-service stub on the current endpoint (no retries).
-    pub fn licenses(&self) -> LicensesClient<Channel> {
+    pub fn licenses(&self) -> LicensesClient<Transport> {
         LicensesClient::new(self.channels[self.current].clone()).max_decoding_message_size(64 << 20)
     }
 
     /// A cluster-service stub on the current endpoint (no retries).
-    pub fn cluster(&self) -> ClusterClient<Channel> {
+    pub fn cluster(&self) -> ClusterClient<Transport> {
         ClusterClient::new(self.channels[self.current].clone())
     }
 
     /// A cluster-service stub on endpoint `i` of the list given at creation.
-    pub fn cluster_at(&self, i: usize) -> Option<ClusterClient<Channel>> {
+    pub fn cluster_at(&self, i: usize) -> Option<ClusterClient<Transport>> {
         self.channels.get(i).map(|c| ClusterClient::new(c.clone()))
     }
 
     /// The channel to endpoint `i` (modulo the endpoint count), for calls that manage their
     /// own retries, such as long-lived streams.
-    pub fn channel_at(&self, i: usize) -> Channel {
+    pub fn channel_at(&self, i: usize) -> Transport {
         self.channels[i % self.channels.len()].clone()
     }
 
@@ -228,7 +280,7 @@ impl Client {
     /// is one that another node (or a later attempt) may not have.
     pub async fn retrying<T, F, Fut>(&mut self, mut call: F) -> Result<T, ClientError>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Transport) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let mut backoff = self.retry.initial_backoff;

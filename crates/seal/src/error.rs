@@ -39,6 +39,13 @@ pub enum SealError {
         /// What was wrong.
         reason: String,
     },
+    /// A bearer token that does not hold: malformed, unsigned by a token key, expired, or for
+    /// another audience.
+    #[error("bearer token: {reason}")]
+    Token {
+        /// What failed, naming the part (`header.alg`, `claims.exp`, `signature`, ...).
+        reason: String,
+    },
     /// The signature does not verify over the signed bytes under the given key.
     #[error("signature: does not verify under key {key_id}")]
     BadSignature {
@@ -126,6 +133,7 @@ impl SealError {
             SealError::BadSignature { .. } => "signature",
             SealError::KeyRejected { .. } => "key_id",
             SealError::Disclosure { .. } => "disclosure",
+            SealError::Token { .. } => "token",
             SealError::StatusListFull { .. } | SealError::PositionOutOfRange { .. } => {
                 "status_list.position"
             }

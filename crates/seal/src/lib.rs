@@ -31,11 +31,13 @@
 //! * [`status_entry`]: the signed claim tying a license to its status-list position.
 //! * [`trust_list`]: the signed list of trusted key records.
 //! * [`export`]: the exported-license document and the trust file, for offline checks.
+//! * [`token`]: signed bearer tokens (EdDSA JWTs) naming callers without a certificate.
 //! * [`error`]: the crate's one error type; every error names its field.
 //!
 //! Invariants: nothing here panics on input, every decoder accepts only what its encoder
 //! produces (the gzip framing of status lists aside, whose contents are what is signed), and
-//! every signed byte string starts with a domain string naming its kind of document.
+//! every signed byte string starts with a domain string naming its kind of document (bearer
+//! tokens aside: they are standard JWTs, signed with keys kept for tokens alone).
 
 pub mod bundle;
 pub mod disclosure;
@@ -49,6 +51,7 @@ pub mod presentation;
 pub mod status_entry;
 pub mod status_list;
 pub mod suite;
+pub mod token;
 pub mod trust_list;
 
 mod codec;

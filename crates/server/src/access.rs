@@ -11,6 +11,12 @@
 //! before anything is replicated: `[access] node_names`, the certificates of the nodes
 //! (Raft traffic), and `admin_names`, who may register the first principals.
 //!
+//! A caller may instead present a signed bearer token (`authorization: Bearer …`) when the
+//! node has token keys (`[access] token_key_files`); the client certificate is then optional.
+//! A token's caller is named `token:<sub>` ([`TOKEN_NAME_PREFIX`]), a namespace no certificate
+//! may use, so a token never passes for a certificate (nor for a node) and the other way
+//! round. With a token present, the token names the caller, whatever certificate came with it.
+//!
 //! With `--insecure` there are no certificates and access control is off: every caller may
 //! call everything, which the start-up warning says.
 
@@ -340,6 +346,10 @@ pub struct AccessPolicy {
     pub admin_names: BTreeSet<String>,
     /// Certificate names of the cluster's nodes.
     pub node_names: BTreeSet<String>,
+    /// Public keys whose bearer tokens name callers (`access.token_key_files`).
+    pub token_key_files: Vec<std::path::PathBuf>,
+    /// The audience a token must name.
+    pub token_audience: String,
 }
 
 /// Decides a call: the caller it is, or why it is refused. Pure: `stored` is the principal the
@@ -439,20 +449,69 @@ fn ip_text(bytes: &[u8]) -> Option<String> {
     }
 }
 
+/// What names a caller that holds a bearer token: `token:` and the token's `sub`.
+pub const TOKEN_NAME_PREFIX: &str = "token:";
+/// Clock difference allowed when checking a token's times, in seconds.
+pub const TOKEN_LEEWAY_S: u64 = 60;
+
 /// The tower layer that checks every call (see the module docs).
 #[derive(Clone)]
 pub struct AccessLayer {
     node: Arc<Node>,
     policy: Arc<AccessPolicy>,
+    /// Keys of `access.token_key_files`; empty: bearer tokens are refused.
+    token_keys: Arc<Vec<licstore_seal::token::TokenKey>>,
 }
 
 impl AccessLayer {
-    /// A layer deciding with `policy` over the principals `node` has applied.
-    pub fn new(node: Arc<Node>, policy: AccessPolicy) -> Self {
+    /// A layer deciding with `policy` over the principals `node` has applied; `token_keys`
+    /// verify bearer tokens.
+    pub fn new(
+        node: Arc<Node>,
+        policy: AccessPolicy,
+        token_keys: Vec<licstore_seal::token::TokenKey>,
+    ) -> Self {
         AccessLayer {
             node,
             policy: Arc::new(policy),
+            token_keys: Arc::new(token_keys),
         }
+    }
+
+    /// The caller's name: from its bearer token when it sends one, else from its certificate.
+    fn caller_name(
+        &self,
+        certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Result<String, Status> {
+        let Some(value) = authorization else {
+            return certificate_name(certs);
+        };
+        let token = bearer_token(value)?;
+        if self.token_keys.is_empty() {
+            let why = "bearer token: this node accepts none (no access.token_key_files)";
+            return Err(Status::unauthenticated(why));
+        }
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let audience = &self.policy.token_audience;
+        licstore_seal::token::verify_token(token, &self.token_keys, audience, now_s, TOKEN_LEEWAY_S)
+            .map(|claims| format!("{TOKEN_NAME_PREFIX}{}", claims.sub))
+            .map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header.
+fn bearer_token(value: &http::HeaderValue) -> Result<&str, Status> {
+    let text = value
+        .to_str()
+        .map_err(|_| Status::unauthenticated("authorization: not visible ASCII"))?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err(Status::unauthenticated(
+            "authorization: only \"Bearer <token>\" is accepted",
+        )),
     }
 }
 
@@ -504,8 +563,12 @@ where
             .map(|info| info.get_ref())
             .or_else(|| req.extensions().get::<TcpConnectInfo>());
         let peer_ip = tcp.and_then(|info| info.remote_addr()).map(|a| a.ip());
+        let authorization = req.headers().get(http::header::AUTHORIZATION).cloned();
         Box::pin(async move {
-            let name = layer.policy.enabled.then(|| certificate_name(certs));
+            let name = layer
+                .policy
+                .enabled
+                .then(|| layer.caller_name(certs, authorization.as_ref()));
             let key = match &name {
                 Some(Ok(name)) => name.clone(),
                 _ => peer_ip.map_or_else(|| "peer:unknown".to_owned(), |ip| format!("peer:{ip}")),
@@ -557,10 +620,15 @@ fn certificate_name(certs: Option<Arc<Vec<CertificateDer<'static>>>>) -> Result<
     let Some(first) = certs.as_ref().and_then(|c| c.first()) else {
         return Err(Status::unauthenticated("no client certificate"));
     };
-    cert_name(first.as_ref()).ok_or_else(|| {
+    let name = cert_name(first.as_ref()).ok_or_else(|| {
         let why = "the client certificate has neither a common name nor a usable SAN";
         Status::unauthenticated(why)
-    })
+    })?;
+    if name.starts_with(TOKEN_NAME_PREFIX) {
+        let why = format!("the client certificate's name {name:?} is kept for bearer tokens");
+        return Err(Status::unauthenticated(why));
+    }
+    Ok(name)
 }
 
 impl AccessLayer {
@@ -704,6 +772,7 @@ mod tests {
             enabled: true,
             admin_names: ["root".to_owned()].into(),
             node_names: ["node".to_owned()].into(),
+            ..AccessPolicy::default()
         };
         let issuer = Some(principal("iss", &[Role::Issuer]));
         let verifier = Some(principal("ver", &[Role::Verifier]));

@@ -661,6 +661,58 @@ impl LicenseApi {
     }
 }
 
+impl LicenseApi {
+    /// One page of a query: the licenses matching `req` from the state its first page pinned.
+    async fn query_page(&self, req: &pb::QueryRequest) -> Result<pb::QueryResponse, Status> {
+        let q = query::to_query(&self.node, req)?;
+        let plan = query::plan_of(&q)?;
+        let page_size = query::page_size(req)?;
+        let cursor = query::decode_cursor(&req.cursor, &plan, self.node.id)?;
+        consistency_of(req.consistency, 0)?;
+        let now = std::time::Instant::now();
+        let (pin, pin_id, after) = match cursor {
+            // Later pages read the state the first one pinned; it already passed the barrier.
+            Some(c) => match self.node.pins.get(c.pin, now) {
+                Some(pin) => (pin, Some(c.pin), Some(c.key)),
+                None => return Err(query::expired_cursor()),
+            },
+            None => {
+                self.node
+                    .read_barrier(consistency_of(req.consistency, 0)?)
+                    .await?;
+                let pin = on_reader(self.node.reader.clone(), |r| r.pin()).await?;
+                (Arc::new(pin), None, None)
+            }
+        };
+        let (p, walked) = (plan.clone(), pin.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            licstore_store::query::run(&walked, &q, &p, after.as_deref(), page_size)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))?;
+        let next_cursor = match (page.next_cursor, pin_id) {
+            (Some(key), id) => query::encode_cursor(&query::Cursor {
+                node_id: self.node.id,
+                pin: id.unwrap_or_else(|| self.node.pins.insert(pin, now)),
+                key,
+            }),
+            (None, Some(id)) => {
+                self.node.pins.remove(id);
+                String::new()
+            }
+            (None, None) => String::new(),
+        };
+        Ok(pb::QueryResponse {
+            licenses: page.licenses.iter().map(convert::license_to_pb).collect(),
+            count: page.count,
+            next_cursor,
+            plan: Some(query::plan_to_pb(&plan, page.scanned)),
+            read_revision: page.applied_index,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl Licenses for LicenseApi {
     async fn issue(
@@ -853,53 +905,18 @@ impl Licenses for LicenseApi {
         &self,
         req: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
-        let q = query::to_query(&self.node, &req)?;
-        let plan = query::plan_of(&q)?;
-        let page_size = query::page_size(&req)?;
-        let cursor = query::decode_cursor(&req.cursor, &plan, self.node.id)?;
-        consistency_of(req.consistency, 0)?;
-        let now = std::time::Instant::now();
-        let (pin, pin_id, after) = match cursor {
-            // Later pages read the state the first one pinned; it already passed the barrier.
-            Some(c) => match self.node.pins.get(c.pin, now) {
-                Some(pin) => (pin, Some(c.pin), Some(c.key)),
-                None => return Err(query::expired_cursor()),
-            },
-            None => {
-                self.node
-                    .read_barrier(consistency_of(req.consistency, 0)?)
-                    .await?;
-                let pin = on_reader(self.node.reader.clone(), |r| r.pin()).await?;
-                (Arc::new(pin), None, None)
-            }
-        };
-        let (p, walked) = (plan.clone(), pin.clone());
-        let page = tokio::task::spawn_blocking(move || {
-            licstore_store::query::run(&walked, &q, &p, after.as_deref(), page_size)
+        let api = self.clone();
+        // On a task of its own: a client that gives up mid-call cannot leave a served page
+        // without its records.
+        audit::detached(async move {
+            let answer = api.query_page(&req).await;
+            let events = audit::query_events(&caller, &req, answer.as_ref());
+            api.node.audit.record(events).await?;
+            answer.map(Response::new)
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::internal(e.to_string()))?;
-        let next_cursor = match (page.next_cursor, pin_id) {
-            (Some(key), id) => query::encode_cursor(&query::Cursor {
-                node_id: self.node.id,
-                pin: id.unwrap_or_else(|| self.node.pins.insert(pin, now)),
-                key,
-            }),
-            (None, Some(id)) => {
-                self.node.pins.remove(id);
-                String::new()
-            }
-            (None, None) => String::new(),
-        };
-        Ok(Response::new(pb::QueryResponse {
-            licenses: page.licenses.iter().map(convert::license_to_pb).collect(),
-            count: page.count,
-            next_cursor,
-            plan: Some(query::plan_to_pb(&plan, page.scanned)),
-            read_revision: page.applied_index,
-        }))
     }
 
     type WatchStream = watch::WatchStream;
@@ -908,9 +925,17 @@ impl Licenses for LicenseApi {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        Ok(Response::new(
-            watch::watch(self.node.clone(), req.into_inner()).await?,
-        ))
+        let caller = Caller::of(&req)?;
+        let req = req.into_inner();
+        let api = self.clone();
+        // One record per stream, made durable before its first event is sent.
+        audit::detached(async move {
+            let answer = watch::watch(api.node.clone(), req.clone()).await;
+            let events = audit::watch_events(&caller, &req, answer.as_ref().map(|_| ()));
+            api.node.audit.record(events).await?;
+            answer.map(Response::new)
+        })
+        .await
     }
 
     async fn import(
@@ -1605,11 +1630,18 @@ impl Cluster for ClusterApi {
 
     async fn snapshot(
         &self,
-        _req: Request<pb::SnapshotRequest>,
+        req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Ok(Response::new(
-            crate::backup::stream(self.node.clone()).await?,
-        ))
+        let caller = Caller::of(&req)?;
+        let node = self.node.clone();
+        // Recorded before the first byte of the copy is sent.
+        audit::detached(async move {
+            let answer = crate::backup::stream(node.clone()).await;
+            let event = audit::snapshot_event(&caller, answer.as_ref().map(|_| ()));
+            node.audit.record(vec![event]).await?;
+            answer.map(Response::new)
+        })
+        .await
     }
 
     async fn state_digest(

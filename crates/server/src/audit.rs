@@ -37,6 +37,10 @@ pub const AUDIT_BACKLOG: &str = "licstore_audit_backlog";
 pub const AUDIT_RECORDED: &str = "licstore_audit_events_total";
 /// Metric: audit events this node shipped into the replicated trail.
 pub const AUDIT_SHIPPED: &str = "licstore_audit_shipped_total";
+/// Metric: how long this node's oldest unshipped records have waited; zero when none wait.
+pub const AUDIT_UNSHIPPED_SECONDS: &str = "licstore_audit_unshipped_seconds";
+/// Metric: `audit.max_unshipped_ms` in seconds; zero: no bound.
+pub const AUDIT_MAX_UNSHIPPED_SECONDS: &str = "licstore_audit_max_unshipped_seconds";
 
 struct Pending {
     events: Vec<AuditEvent>,
@@ -45,7 +49,7 @@ struct Pending {
 
 /// The gRPC paths whose calls make audit records (refusals aside): those refused while the
 /// journal cannot ship.
-pub const AUDITED_PATHS: [&str; 11] = [
+pub const AUDITED_PATHS: [&str; 14] = [
     "/licstore.v1.Licenses/Issue",
     "/licstore.v1.Licenses/Amend",
     "/licstore.v1.Licenses/ChangeStatus",
@@ -53,10 +57,13 @@ pub const AUDITED_PATHS: [&str; 11] = [
     "/licstore.v1.Licenses/Get",
     "/licstore.v1.Licenses/GetByIdentifier",
     "/licstore.v1.Licenses/ListByHolder",
+    "/licstore.v1.Licenses/Query",
+    "/licstore.v1.Licenses/Watch",
     "/licstore.v1.Licenses/Verify",
     "/licstore.v1.Licenses/VerifyBatch",
     "/licstore.v1.Seals/ExportLicense",
     "/licstore.v1.Seals/Present",
+    "/licstore.v1.Cluster/Snapshot",
 ];
 
 /// The node's side of the audit trail.
@@ -68,6 +75,8 @@ pub struct AuditLog {
     max_unshipped: Duration,
     /// Since when the journal has held records no shipment has taken.
     waiting_since: Mutex<Option<Instant>>,
+    /// Calls are recorded; off only with `[audit] enabled = false` in plain text.
+    enabled: bool,
 }
 
 /// Whether records that have waited `waited` unshipped are past `max` (zero: no bound).
@@ -98,13 +107,23 @@ impl AuditLog {
             queue,
             max_unshipped,
             waiting_since: Mutex::new(None),
+            enabled: true,
         })
+    }
+
+    /// The same log recording nothing: [`AuditLog::record`] answers at once and
+    /// [`AuditLog::admit`] refuses nothing. Records already in the journal are still shipped.
+    pub fn disabled(self) -> AuditLog {
+        AuditLog {
+            enabled: false,
+            ..self
+        }
     }
 
     /// Refuses a call to `path` that would make a record while records have waited
     /// unshipped past `audit.max_unshipped_ms`.
     pub fn admit(&self, path: &str) -> Result<(), Status> {
-        if !AUDITED_PATHS.contains(&path) {
+        if !self.enabled || !AUDITED_PATHS.contains(&path) {
             return Ok(());
         }
         let waited = self.waiting().map(|since| since.elapsed());
@@ -118,6 +137,18 @@ impl AuditLog {
              why); try another node",
             self.max_unshipped.as_millis()
         )))
+    }
+
+    /// How long records have waited unshipped; zero when none wait.
+    pub fn unshipped_for(&self) -> Duration {
+        self.waiting()
+            .map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    /// The bound on [`AuditLog::unshipped_for`] past which audited calls are refused; zero:
+    /// none.
+    pub fn max_unshipped(&self) -> Duration {
+        self.max_unshipped
     }
 
     fn waiting(&self) -> Option<Instant> {
@@ -137,6 +168,9 @@ impl AuditLog {
     /// Makes `events` durable in this node's journal; the call they describe may be answered
     /// once this returns `Ok`. Each event gets this node's id and the current time.
     pub async fn record(&self, mut events: Vec<AuditEvent>) -> Result<(), Status> {
+        if !self.enabled {
+            return Ok(());
+        }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -434,6 +468,100 @@ pub fn license_event(
     e
 }
 
+/// The events of one `Licenses/Query` page: one per license returned, so that every holder's
+/// history shows the listing; one for a page that returned none (a count, an empty page); or
+/// one for a refusal.
+pub fn query_events(
+    caller: &crate::access::Caller,
+    req: &licstore_proto::v1::QueryRequest,
+    answer: Result<&licstore_proto::v1::QueryResponse, &Status>,
+) -> Vec<AuditEvent> {
+    const ACTION: &str = "Licenses/Query";
+    let asked = Asked {
+        type_code: req.type_code.clone(),
+        ..Default::default()
+    };
+    let plan = |r: &licstore_proto::v1::QueryResponse| {
+        r.plan.as_ref().map_or(String::new(), |p| p.index.clone())
+    };
+    match answer {
+        Ok(r) if !r.licenses.is_empty() => r
+            .licenses
+            .iter()
+            .map(|l| {
+                let mut e =
+                    license_event(caller, ACTION, &asked, Ok((Some(l), 1, r.read_revision)));
+                e.detail = format!("index {}", plan(r));
+                e
+            })
+            .collect(),
+        Ok(r) => {
+            let mut e = license_event(caller, ACTION, &asked, Ok((None, 0, r.read_revision)));
+            e.detail = match req.count_only {
+                true => format!("index {}; counted {} matches", plan(r), r.count),
+                false => format!("index {}; no license on this page", plan(r)),
+            };
+            vec![e]
+        }
+        Err(status) => vec![license_event(caller, ACTION, &asked, Err(status))],
+    }
+}
+
+/// The events of opening a `Licenses/Watch` stream: one per holder the filter names (so the
+/// holder's history shows who watches their licenses), else one; each with the filter.
+pub fn watch_events(
+    caller: &crate::access::Caller,
+    req: &licstore_proto::v1::WatchRequest,
+    answer: Result<(), &Status>,
+) -> Vec<AuditEvent> {
+    let detail = bounded(&format!(
+        "from revision {}; types [{}]; issuers [{}]; {} holders; {} statuses",
+        req.from_revision,
+        req.type_codes.join(","),
+        req.issuer_codes.join(","),
+        req.holders.len(),
+        req.statuses.len()
+    ));
+    let type_code = match req.type_codes.as_slice() {
+        [one] => one.clone(),
+        _ => String::new(),
+    };
+    let one = |holder_kind: i32, holder_id: &str| {
+        let asked = Asked {
+            holder_kind,
+            holder_id: holder_id.to_owned(),
+            type_code: type_code.clone(),
+            identifier: String::new(),
+        };
+        let answered = answer.map(|()| (None, 0, req.from_revision));
+        let mut e = license_event(caller, "Licenses/Watch", &asked, answered);
+        if answer.is_ok() {
+            e.detail = detail.clone();
+        }
+        e
+    };
+    match req.holders.is_empty() {
+        true => vec![one(0, "")],
+        false => req.holders.iter().map(|h| one(h.kind, &h.id)).collect(),
+    }
+}
+
+/// The event of a `Cluster/Snapshot` call: a copy of every license left the node.
+pub fn snapshot_event(caller: &crate::access::Caller, answer: Result<(), &Status>) -> AuditEvent {
+    let mut e = event(caller, "Cluster/Snapshot");
+    match answer {
+        Ok(()) => {
+            e.outcome = "ok".into();
+            e.detail = "the whole replicated state".into();
+        }
+        Err(status) => {
+            e.outcome = code_outcome(status);
+            e.detail = bounded(status.message());
+        }
+    }
+    e
+}
+
 /// Records the event of a license call on `node` before the call is answered.
 pub async fn record_license_call(
     node: &Node,
@@ -499,11 +627,16 @@ mod tests {
         use crate::access::{right_of, Right};
         for path in AUDITED_PATHS {
             let right = right_of(path);
-            let license = [
-                Right::LicenseRead,
-                Right::LicenseWrite,
-                Right::LicenseVerify,
-            ];
+            // A snapshot copies every license out: recorded though it needs an admin.
+            let snapshot = path == "/licstore.v1.Cluster/Snapshot";
+            let license: &[Right] = match snapshot {
+                true => &[Right::ClusterManage],
+                false => &[
+                    Right::LicenseRead,
+                    Right::LicenseWrite,
+                    Right::LicenseVerify,
+                ],
+            };
             assert!(
                 right.is_some_and(|r| license.contains(&r)),
                 "{path}: {right:?}"

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use licstore_store::principals::check_principal_name;
 
-use crate::access::AccessPolicy;
+use crate::access::{AccessPolicy, TOKEN_NAME_PREFIX};
 use crate::limits::{LimitSettings, Quota};
 use crate::run::{Settings, TlsPaths};
 use crate::ServerError;
@@ -151,6 +151,9 @@ pub struct AuditConfig {
     /// Milliseconds records may wait on this node unshipped (no leader reachable) before it
     /// refuses the calls that would make more; 0: never refuse.
     pub max_unshipped_ms: u64,
+    /// Record calls at all. `false` is accepted only with `tls.insecure`, to measure what
+    /// auditing costs; a node with TLS always records.
+    pub enabled: bool,
 }
 
 /// Least `audit.max_unshipped_ms` other than 0: a few shipments must be able to fail first.
@@ -164,6 +167,7 @@ impl Default for AuditConfig {
         AuditConfig {
             ship_interval_ms: 200,
             max_unshipped_ms: 30_000,
+            enabled: true,
         }
     }
 }
@@ -185,7 +189,15 @@ pub struct AccessConfig {
     pub admin_names: Vec<String>,
     /// Names of the nodes' certificates: only they may send Raft messages. Required with TLS.
     pub node_names: Vec<String>,
+    /// Ed25519 public keys (PEM) whose signed bearer tokens name callers; empty: no tokens.
+    /// With keys, a client certificate becomes optional for callers that send a token.
+    pub token_key_files: Vec<PathBuf>,
+    /// The `aud` a token must carry; empty means `licstore`.
+    pub token_audience: String,
 }
+
+/// The audience a bearer token must name when `access.token_audience` is empty.
+pub const DEFAULT_TOKEN_AUDIENCE: &str = "licstore";
 
 /// `[tls]`: PEM files, or `insecure` for plain text.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,6 +419,12 @@ impl Config {
             init_members.insert(id, member_addr.clone());
         }
         let tls = self.tls.to_paths().map_err(|(key, why)| bad(key, why))?;
+        if !self.audit.enabled && tls.is_some() {
+            let why = "false is allowed only with tls.insecure: a node with TLS records every \
+                       use of a license"
+                .into();
+            return Err(bad("audit.enabled", why));
+        }
         let access = self
             .access
             .to_policy(tls.is_some())
@@ -450,6 +468,7 @@ impl Config {
             expiry_sweep: Duration::from_millis(self.feed.expiry_sweep_ms.max(100)),
             audit_ship_interval: self.audit_ship_interval()?,
             audit_max_unshipped: self.audit_max_unshipped()?,
+            audit_enabled: self.audit.enabled,
             event_retention: Duration::from_secs(self.feed.event_retention_secs),
             block_cache_bytes,
             memtable_budget_bytes,
@@ -526,10 +545,26 @@ impl AccessConfig {
                 .into();
             return Err(("access.node_names", why));
         }
+        if let Some(n) = node_names.iter().find(|n| n.starts_with(TOKEN_NAME_PREFIX)) {
+            let why = format!("{n:?}: nodes are known by certificates, not bearer tokens");
+            return Err(("access.node_names", why));
+        }
+        if !tls && !self.token_key_files.is_empty() {
+            let why = "only with TLS: a bearer token sent in plain text can be read and replayed \
+                       by anyone on the network"
+                .into();
+            return Err(("access.token_key_files", why));
+        }
+        let token_audience = match self.token_audience.trim() {
+            "" => DEFAULT_TOKEN_AUDIENCE.to_owned(),
+            a => a.to_owned(),
+        };
         Ok(AccessPolicy {
             enabled: tls,
             admin_names,
             node_names,
+            token_key_files: self.token_key_files.clone(),
+            token_audience,
         })
     }
 }
@@ -634,7 +669,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 24] = [
+        let cases: [(&str, Spoil); 26] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -670,6 +705,9 @@ mod tests {
             ("access.admin_names", |c| {
                 c.access.admin_names.push(" ".into())
             }),
+            ("access.node_names: \"token:n1\"", |c| {
+                c.access.node_names.push("token:n1".into())
+            }),
             ("storage.memtable_budget_bytes", |c| {
                 c.storage.memtable_budget_bytes = 4096
             }),
@@ -678,6 +716,9 @@ mod tests {
                 c.limits.max_request_bytes = 10
             }),
             ("audit.max_unshipped_ms", |c| c.audit.max_unshipped_ms = 999),
+            ("audit.enabled: false is allowed only", |c| {
+                c.audit.enabled = false
+            }),
             ("limits.max_request_bytes", |c| {
                 c.limits.max_request_bytes = 1 << 40
             }),
@@ -697,8 +738,16 @@ mod tests {
             insecure: true,
             ..TlsConfig::default()
         };
+        let mut with_tokens = plain.clone();
+        with_tokens.access.token_key_files = vec!["ops.pub".into()];
+        let err = with_tokens.to_settings().expect_err("tokens in plain text");
+        assert!(err.to_string().contains("access.token_key_files"), "{err}");
         let settings = plain.to_settings().expect("plain text asked for");
         assert_eq!(settings.tls, None);
+        assert!(settings.audit_enabled, "auditing is on unless switched off");
+        plain.audit.enabled = false;
+        let unaudited = plain.to_settings().expect("no audit in plain text");
+        assert!(!unaudited.audit_enabled);
         assert!(
             !settings.access.enabled,
             "access control is off in plain text"

@@ -89,6 +89,10 @@ struct Args {
     /// [audit.max_unshipped_ms; 30000].
     #[arg(long, env = "LICSTORE_AUDIT_MAX_UNSHIPPED_MS")]
     audit_max_unshipped_ms: Option<u64>,
+    /// Record nothing in the audit trail; only with --insecure, to measure what auditing
+    /// costs; logs a warning at start [audit.enabled = false].
+    #[arg(long, env = "LICSTORE_NO_AUDIT")]
+    no_audit: bool,
     /// Largest request message a public service accepts, in bytes
     /// [limits.max_request_bytes; 4194304].
     #[arg(long, env = "LICSTORE_MAX_REQUEST_BYTES")]
@@ -140,6 +144,17 @@ struct Args {
     /// [access.node_names].
     #[arg(long = "node-name", env = "LICSTORE_NODE_NAMES", value_delimiter = ',')]
     node_names: Vec<String>,
+    /// An Ed25519 public key (PEM) whose signed bearer tokens identify callers; repeatable
+    /// [access.token_key_files].
+    #[arg(
+        long = "token-key-file",
+        env = "LICSTORE_TOKEN_KEY_FILES",
+        value_delimiter = ','
+    )]
+    token_key_files: Vec<PathBuf>,
+    /// The audience bearer tokens must name [access.token_audience; licstore].
+    #[arg(long, env = "LICSTORE_TOKEN_AUDIENCE")]
+    token_audience: Option<String>,
     /// A secret seal key file of an authority this node seals for; repeatable
     /// [seal.key_files].
     #[arg(
@@ -202,9 +217,14 @@ impl Args {
         set(&mut c.tls.client_ca_file, &self.tls_client_ca_file);
         set(&mut c.tls.peer_ca_file, &self.tls_peer_ca_file);
         c.tls.insecure |= self.insecure;
+        c.audit.enabled &= !self.no_audit;
         if !self.admin_names.is_empty() {
             c.access.admin_names = self.admin_names.clone();
         }
+        if !self.token_key_files.is_empty() {
+            c.access.token_key_files = self.token_key_files.clone();
+        }
+        set(&mut c.access.token_audience, &self.token_audience);
         if !self.node_names.is_empty() {
             c.access.node_names = self.node_names.clone();
         }

@@ -198,6 +198,16 @@ fn describe() {
         crate::audit::AUDIT_SHIPPED,
         "Audit records this node shipped into the replicated trail."
     );
+    describe_gauge!(
+        crate::audit::AUDIT_UNSHIPPED_SECONDS,
+        seconds,
+        "How long this node's oldest unshipped audit records have waited; 0 when none wait."
+    );
+    describe_gauge!(
+        crate::audit::AUDIT_MAX_UNSHIPPED_SECONDS,
+        seconds,
+        "audit.max_unshipped_ms: past it the node refuses audited calls; 0: no bound."
+    );
     describe_counter!(
         crate::limits::SHED,
         "Calls answered RESOURCE_EXHAUSTED by the limits, by reason."
@@ -230,6 +240,7 @@ fn describe() {
     }
     gauge!(PROPOSALS_PENDING).set(0.0);
     gauge!(crate::audit::AUDIT_BACKLOG).set(0.0);
+    gauge!(crate::audit::AUDIT_UNSHIPPED_SECONDS).set(0.0);
     gauge!(crate::limits::IN_FLIGHT).set(0.0);
 }
 
@@ -365,6 +376,10 @@ fn sample_node(node: &Node, stats: &licstore_store::DbStats) {
     let watches = node.watches.load(std::sync::atomic::Ordering::Relaxed);
     gauge!(WATCH_STREAMS).set(watches as f64);
     gauge!(PINNED_SNAPSHOTS).set(node.pins.len() as f64);
+    let unshipped = node.audit.unshipped_for().as_secs_f64();
+    gauge!(crate::audit::AUDIT_UNSHIPPED_SECONDS).set(unshipped);
+    let bound = node.audit.max_unshipped().as_secs_f64();
+    gauge!(crate::audit::AUDIT_MAX_UNSHIPPED_SECONDS).set(bound);
 }
 
 /// Counts a proposal in flight for as long as it lives.

@@ -61,6 +61,8 @@ pub struct Settings {
     /// How long audit records may wait unshipped before audited calls are refused; zero
     /// never.
     pub audit_max_unshipped: Duration,
+    /// Whether calls are recorded; off only in plain text (see `[audit] enabled`).
+    pub audit_enabled: bool,
     /// How long change-feed events are kept before the leader compacts them; zero keeps them
     /// for ever.
     pub event_retention: Duration,
@@ -101,8 +103,9 @@ struct Tls {
 
 impl TlsPaths {
     /// Reads and checks every file: certificates and keys parse, the key belongs to the
-    /// certificate, the CAs hold certificates. Errors name the setting and the file.
-    fn load(&self) -> Result<Tls, ServerError> {
+    /// certificate, the CAs hold certificates. Errors name the setting and the file. With
+    /// `tokens`, a client may connect without a certificate (and must then send a token).
+    fn load(&self, tokens: bool) -> Result<Tls, ServerError> {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
         let cert_pem = read_pem("tls.cert_file", &self.cert_file)?;
         let key_pem = read_pem("tls.key_file", &self.key_file)?;
@@ -114,7 +117,8 @@ impl TlsPaths {
         // A client CA makes the handshake require a certificate from it.
         let server = ServerTlsConfig::new()
             .identity(identity.clone())
-            .client_ca_root(Certificate::from_pem(ca_pem));
+            .client_ca_root(Certificate::from_pem(ca_pem))
+            .client_auth_optional(tokens);
         let peer_ca_pem = read_pem("tls.peer_ca_file", &self.peer_ca_file)?;
         check_ca("tls.peer_ca_file", &self.peer_ca_file, &peer_ca_pem)?;
         let peers = ClientTlsConfig::new()
@@ -122,6 +126,27 @@ impl TlsPaths {
             .identity(identity);
         Ok(Tls { server, peers })
     }
+}
+
+/// The keys of `access.token_key_files`, each named by its file name without the extension
+/// (what a token's `kid` may name).
+fn load_token_keys(
+    files: &[std::path::PathBuf],
+) -> Result<Vec<licstore_seal::token::TokenKey>, ServerError> {
+    let key = "access.token_key_files";
+    files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|e| tls_error(key, path, e))?;
+            let public = licstore_seal::token::public_key_from_pem(&text)
+                .map_err(|e| tls_error(key, path, e))?;
+            let id = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(licstore_seal::token::TokenKey { id, key: public })
+        })
+        .collect()
 }
 
 fn tls_error(key: &str, path: &std::path::Path, why: impl std::fmt::Display) -> ServerError {
@@ -238,6 +263,10 @@ pub async fn start(
     }
     let reader = Reader::new(storage.db.clone());
     let audit = crate::audit::AuditLog::start(&reader, s.id, s.audit_max_unshipped)?;
+    let audit = match s.audit_enabled {
+        true => audit,
+        false => audit.disabled(),
+    };
     let node = Arc::new(Node {
         audit,
         limits: crate::limits::Limits::new(s.limits.clone()),
@@ -320,7 +349,12 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
 pub async fn serve(s: Settings) -> Result<(), ServerError> {
     // TLS files are checked and both ports bound first, so a bad file or a busy port stops
     // the node before it opens (or creates) any data.
-    let tls = s.tls.as_ref().map(TlsPaths::load).transpose()?;
+    let token_keys = load_token_keys(&s.access.token_key_files)?;
+    let tls = s
+        .tls
+        .as_ref()
+        .map(|paths| paths.load(!token_keys.is_empty()))
+        .transpose()?;
     let listener = bind("node.listen_addr", s.listen_addr).await?;
     let metrics_listener = match s.metrics_addr {
         Some(addr) => Some(bind("node.metrics_addr", addr).await?),
@@ -352,6 +386,12 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
              network can read and change licenses, and access control is off"
         );
     }
+    if !s.audit_enabled {
+        tracing::warn!(
+            "UNAUDITED: --no-audit given, this node records no verification, read or write in \
+             the audit trail; for measuring what auditing costs only"
+        );
+    }
     let data_dir = s.data_dir.display();
     tracing::info!(
         id = s.id,
@@ -372,7 +412,7 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
             .tls_config(tls.server.clone())
             .map_err(|e| ServerError::Config(format!("tls: {e}")))?;
     }
-    let access = crate::access::AccessLayer::new(node.clone(), s.access.clone());
+    let access = crate::access::AccessLayer::new(node.clone(), s.access.clone(), token_keys);
     let max_request = s.limits.max_request_bytes;
     let server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(10)))

@@ -2,7 +2,9 @@
 //! license read and write becomes one record of the replicated trail, on every node alike;
 //! `licctl audit list --holder` and `licctl audit verify` read it; a node killed right after
 //! answering loses no record; a node that cannot ship its records refuses audited calls once
-//! they have waited past the bound; and a record altered on disk is found.
+//! they have waited past the bound; a record altered on disk is found; queries, watches and
+//! snapshots are recorded for the holders they reach; and a plain-text node with auditing
+//! switched off records nothing.
 
 mod common;
 
@@ -276,6 +278,15 @@ async fn a_node_that_cannot_ship_refuses_audited_calls_past_the_bound() {
         refused.message().contains("audit.max_unshipped_ms"),
         "{refused:?}"
     );
+    // The wait shows in the node's metrics, next to the bound (sampled every 2 s).
+    let metrics = cluster.node(3).metrics_addr.clone();
+    let waited = wait_gauge(&metrics, |v| v > 1.0).await;
+    let scraped = common::scrape(&metrics).await;
+    assert_eq!(
+        scraped.get("licstore_audit_max_unshipped_seconds"),
+        Some(&1.0),
+        "{waited}"
+    );
     // A call that makes no record is still served.
     common::cluster_at(&at)
         .status(pb::StatusRequest {})
@@ -293,6 +304,7 @@ async fn a_node_that_cannot_ship_refuses_audited_calls_past_the_bound() {
         assert!(Instant::now() < deadline, "still refused");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    wait_gauge(&metrics, |v| v == 0.0).await;
     let other = cluster.node(1).addr.clone();
     let records = trail_with(&other, "after the peers came back").await;
     let before = records.iter().filter(|r| r.purpose == "before the bound");
@@ -301,6 +313,23 @@ async fn a_node_that_cannot_ship_refuses_audited_calls_past_the_bound() {
         1,
         "the record made while cut off reached the trail"
     );
+}
+
+/// Scrapes `metrics` until `licstore_audit_unshipped_seconds` satisfies `ok`; its value.
+async fn wait_gauge(metrics: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let scraped = common::scrape(metrics).await;
+        let value = scraped.get("licstore_audit_unshipped_seconds").copied();
+        if let Some(v) = value.filter(|v| ok(*v)) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "unshipped wait stuck at {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Runs licctl with `args`; returns its exit code and JSON output.
@@ -380,4 +409,127 @@ fn alter_record(dir: &std::path::Path, seq: u64, purpose: &str) {
     let mut record = decode_record(&bytes).expect("decode");
     record.event.purpose = purpose.into();
     db.put_cf(&cf, &key, encode_record(&record)).expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_auditing_off_serves_and_records_nothing() {
+    let cluster = Cluster::start(1, &["--no-audit"]);
+    cluster.wait_leader().await;
+    let addr = cluster.node(1).addr.clone();
+    common::register_items(&addr, &[TEST_ITEM]).await;
+    for n in 1..=3 {
+        licenses_at(&addr)
+            .verify(verify(&format!("unaudited {n}"), TEST_ITEM))
+            .await
+            .expect("verify");
+    }
+    // A record is counted as soon as it is durable on the node, before any shipment.
+    let scraped = common::scrape(&cluster.node(1).metrics_addr).await;
+    assert_eq!(
+        scraped.get("licstore_audit_events_total"),
+        Some(&0.0),
+        "{scraped:?}"
+    );
+    // Several shipment intervals later the trail is still empty.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let trail = audit_at(&addr)
+        .list_audit(pb::ListAuditRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(trail.records.is_empty(), "{:?}", trail.records);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_watches_and_snapshots_are_recorded_for_the_holders_they_reach() {
+    let cluster = Cluster::start(1, &[]);
+    cluster.wait_leader().await;
+    let addr = cluster.node(1).addr.clone();
+    let mut holders = Vec::new();
+    for n in [1, 2] {
+        let license = resident_card(n);
+        holders.push(license.holder.clone().expect("holder"));
+        cluster
+            .issue_retrying(pb::IssueRequest {
+                license: Some(license),
+                ..Default::default()
+            })
+            .await;
+    }
+    let type_code = resident_card(1).type_code;
+    // A listing by type: one record per license it returned.
+    let page = licenses_at(&addr)
+        .query(pb::QueryRequest {
+            type_code: type_code.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("query")
+        .into_inner();
+    assert_eq!(page.licenses.len(), 2);
+    // A count returns no license: one record saying what it counted.
+    licenses_at(&addr)
+        .query(pb::QueryRequest {
+            type_code: type_code.clone(),
+            count_only: true,
+            ..Default::default()
+        })
+        .await
+        .expect("count");
+    // A watch on holder 2 is recorded before its first message.
+    let watch = pb::WatchRequest {
+        holders: vec![pb::HolderRef {
+            kind: holders[1].kind,
+            id: holders[1].id.clone(),
+        }],
+        ..Default::default()
+    };
+    let stream = licenses_at(&addr).watch(watch).await.expect("watch");
+    drop(stream);
+    let mut copy = common::cluster_at(&addr)
+        .snapshot(pb::SnapshotRequest::default())
+        .await
+        .expect("snapshot")
+        .into_inner();
+    while copy.message().await.expect("snapshot chunk").is_some() {}
+    let trail = trail_until(&addr, |r| r.action == "Cluster/Snapshot").await;
+    let of = |action: &str| -> Vec<&pb::AuditEntry> {
+        trail.iter().filter(|r| r.action == action).collect()
+    };
+    let mut got: Vec<String> = of("Licenses/Query")
+        .iter()
+        .filter(|r| !r.holder_id.is_empty())
+        .map(|r| r.holder_id.clone())
+        .collect();
+    let mut expected: Vec<String> = holders.iter().map(|h| h.id.to_uppercase()).collect();
+    got.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(got, expected, "one Query record per license returned");
+    let counted = of("Licenses/Query")
+        .into_iter()
+        .find(|r| r.holder_id.is_empty())
+        .expect("the count's record");
+    assert!(counted.detail.contains("counted 2 matches"), "{counted:?}");
+    let watched = of("Licenses/Watch");
+    assert_eq!(watched.len(), 1, "{watched:?}");
+    assert_eq!(
+        (watched[0].holder_id.clone(), watched[0].outcome.as_str()),
+        (holders[1].id.to_uppercase(), "ok")
+    );
+    assert_eq!(of("Cluster/Snapshot")[0].outcome, "ok");
+    // "Who looked at my license": holder 2's history has the listing and the watch.
+    let history = audit_at(&addr)
+        .list_audit(pb::ListAuditRequest {
+            holder_kind: holders[1].kind,
+            holder_id: holders[1].id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("holder history")
+        .into_inner()
+        .records;
+    let actions: Vec<&str> = history.iter().map(|r| r.action.as_str()).collect();
+    for wanted in ["Licenses/Issue", "Licenses/Query", "Licenses/Watch"] {
+        assert!(actions.contains(&wanted), "{wanted}: {actions:?}");
+    }
 }
