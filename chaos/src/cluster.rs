@@ -864,26 +864,50 @@ impl Cluster {
     }
 
     /// With TLS, registers the run's client as a principal that may do all a run does:
-    /// admin (membership), issuer of every code and type (the workloads), auditor. Retries
-    /// on the node that answers until `timeout`; a no-op in plain text.
+    /// admin (membership), issuer of every code and type (the workloads), auditor, and waits
+    /// until every running node has applied it (each node decides from its own copy, so a
+    /// lagging follower would refuse the first calls). Retries until `timeout`, give or take
+    /// one attempt; a no-op in plain text.
     pub async fn grant_client(&self, timeout: Duration) -> ClusterResult<()> {
         if self.pki.is_none() {
             return Ok(());
         }
         let deadline = Instant::now() + timeout;
         loop {
-            let id = self.any_answering().await;
-            let put = match id {
+            let put = match self.any_answering().await {
                 Ok(id) => self.put_client_principal(id).await,
                 Err(e) => Err(e),
             };
             match put {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(e) if Instant::now() >= deadline => {
                     return Err(ClusterError::Timeout(format!("grant {CLIENT_NAME}: {e}")));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
+        }
+        for id in self.running() {
+            while !self.client_is_issuer_on(id).await {
+                if Instant::now() >= deadline {
+                    let why = format!("node {id} has not applied the grant of {CLIENT_NAME}");
+                    return Err(ClusterError::Timeout(why));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether node `id` takes the run's client for an issuer (false when it does not answer).
+    async fn client_is_issuer_on(&self, id: u64) -> bool {
+        let Ok(channel) = self.channel(id, RPC_TIMEOUT) else {
+            return false;
+        };
+        let mut client = AccessClient::new(channel);
+        let call = client.who_am_i(pb::WhoAmIRequest {});
+        match tokio::time::timeout(RPC_TIMEOUT, call).await {
+            Ok(Ok(who)) => who.into_inner().roles.iter().any(|r| r == "issuer"),
+            _ => false,
         }
     }
 

@@ -335,6 +335,11 @@ pub enum TokenCommand {
         /// The audience the nodes expect (access.token_audience).
         #[arg(long, default_value = "licstore")]
         audience: String,
+        /// The key id in the token's header: the name of the nodes' public key file without
+        /// its extension [default: the signing key file's name without its extension]; ""
+        /// for none (accepted only by nodes with one token key).
+        #[arg(long)]
+        kid: Option<String>,
     },
 }
 

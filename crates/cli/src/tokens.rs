@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use licstore_seal::token::{
     public_key_pem, sign_token, signing_key_from_pem, signing_key_pem, SigningKey, TokenClaims,
+    MAX_TTL_S,
 };
 use serde::Serialize;
 
@@ -19,9 +20,6 @@ use crate::exit::usage;
 use crate::output::{emit, OutputFormat, Render, Table};
 use crate::seals::write_private;
 use crate::Ctx;
-
-/// Longest lifetime `sign` gives a token: a leaked token should not outlive a working week.
-pub const MAX_TTL_S: u64 = 7 * 24 * 3600;
 
 /// Runs one `licctl token` command.
 pub fn run(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {
@@ -32,7 +30,18 @@ pub fn run(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {
             subject,
             ttl_s,
             audience,
-        } => sign(ctx, &signing_key, &subject, ttl_s, &audience),
+            kid,
+        } => {
+            // By default the key is named as the nodes name its public file: the same stem.
+            let kid = kid.unwrap_or_else(|| key_id(&signing_key));
+            let claims = claims(&subject, ttl_s, &audience)?;
+            sign(
+                ctx,
+                &signing_key,
+                (!kid.is_empty()).then_some(kid.as_str()),
+                &claims,
+            )
+        }
     }
 }
 
@@ -73,12 +82,11 @@ fn keygen(ctx: &Ctx, out: &Path) -> anyhow::Result<()> {
     )
 }
 
-fn sign(ctx: &Ctx, key: &Path, subject: &str, ttl_s: u64, audience: &str) -> anyhow::Result<()> {
+/// The claims of a token for `subject`, valid from now for `ttl_s`.
+fn claims(subject: &str, ttl_s: u64, audience: &str) -> anyhow::Result<TokenClaims> {
     if ttl_s == 0 || ttl_s > MAX_TTL_S {
         return Err(usage(format!("--ttl-s {ttl_s}: must be 1 to {MAX_TTL_S}")));
     }
-    let text = std::fs::read_to_string(key).with_context(|| format!("read {}", key.display()))?;
-    let signing = signing_key_from_pem(&text).map_err(|e| usage(format!("--signing-key: {e}")))?;
     let now_s = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let claims = TokenClaims {
         sub: subject.trim().to_owned(),
@@ -90,8 +98,13 @@ fn sign(ctx: &Ctx, key: &Path, subject: &str, ttl_s: u64, audience: &str) -> any
     if claims.sub.is_empty() {
         return Err(usage("--subject: empty"));
     }
-    let kid = key_id(key);
-    let token = sign_token(&signing, Some(&kid), &claims);
+    Ok(claims)
+}
+
+fn sign(ctx: &Ctx, key: &Path, kid: Option<&str>, claims: &TokenClaims) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(key).with_context(|| format!("read {}", key.display()))?;
+    let signing = signing_key_from_pem(&text).map_err(|e| usage(format!("--signing-key: {e}")))?;
+    let token = sign_token(&signing, kid, claims);
     let view = TokenView {
         principal: format!("token:{}", claims.sub),
         expires_at_s: claims.exp,

@@ -25,6 +25,9 @@ use crate::error::SealError;
 pub const TOKEN_MAX_BYTES: usize = 8 * 1024;
 /// Longest `sub` accepted, in bytes.
 pub const SUBJECT_MAX_BYTES: usize = 128;
+/// Longest a token may still be valid for when it is checked, in seconds (a week): a token
+/// cannot be revoked one by one, so a leaked one must not stay good for long.
+pub const MAX_TTL_S: u64 = 7 * 24 * 3600;
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 key bytes follow.
 const SPKI_PREFIX: [u8; 12] = [
@@ -123,6 +126,11 @@ pub fn verify_token(
     let signature = ed25519_dalek::Signature::from_slice(&sig_bytes)
         .map_err(|_| token_error("signature: not 64 bytes"))?;
     let input = &token[..header_b64.len() + 1 + body_b64.len()];
+    if kid.is_none() && keys.len() > 1 {
+        // One signature check per call, not one per key, for a caller not yet known.
+        let why = "header.kid: required when the node has several token keys";
+        return Err(token_error(why));
+    }
     let candidates = keys.iter().filter(|k| kid.is_none_or(|id| k.id == id));
     let mut verified = false;
     for k in candidates {
@@ -202,6 +210,10 @@ fn check_times(claims: &TokenClaims, now_s: u64, leeway_s: u64) -> Result<(), Se
             "claims.exp: expired at {}",
             claims.exp
         )));
+    }
+    if claims.exp.saturating_sub(now_s) > MAX_TTL_S + leeway_s {
+        let why = format!("claims.exp: more than {MAX_TTL_S} s ahead (at most a week)");
+        return Err(token_error(why));
     }
     if let Some(nbf) = claims
         .nbf
@@ -341,8 +353,13 @@ mod tests {
     fn a_signed_token_verifies_with_or_without_a_key_id() {
         let token = sign_token(&key(2), Some("ops"), &claims());
         assert_eq!(check(&token), Ok(claims()));
+        // Without a kid, only where the node has one key.
         let token = sign_token(&key(2), None, &claims());
-        assert_eq!(check(&token), Ok(claims()));
+        let one_key = &keys()[1..];
+        let checked = verify_token(&token, one_key, "licstore", NOW, 60);
+        assert_eq!(checked, Ok(claims()));
+        let err = check(&token).expect_err("two keys, no kid").to_string();
+        assert!(err.contains("header.kid: required"), "{err}");
     }
 
     #[test]
@@ -364,11 +381,15 @@ mod tests {
             aud: "another-store".into(),
             ..good.clone()
         };
+        let lasting = TokenClaims {
+            exp: NOW + MAX_TTL_S + 3600,
+            ..good.clone()
+        };
         let blank = TokenClaims {
             sub: " ".into(),
             ..good.clone()
         };
-        let signed = sign_token(&key(2), None, &good);
+        let signed = sign_token(&key(2), Some("ops"), &good);
         let mut flipped = signed.clone().into_bytes();
         let last = flipped.len() - 2;
         flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
@@ -379,13 +400,14 @@ mod tests {
             signed.split('.').nth(1).expect("claims")
         );
         let cases: Vec<(String, &str)> = vec![
-            (sign_token(&key(2), None, &expired), "claims.exp"),
-            (sign_token(&key(2), None, &early), "claims.nbf"),
-            (sign_token(&key(2), None, &future), "claims.iat"),
-            (sign_token(&key(2), None, &elsewhere), "claims.aud"),
-            (sign_token(&key(2), None, &blank), "claims.sub"),
+            (sign_token(&key(2), Some("ops"), &expired), "claims.exp"),
+            (sign_token(&key(2), Some("ops"), &lasting), "more than"),
+            (sign_token(&key(2), Some("ops"), &early), "claims.nbf"),
+            (sign_token(&key(2), Some("ops"), &future), "claims.iat"),
+            (sign_token(&key(2), Some("ops"), &elsewhere), "claims.aud"),
+            (sign_token(&key(2), Some("ops"), &blank), "claims.sub"),
             (
-                sign_token(&key(9), None, &good),
+                sign_token(&key(9), Some("ops"), &good),
                 "signature: does not verify",
             ),
             (
@@ -413,7 +435,7 @@ mod tests {
 
     #[test]
     fn claims_without_exp_or_sub_are_refused_even_when_signed() {
-        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA"}"#);
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","kid":"ops"}"#);
         let cases = [
             (r#"{"sub":"a","aud":"licstore"}"#, "claims.exp: missing"),
             (r#"{"aud":"licstore","exp":1900000000}"#, "claims.sub"),
@@ -431,7 +453,7 @@ mod tests {
             let err = check(&token).expect_err(wanted).to_string();
             assert!(err.contains(wanted), "{wanted}: {err}");
         }
-        let listed = r#"{"sub":"a","aud":["x","licstore"],"exp":1900000000}"#;
+        let listed = r#"{"sub":"a","aud":["x","licstore"],"exp":1800000600}"#;
         let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(listed));
         let sig = key(2).sign(input.as_bytes());
         let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));

@@ -858,5 +858,18 @@ mod tests {
             "a blank common name names nobody"
         );
         assert_eq!(cert_name(b"not a certificate"), None);
+        // A certificate may not take a bearer token's name.
+        let mut posing = CertificateParams::new(Vec::<String>::new()).expect("params");
+        posing.distinguished_name = DistinguishedName::new();
+        posing
+            .distinguished_name
+            .push(DnType::CommonName, "token:ops");
+        let chain = Some(Arc::new(vec![CertificateDer::from(der(posing))]));
+        let refused = certificate_name(chain).expect_err("a token: name");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        assert!(
+            refused.message().contains("kept for bearer tokens"),
+            "{refused:?}"
+        );
     }
 }

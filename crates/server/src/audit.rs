@@ -481,34 +481,81 @@ pub fn query_events(
         type_code: req.type_code.clone(),
         ..Default::default()
     };
+    // What was asked, so that a count or an empty page still says which licenses it was about.
+    let filter = query_filter(req);
     let plan = |r: &licstore_proto::v1::QueryResponse| {
         r.plan.as_ref().map_or(String::new(), |p| p.index.clone())
+    };
+    let with_detail = |mut e: AuditEvent, detail: String| {
+        e.detail = bounded(&detail);
+        e
     };
     match answer {
         Ok(r) if !r.licenses.is_empty() => r
             .licenses
             .iter()
             .map(|l| {
-                let mut e =
-                    license_event(caller, ACTION, &asked, Ok((Some(l), 1, r.read_revision)));
-                e.detail = format!("index {}", plan(r));
-                e
+                let e = license_event(caller, ACTION, &asked, Ok((Some(l), 1, r.read_revision)));
+                with_detail(e, format!("index {}; {filter}", plan(r)))
             })
             .collect(),
         Ok(r) => {
-            let mut e = license_event(caller, ACTION, &asked, Ok((None, 0, r.read_revision)));
-            e.detail = match req.count_only {
-                true => format!("index {}; counted {} matches", plan(r), r.count),
-                false => format!("index {}; no license on this page", plan(r)),
+            let e = license_event(caller, ACTION, &asked, Ok((None, 0, r.read_revision)));
+            let detail = match req.count_only {
+                true => format!("index {}; counted {} matches; {filter}", plan(r), r.count),
+                false => format!("index {}; no license on this page; {filter}", plan(r)),
             };
-            vec![e]
+            vec![with_detail(e, detail)]
         }
-        Err(status) => vec![license_event(caller, ACTION, &asked, Err(status))],
+        Err(status) => {
+            let e = license_event(caller, ACTION, &asked, Err(status));
+            let detail = format!("{}; {filter}", e.detail);
+            vec![with_detail(e, detail)]
+        }
+    }
+}
+
+/// A query's filter as text: every condition it set.
+fn query_filter(req: &licstore_proto::v1::QueryRequest) -> String {
+    let mut parts = Vec::new();
+    let mut text = |name: &str, value: &str| {
+        if !value.is_empty() {
+            parts.push(format!("{name}={}", bounded(value)));
+        }
+    };
+    text("type", &req.type_code);
+    text("number", &req.license_number);
+    text("issuer", &req.issuer_code);
+    text("region", &req.region);
+    text("expires_before", &req.expires_before);
+    if !req.statuses.is_empty() {
+        let shown: Vec<i32> = req.statuses.iter().take(8).copied().collect();
+        parts.push(format!("statuses={shown:?} of {}", req.statuses.len()));
+    }
+    if let Some(r) = req.changed_since_revision {
+        parts.push(format!("changed_since_revision={r}"));
+    }
+    format!("filter: {}", parts.join(", "))
+}
+
+/// The first few of `items`, comma-separated, and how many there were in all when more.
+fn few(items: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let shown = items
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>();
+    match items.len() > SHOWN {
+        true => format!("{} and {} more", shown.join(","), items.len() - SHOWN),
+        false => shown.join(","),
     }
 }
 
 /// The events of opening a `Licenses/Watch` stream: one per holder the filter names (so the
-/// holder's history shows who watches their licenses), else one; each with the filter.
+/// holder's history shows who watches their licenses), else one; each with the filter. A
+/// refused watch is one event whatever it asked for, so an oversized filter cannot make
+/// more records than a valid one.
 pub fn watch_events(
     caller: &crate::access::Caller,
     req: &licstore_proto::v1::WatchRequest,
@@ -517,8 +564,8 @@ pub fn watch_events(
     let detail = bounded(&format!(
         "from revision {}; types [{}]; issuers [{}]; {} holders; {} statuses",
         req.from_revision,
-        req.type_codes.join(","),
-        req.issuer_codes.join(","),
+        few(&req.type_codes),
+        few(&req.issuer_codes),
         req.holders.len(),
         req.statuses.len()
     ));
@@ -540,9 +587,9 @@ pub fn watch_events(
         }
         e
     };
-    match req.holders.is_empty() {
-        true => vec![one(0, "")],
-        false => req.holders.iter().map(|h| one(h.kind, &h.id)).collect(),
+    match (answer, req.holders.is_empty()) {
+        (Ok(()), false) => req.holders.iter().map(|h| one(h.kind, &h.id)).collect(),
+        _ => vec![one(0, "")],
     }
 }
 

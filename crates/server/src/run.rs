@@ -388,8 +388,8 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
     }
     if !s.audit_enabled {
         tracing::warn!(
-            "UNAUDITED: --no-audit given, this node records no verification, read or write in \
-             the audit trail; for measuring what auditing costs only"
+            "UNAUDITED: audit.enabled is false (--no-audit): this node records no verification, \
+             read or write in the audit trail; for measuring what auditing costs only"
         );
     }
     let data_dir = s.data_dir.display();

@@ -486,6 +486,21 @@ async fn queries_watches_and_snapshots_are_recorded_for_the_holders_they_reach()
     };
     let stream = licenses_at(&addr).watch(watch).await.expect("watch");
     drop(stream);
+    // A watch refused for an oversized filter is one record, however many holders it named.
+    let many = pb::WatchRequest {
+        holders: (0..5000)
+            .map(|n| pb::HolderRef {
+                kind: holders[0].kind,
+                id: format!("{n}"),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let refused = licenses_at(&addr)
+        .watch(many)
+        .await
+        .expect_err("too many holders");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
     let mut copy = common::cluster_at(&addr)
         .snapshot(pb::SnapshotRequest::default())
         .await
@@ -510,8 +525,13 @@ async fn queries_watches_and_snapshots_are_recorded_for_the_holders_they_reach()
         .find(|r| r.holder_id.is_empty())
         .expect("the count's record");
     assert!(counted.detail.contains("counted 2 matches"), "{counted:?}");
-    let watched = of("Licenses/Watch");
+    let watched: Vec<&pb::AuditEntry> = of("Licenses/Watch")
+        .into_iter()
+        .filter(|r| r.outcome == "ok")
+        .collect();
     assert_eq!(watched.len(), 1, "{watched:?}");
+    let refusals = of("Licenses/Watch").len() - watched.len();
+    assert_eq!(refusals, 1, "one record for the refused watch");
     assert_eq!(
         (watched[0].holder_id.clone(), watched[0].outcome.as_str()),
         (holders[1].id.to_uppercase(), "ok")
