@@ -607,11 +607,7 @@ impl Cluster {
 
     /// A channel to node `id` with the run's client settings; connects on first use.
     pub fn channel(&self, id: u64, timeout: Duration) -> ClusterResult<Channel> {
-        channel(
-            &self.addr(id)?,
-            self.pki.as_ref().map(|p| p.client()).as_ref(),
-            timeout,
-        )
+        channel(&self.addr(id)?, self.client_tls().as_ref(), timeout)
     }
 
     /// Starts a process for a node that is not a member yet (in a free net slot), with an

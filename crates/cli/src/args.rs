@@ -209,8 +209,35 @@ pub enum AuditCommand {
         limit: u32,
     },
     /// Check every endpoint's whole trail: each record must link to the one before, and trails
-    /// of equal length must end in the same record. Exits 1 naming the first broken link.
-    Verify,
+    /// of equal length must end in the same record. A trimmed trail is checked from its
+    /// checkpoint, which the last trim's record must name. Exits 1 naming the first broken
+    /// link.
+    Verify {
+        /// Archives written by `audit export`, oldest first: they are checked as one run of
+        /// records, which must reach each node's checkpoint and agree with its records.
+        #[arg(long = "archive")]
+        archives: Vec<std::path::PathBuf>,
+    },
+    /// Write records to an archive file, checking their chain, before a trim removes them;
+    /// `audit verify --archive` checks it with the trail.
+    Export {
+        /// The archive to create; never overwritten.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The first record to write.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// The last record to write [default: the trail's last when the export starts].
+        #[arg(long)]
+        through: Option<u64>,
+    },
+    /// Remove the oldest records through --through (Audit.TrimAudit; admin). Refused while any
+    /// of them is younger than the nodes' audit.trim_min_age_secs.
+    Trim {
+        /// The last record to remove.
+        #[arg(long)]
+        through: u64,
+    },
 }
 
 /// The optional holder of `licctl audit list`.

@@ -23,6 +23,7 @@
 pub mod acked;
 pub mod args;
 pub mod audit;
+pub mod audit_archive;
 pub mod check;
 pub mod cluster;
 pub mod convert;

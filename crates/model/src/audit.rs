@@ -167,6 +167,69 @@ fn read_holder_kind(r: &mut Reader<'_>) -> Result<Option<HolderKind>, ModelError
     }
 }
 
+/// The action of the record a trim of the trail leaves (`Audit/TrimAudit`).
+pub const TRIM_ACTION: &str = "Audit/TrimAudit";
+
+/// What a trim removed: records `1..=through_seq` (those before already gone); `hash` is
+/// [`record_hash`] of record `through_seq`, the checkpoint the rest of the chain links to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trim {
+    /// The last record removed.
+    pub through_seq: u64,
+    /// Its hash.
+    pub hash: [u8; 32],
+    /// How many records this trim removed.
+    pub records: u64,
+}
+
+impl Trim {
+    /// The `detail` of a trim's record: `through=N hash=HEX records=K`.
+    pub fn detail(&self) -> String {
+        let hex: String = self.hash.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "through={} hash={hex} records={}",
+            self.through_seq, self.records
+        )
+    }
+
+    /// The trim a record stands for, if it is one: made when the trim was applied (journal
+    /// position 0, which no served call has), action [`TRIM_ACTION`], outcome `ok`, and a
+    /// detail [`Trim::detail`] wrote.
+    pub fn of_record(record: &AuditRecord) -> Option<Trim> {
+        let e = &record.event;
+        if e.journal_seq != 0 || e.action != TRIM_ACTION || e.outcome != "ok" {
+            return None;
+        }
+        let mut through_seq = None;
+        let mut hash = None;
+        let mut records = None;
+        for part in e.detail.split(' ') {
+            match part.split_once('=')? {
+                ("through", v) => through_seq = v.parse().ok(),
+                ("hash", v) => hash = parse_hash(v),
+                ("records", v) => records = v.parse().ok(),
+                _ => return None,
+            }
+        }
+        Some(Trim {
+            through_seq: through_seq?,
+            hash: hash?,
+            records: records?,
+        })
+    }
+}
+
+fn parse_hash(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Where a chain stops holding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokenLink {

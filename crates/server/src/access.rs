@@ -21,7 +21,8 @@
 //! call everything, which the start-up warning says.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
@@ -31,6 +32,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Status;
 
 use crate::node::Node;
+use crate::refusals::{AnonymousRefusals, UNAUTHENTICATED};
 
 /// What an RPC needs; each is granted to some roles (see [`Right::roles`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub enum Right {
     PrincipalManage,
     /// Read the audit trail.
     AuditRead,
+    /// Trim the oldest records of the audit trail.
+    AuditManage,
     /// Raft messages between nodes.
     Raft,
     /// Health, reflection and WhoAmI: any holder of a client certificate.
@@ -116,6 +120,7 @@ const RULES: &[(&str, Right)] = &[
     ),
     ("/licstore.v1.Access/ListPrincipals", Right::PrincipalRead),
     ("/licstore.v1.Audit/ListAudit", Right::AuditRead),
+    ("/licstore.v1.Audit/TrimAudit", Right::AuditManage),
 ];
 
 /// Service prefixes whose every method has one right.
@@ -155,6 +160,7 @@ impl Right {
             Right::ClusterRead => "cluster.read",
             Right::ClusterManage => "cluster.manage",
             Right::AuditRead => "audit.read",
+            Right::AuditManage => "audit.manage",
             Right::PrincipalRead => "principal.read",
             Right::PrincipalManage => "principal.manage",
             Right::Raft => "raft",
@@ -177,7 +183,8 @@ impl Right {
             Right::TrustManage
             | Right::PolicyManage
             | Right::ClusterManage
-            | Right::PrincipalManage => &[Admin],
+            | Right::PrincipalManage
+            | Right::AuditManage => &[Admin],
             Right::Raft | Right::Public => &[],
         }
     }
@@ -461,6 +468,8 @@ pub struct AccessLayer {
     policy: Arc<AccessPolicy>,
     /// Keys of `access.token_key_files`; empty: bearer tokens are refused.
     token_keys: Arc<Vec<licstore_seal::token::TokenKey>>,
+    /// Which refusals of calls with no identity are recorded.
+    anonymous: Arc<Mutex<AnonymousRefusals>>,
 }
 
 impl AccessLayer {
@@ -475,6 +484,7 @@ impl AccessLayer {
             node,
             policy: Arc::new(policy),
             token_keys: Arc::new(token_keys),
+            anonymous: Arc::default(),
         }
     }
 
@@ -609,7 +619,10 @@ where
                         }
                     }
                 }
-                Err((name, status)) => Ok(layer.refuse(&path, name, status).await.into_http()),
+                Err((name, status)) => {
+                    let refused = layer.refuse(&path, name, peer_ip, status).await;
+                    Ok(refused.into_http())
+                }
             }
         })
     }
@@ -696,16 +709,38 @@ impl AccessLayer {
 
     /// The answer to a refused call: a refusal for want of a right or of a certificate is
     /// recorded in the audit trail first, and the call is answered UNAVAILABLE if it cannot be.
-    async fn refuse(&self, path: &str, name: Option<String>, status: Status) -> Status {
+    /// A call with no identity at all (`name` none) is recorded at most once a second per
+    /// peer address, the next record counting those left out (see [`crate::refusals`]).
+    async fn refuse(
+        &self,
+        path: &str,
+        name: Option<String>,
+        peer_ip: Option<IpAddr>,
+        status: Status,
+    ) -> Status {
         let audited = [tonic::Code::PermissionDenied, tonic::Code::Unauthenticated];
         if !audited.contains(&status.code()) {
             return status;
+        }
+        let mut detail = status.message().to_owned();
+        if name.is_none() {
+            metrics::counter!(UNAUTHENTICATED).increment(1);
+            let now = std::time::Instant::now();
+            let recorded = match self.anonymous.lock() {
+                Ok(mut anonymous) => anonymous.record(peer_ip, now),
+                Err(poisoned) => poisoned.into_inner().record(peer_ip, now),
+            };
+            let Some(left_out) = recorded else {
+                return status;
+            };
+            let from = peer_ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+            detail = format!("from {from} ({left_out} more since its last record): {detail}");
         }
         let event = licstore_model::audit::AuditEvent {
             caller: name.unwrap_or_default(),
             action: crate::audit::action_of(path),
             outcome: crate::audit::code_outcome(&status),
-            detail: crate::audit::bounded(status.message()),
+            detail: crate::audit::bounded(&detail),
             ..Default::default()
         };
         match self.node.audit.record(vec![event]).await {

@@ -381,6 +381,12 @@ pub fn revalidate(
             format!("{} events, at most {AUDIT_BATCH_MAX}", events.len()),
         )),
         Command::AppendAudit { .. } => Ok(()),
+        Command::TrimAudit { through_seq: 0, .. } => Err(field_status(
+            Code::InvalidArgument,
+            "through_seq",
+            "required: the last record to remove",
+        )),
+        Command::TrimAudit { .. } => Ok(()),
     }
 }
 
@@ -661,9 +667,36 @@ impl LicenseApi {
     }
 }
 
+/// What becomes of a listing's pinned state once its page's audit records are durable, or
+/// could not be made so: a page answered keeps the pin for the next page and drops a finished
+/// listing's; a page refused drops the pin it made, and keeps the one a retry reads again.
+#[derive(Clone, Copy, Debug, Default)]
+struct PinFate {
+    /// The pin this first page made, for the pages after it.
+    made: Option<u64>,
+    /// The pin of a listing this page finished.
+    finished: Option<u64>,
+}
+
+impl PinFate {
+    fn settle(self, pins: &query::Pins, answered: bool) {
+        let drop = match answered {
+            true => self.finished,
+            false => self.made,
+        };
+        if let Some(id) = drop {
+            pins.remove(id);
+        }
+    }
+}
+
 impl LicenseApi {
-    /// One page of a query: the licenses matching `req` from the state its first page pinned.
-    async fn query_page(&self, req: &pb::QueryRequest) -> Result<pb::QueryResponse, Status> {
+    /// One page of a query: the licenses matching `req` from the state its first page pinned,
+    /// and what to do with that pin once the page is recorded.
+    async fn query_page(
+        &self,
+        req: &pb::QueryRequest,
+    ) -> Result<(pb::QueryResponse, PinFate), Status> {
         let q = query::to_query(&self.node, req)?;
         let plan = query::plan_of(&q)?;
         let page_size = query::page_size(req)?;
@@ -691,25 +724,30 @@ impl LicenseApi {
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| Status::internal(e.to_string()))?;
+        let mut fate = PinFate::default();
         let next_cursor = match (page.next_cursor, pin_id) {
             (Some(key), id) => query::encode_cursor(&query::Cursor {
                 node_id: self.node.id,
-                pin: id.unwrap_or_else(|| self.node.pins.insert(pin, now)),
+                pin: id.unwrap_or_else(|| {
+                    let made = self.node.pins.insert(pin, now);
+                    fate.made = Some(made);
+                    made
+                }),
                 key,
             }),
-            (None, Some(id)) => {
-                self.node.pins.remove(id);
+            (None, id) => {
+                fate.finished = id;
                 String::new()
             }
-            (None, None) => String::new(),
         };
-        Ok(pb::QueryResponse {
+        let response = pb::QueryResponse {
             licenses: page.licenses.iter().map(convert::license_to_pb).collect(),
             count: page.count,
             next_cursor,
             plan: Some(query::plan_to_pb(&plan, page.scanned)),
             read_revision: page.applied_index,
-        })
+        };
+        Ok((response, fate))
     }
 }
 
@@ -911,9 +949,14 @@ impl Licenses for LicenseApi {
         // On a task of its own: a client that gives up mid-call cannot leave a served page
         // without its records.
         audit::detached(async move {
-            let answer = api.query_page(&req).await;
+            let (answer, fate) = match api.query_page(&req).await {
+                Ok((page, fate)) => (Ok(page), fate),
+                Err(status) => (Err(status), PinFate::default()),
+            };
             let events = audit::query_events(&caller, &req, answer.as_ref());
-            api.node.audit.record(events).await?;
+            let recorded = api.node.audit.record(events).await;
+            fate.settle(&api.node.pins, recorded.is_ok());
+            recorded?;
             answer.map(Response::new)
         })
         .await

@@ -22,13 +22,23 @@ const MAX_BATCHES_PER_SWEEP: usize = 100;
 /// Starts the sweeper: every `every`, the leader proposes `Expire` for the live licenses whose
 /// last valid day is before today (Asia/Shanghai), found through the expiry index.
 pub fn spawn_expiry_sweeper(node: Arc<Node>, every: Duration) {
+    every_while_leader(node, every, |node| async move { sweep(&node).await });
+}
+
+/// Runs `pass` every `every` (the first at once) while this node leads; a pass that runs long
+/// delays the next instead of piling them up.
+pub fn every_while_leader<F, Fut>(node: Arc<Node>, every: Duration, pass: F)
+where
+    F: Fn(Arc<Node>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             if node.is_leader() {
-                sweep(&node).await;
+                pass(node.clone()).await;
             }
         }
     });

@@ -154,7 +154,17 @@ pub struct AuditConfig {
     /// Record calls at all. `false` is accepted only with `tls.insecure`, to measure what
     /// auditing costs; a node with TLS always records.
     pub enabled: bool,
+    /// Seconds after which the leader trims records from the trail on its own; 0: never.
+    /// At least `trim_min_age_secs`.
+    pub retention_secs: u64,
+    /// Seconds a record must have been kept before any trim, asked for or automatic, may
+    /// remove it.
+    pub trim_min_age_secs: u64,
 }
+
+/// Default `audit.trim_min_age_secs`: 183 days, the six months network logs are kept at
+/// least under the Cybersecurity Law (article 21).
+pub const AUDIT_TRIM_MIN_AGE_SECS: u64 = 183 * 24 * 3600;
 
 /// Least `audit.max_unshipped_ms` other than 0: a few shipments must be able to fail first.
 pub const AUDIT_MAX_UNSHIPPED_MIN_MS: u64 = 1_000;
@@ -168,6 +178,8 @@ impl Default for AuditConfig {
             ship_interval_ms: 200,
             max_unshipped_ms: 30_000,
             enabled: true,
+            retention_secs: 0,
+            trim_min_age_secs: AUDIT_TRIM_MIN_AGE_SECS,
         }
     }
 }
@@ -363,6 +375,18 @@ impl Config {
         Ok(Duration::from_millis(ms))
     }
 
+    /// `audit.retention_secs`, zero for none; never shorter than the trims' least age.
+    fn audit_retention(&self) -> Result<Duration, ServerError> {
+        let (keep, least) = (self.audit.retention_secs, self.audit.trim_min_age_secs);
+        if keep != 0 && keep < least {
+            return Err(ServerError::Config(format!(
+                "audit.retention_secs: {keep}: must be 0 (keep every record) or at least \
+                 audit.trim_min_age_secs ({least})"
+            )));
+        }
+        Ok(Duration::from_secs(keep))
+    }
+
     /// Reads a configuration file; an unknown key or a wrong type is an error naming it.
     pub fn load(path: &Path) -> Result<Config, ServerError> {
         let text = std::fs::read_to_string(path)
@@ -469,6 +493,8 @@ impl Config {
             audit_ship_interval: self.audit_ship_interval()?,
             audit_max_unshipped: self.audit_max_unshipped()?,
             audit_enabled: self.audit.enabled,
+            audit_retention: self.audit_retention()?,
+            audit_trim_min_age: Duration::from_secs(self.audit.trim_min_age_secs),
             event_retention: Duration::from_secs(self.feed.event_retention_secs),
             block_cache_bytes,
             memtable_budget_bytes,
@@ -669,7 +695,7 @@ mod tests {
     fn settings_name_the_key_at_fault() {
         let base = Config::parse(EXAMPLE).expect("example");
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 26] = [
+        let cases: [(&str, Spoil); 27] = [
             ("node.id", |c| c.node.id = 0),
             ("node.id", |c| c.node.id_from_hostname = true),
             ("node.addr", |c| c.node.addr = "localhost".into()),
@@ -716,6 +742,9 @@ mod tests {
                 c.limits.max_request_bytes = 10
             }),
             ("audit.max_unshipped_ms", |c| c.audit.max_unshipped_ms = 999),
+            ("audit.retention_secs: 3600", |c| {
+                c.audit.retention_secs = 3600
+            }),
             ("audit.enabled: false is allowed only", |c| {
                 c.audit.enabled = false
             }),

@@ -31,6 +31,7 @@ pub mod proposer;
 pub mod query;
 pub mod raft_service;
 pub mod read_rounds;
+pub mod refusals;
 pub mod run;
 pub mod sealing;
 pub mod stall;

@@ -89,6 +89,14 @@ struct Args {
     /// [audit.max_unshipped_ms; 30000].
     #[arg(long, env = "LICSTORE_AUDIT_MAX_UNSHIPPED_MS")]
     audit_max_unshipped_ms: Option<u64>,
+    /// Seconds after which the leader trims audit records on its own; 0 never
+    /// [audit.retention_secs; 0].
+    #[arg(long, env = "LICSTORE_AUDIT_RETENTION_SECS")]
+    audit_retention_secs: Option<u64>,
+    /// Seconds an audit record is kept at least before a trim may remove it
+    /// [audit.trim_min_age_secs; 15811200].
+    #[arg(long, env = "LICSTORE_AUDIT_TRIM_MIN_AGE_SECS")]
+    audit_trim_min_age_secs: Option<u64>,
     /// Record nothing in the audit trail; only with --insecure, to measure what auditing
     /// costs; logs a warning at start [audit.enabled = false].
     #[arg(long, env = "LICSTORE_NO_AUDIT")]
@@ -204,6 +212,11 @@ impl Args {
         set(&mut c.feed.event_retention_secs, &self.event_retention_secs);
         set(&mut c.audit.ship_interval_ms, &self.audit_ship_interval_ms);
         set(&mut c.audit.max_unshipped_ms, &self.audit_max_unshipped_ms);
+        set(&mut c.audit.retention_secs, &self.audit_retention_secs);
+        set(
+            &mut c.audit.trim_min_age_secs,
+            &self.audit_trim_min_age_secs,
+        );
         set(&mut c.limits.max_request_bytes, &self.max_request_bytes);
         set(&mut c.limits.max_in_flight, &self.max_in_flight);
         set(&mut c.limits.rate_per_s, &self.rate_per_s);

@@ -209,6 +209,10 @@ fn describe() {
         "audit.max_unshipped_ms: past it the node refuses audited calls; 0: no bound."
     );
     describe_counter!(
+        crate::refusals::UNAUTHENTICATED,
+        "Calls refused for want of any identity: no usable client certificate or bearer token."
+    );
+    describe_counter!(
         crate::limits::SHED,
         "Calls answered RESOURCE_EXHAUSTED by the limits, by reason."
     );
@@ -232,6 +236,7 @@ fn describe() {
         licstore_store::db::SNAPSHOT_INSTALLS,
         crate::audit::AUDIT_RECORDED,
         crate::audit::AUDIT_SHIPPED,
+        crate::refusals::UNAUTHENTICATED,
     ] {
         counter!(name).increment(0);
     }

@@ -63,6 +63,10 @@ pub struct Settings {
     pub audit_max_unshipped: Duration,
     /// Whether calls are recorded; off only in plain text (see `[audit] enabled`).
     pub audit_enabled: bool,
+    /// `audit.retention_secs`; zero: the trail is trimmed only when asked.
+    pub audit_retention: Duration,
+    /// `audit.trim_min_age_secs`: no trim removes a younger record.
+    pub audit_trim_min_age: Duration,
     /// How long change-feed events are kept before the leader compacts them; zero keeps them
     /// for ever.
     pub event_retention: Duration,
@@ -440,8 +444,11 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
                 .max_decoding_message_size(max_request),
         )
         .add_service(
-            AuditServer::new(crate::audit_api::AuditApi::new(node.clone()))
-                .max_decoding_message_size(max_request),
+            AuditServer::new(crate::audit_api::AuditApi::new(
+                node.clone(),
+                s.audit_trim_min_age,
+            ))
+            .max_decoding_message_size(max_request),
         )
         .add_service(crate::health::service(node.clone()).await)
         .add_service(reflection()?.build_v1().map_err(reflection_error)?)
@@ -458,6 +465,7 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
     crate::background::spawn_expiry_sweeper(node.clone(), s.expiry_sweep);
     crate::audit::spawn_shipper(node.clone(), s.audit_ship_interval);
     crate::background::spawn_retention(node.clone(), s.event_retention);
+    crate::audit_api::spawn_retention(node.clone(), s.audit_retention);
     let init_node = node.clone();
     let members = s.init_members.clone();
     tokio::spawn(async move {

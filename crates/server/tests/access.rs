@@ -191,6 +191,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/licstore.v1.Access/RemovePrincipal", &["admin"]),
     ("/licstore.v1.Access/ListPrincipals", &["auditor", "admin"]),
     ("/licstore.v1.Audit/ListAudit", &["auditor"]),
+    ("/licstore.v1.Audit/TrimAudit", &["admin"]),
     ("/licstore.v1.raft.Raft/AppendEntries", &["node"]),
     ("/licstore.v1.raft.Raft/StreamAppend", &["node"]),
     ("/licstore.v1.raft.Raft/InstallSnapshot", &["node"]),

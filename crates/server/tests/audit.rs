@@ -3,8 +3,9 @@
 //! `licctl audit list --holder` and `licctl audit verify` read it; a node killed right after
 //! answering loses no record; a node that cannot ship its records refuses audited calls once
 //! they have waited past the bound; a record altered on disk is found; queries, watches and
-//! snapshots are recorded for the holders they reach; and a plain-text node with auditing
-//! switched off records nothing.
+//! snapshots are recorded for the holders they reach; a plain-text node with auditing
+//! switched off records nothing; and a trimmed trail still checks, from its checkpoint and
+//! with its archive, while no trim removes a record younger than the least age.
 
 mod common;
 
@@ -552,4 +553,199 @@ async fn queries_watches_and_snapshots_are_recorded_for_the_holders_they_reach()
     for wanted in ["Licenses/Issue", "Licenses/Query", "Licenses/Watch"] {
         assert!(actions.contains(&wanted), "{wanted}: {actions:?}");
     }
+}
+
+/// The checkpoint node `addr` reports, once it is at least `seq` (bounded wait).
+async fn checkpoint_at_least(addr: &str, seq: u64) -> pb::ListAuditResponse {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let page = audit_at(addr)
+            .list_audit(pb::ListAuditRequest::default())
+            .await
+            .map(|r| r.into_inner());
+        if let Ok(page) = page {
+            if page.checkpoint_seq >= seq {
+                return page;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr}: checkpoint {seq} never came"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trimmed_trail_checks_from_its_checkpoint_and_with_its_archive() {
+    let cluster = Cluster::start(3, &["--audit-trim-min-age-secs", "0"]);
+    let leader = cluster.wait_leader().await;
+    let at = cluster.node(leader).addr.clone();
+    common::register_items(&at, &[TEST_ITEM]).await;
+    for n in 1..=6 {
+        licenses_at(&at)
+            .verify(verify(&format!("kept {n}"), TEST_ITEM))
+            .await
+            .expect("verify");
+    }
+    for addr in cluster.endpoints() {
+        trail_with(&addr, "kept 6").await;
+    }
+    let endpoints = cluster.endpoints().join(",");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("trail.archive");
+    let archive = archive.to_str().expect("utf-8");
+    let (code, exported) = licctl_at(&at, &["audit", "export", "--out", archive]);
+    assert_eq!(code, 0, "{exported}");
+    assert_eq!(exported["first_seq"].as_u64(), Some(1), "{exported}");
+    let archived = exported["last_seq"].as_u64().expect("last_seq");
+    assert!(archived >= 6, "{exported}");
+    let (code, again) = licctl_at(&at, &["audit", "export", "--out", archive]);
+    assert_ne!(code, 0, "an archive is never overwritten: {again}");
+
+    let (code, trimmed) = licctl_at(&at, &["audit", "trim", "--through", "4"]);
+    assert_eq!(code, 0, "{trimmed}");
+    assert_eq!(
+        (
+            trimmed["checkpoint_seq"].as_u64(),
+            trimmed["trimmed"].as_u64()
+        ),
+        (Some(4), Some(4)),
+        "{trimmed}"
+    );
+    for addr in cluster.endpoints() {
+        let page = checkpoint_at_least(&addr, 4).await;
+        assert_eq!(page.records.first().map(|r| r.seq), Some(5), "{addr}");
+        let own = page.records.last().expect("the trim's record");
+        assert_eq!(
+            (own.action.as_str(), own.outcome.as_str()),
+            ("Audit/TrimAudit", "ok")
+        );
+        assert!(own.detail.starts_with("through=4 "), "{}", own.detail);
+    }
+    // Retried, it removes nothing and records nothing.
+    let (code, retried) = licctl_at(&at, &["audit", "trim", "--through", "3"]);
+    assert_eq!(code, 0, "{retried}");
+    assert_eq!(retried["trimmed"].as_u64(), Some(0), "{retried}");
+    let past = audit_at(&at)
+        .trim_audit(pb::TrimAuditRequest {
+            through_seq: 1_000_000,
+        })
+        .await
+        .expect_err("past the tail");
+    assert_eq!(past.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(common::field_of(&past), "through_seq");
+
+    // Every node checks from its checkpoint, which the trim's record vouches for.
+    let (code, checked) = licctl_json(&["--endpoints", &endpoints, "audit", "verify"]);
+    assert_eq!(code, 0, "{checked}");
+    for n in checked["nodes"].as_array().expect("nodes") {
+        assert_eq!(
+            (&n["result"], n["checkpoint"].as_u64()),
+            (&"ok".into(), Some(4)),
+            "{n}"
+        );
+    }
+    // With the archive, the trimmed records are checked too, and reach the checkpoint.
+    let with_archive = [
+        "--endpoints",
+        &endpoints,
+        "audit",
+        "verify",
+        "--archive",
+        archive,
+    ];
+    let (code, checked) = licctl_json(&with_archive);
+    assert_eq!(code, 0, "{checked}");
+    let rows = checked["nodes"].as_array().expect("nodes");
+    assert_eq!(rows.len(), 4, "three nodes and the archive: {checked}");
+    assert_eq!(rows[3]["records"].as_u64(), Some(archived), "{checked}");
+    // An archive altered after the export no longer agrees.
+    let forged = dir.path().join("forged.archive");
+    let mut bytes = std::fs::read(archive).expect("read archive");
+    let at_purpose = find(&bytes, "kept 2".as_bytes()).expect("record of kept 2");
+    bytes[at_purpose + 5] = b'9';
+    std::fs::write(&forged, bytes).expect("write forged");
+    let forged = forged.to_str().expect("utf-8");
+    let with_forged = [
+        "--endpoints",
+        &endpoints,
+        "audit",
+        "verify",
+        "--archive",
+        forged,
+    ];
+    let (code, checked) = licctl_json(&with_forged);
+    assert_eq!(code, 1, "{checked}");
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_trim_removes_a_record_younger_than_the_least_age() {
+    let cluster = Cluster::start(1, &["--audit-trim-min-age-secs", "3600"]);
+    cluster.wait_leader().await;
+    let addr = cluster.node(1).addr.clone();
+    common::register_items(&addr, &[TEST_ITEM]).await;
+    licenses_at(&addr)
+        .verify(verify("young", TEST_ITEM))
+        .await
+        .expect("verify");
+    let records = trail_with(&addr, "young").await;
+    let through_seq = records.last().expect("a record").seq;
+    let refused = audit_at(&addr)
+        .trim_audit(pb::TrimAuditRequest { through_seq })
+        .await
+        .expect_err("too young");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("audit.trim_min_age_secs"),
+        "{refused:?}"
+    );
+    let page = audit_at(&addr)
+        .list_audit(pb::ListAuditRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(
+        (page.checkpoint_seq, page.records.len()),
+        (0, records.len())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_trims_records_past_the_retention_on_its_own() {
+    let flags = [
+        "--audit-trim-min-age-secs",
+        "2",
+        "--audit-retention-secs",
+        "2",
+    ];
+    let cluster = Cluster::start(1, &flags);
+    cluster.wait_leader().await;
+    let addr = cluster.node(1).addr.clone();
+    common::register_items(&addr, &[TEST_ITEM]).await;
+    licenses_at(&addr)
+        .verify(verify("old", TEST_ITEM))
+        .await
+        .expect("verify");
+    let old = trail_with(&addr, "old").await;
+    let old_seq = old.iter().find(|r| r.purpose == "old").expect("record").seq;
+    let page = checkpoint_at_least(&addr, old_seq).await;
+    assert!(
+        page.records.iter().all(|r| r.purpose != "old"),
+        "{:?}",
+        page.records
+    );
+    let own = page
+        .records
+        .iter()
+        .rev()
+        .find(|r| r.action == "Audit/TrimAudit");
+    assert_eq!(own.map(|r| r.caller.as_str()), Some("licstored retention"));
+    let (code, checked) = licctl_at(&addr, &["audit", "verify"]);
+    assert_eq!(code, 0, "{checked}");
+    assert_eq!(checked["nodes"][0]["result"], "ok", "{checked}");
 }

@@ -185,16 +185,21 @@ fn a_signed_bearer_token_stands_in_for_a_client_certificate() {
         std::fs::write(&path, token).expect("write token");
         path
     };
-    let (code, ops_token) = licctl(&[
-        "token",
-        "sign",
-        "--signing-key",
-        s(&ops_key),
-        "--subject",
-        "ops",
-    ]);
-    assert_eq!(code, 0, "{ops_token}");
-    let ops = token_file("ops.token", ops_token.trim());
+    // licctl signs a token for `subject` with the ops key and writes it to a file.
+    let mint = |subject: &str| {
+        let sign = [
+            "token",
+            "sign",
+            "--signing-key",
+            s(&ops_key),
+            "--subject",
+            subject,
+        ];
+        let (code, token) = licctl(&sign);
+        assert_eq!(code, 0, "{token}");
+        token_file(&format!("{subject}.token"), token.trim())
+    };
+    let ops = mint("ops");
     let with_token = |token: &Path, rest: &[&str]| {
         let head = ["--endpoints", &endpoints, "--cacert", s(&pki.ca)];
         let token = ["--token-file", s(token)];
@@ -215,16 +220,7 @@ fn a_signed_bearer_token_stands_in_for_a_client_certificate() {
     let put = ["principal", "put", "token:clerk", "--role", "auditor"];
     let (code, out) = with_token(&ops, &put);
     assert_eq!(code, 0, "{out}");
-    let (code, clerk_token) = licctl(&[
-        "token",
-        "sign",
-        "--signing-key",
-        s(&ops_key),
-        "--subject",
-        "clerk",
-    ]);
-    assert_eq!(code, 0, "{clerk_token}");
-    let clerk = token_file("clerk.token", clerk_token.trim());
+    let clerk = mint("clerk");
     let (code, out) = with_token(&clerk, &["--output", "json", "audit", "list"]);
     assert_eq!(code, 0, "an auditor reads the trail: {out}");
     let (code, out) = with_token(&clerk, &["principal", "put", "token:x", "--role", "admin"]);
@@ -285,4 +281,50 @@ fn a_signed_bearer_token_stands_in_for_a_client_certificate() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // Calls with no identity are recorded at most once a second per address, each record
+    // counting the refusals left out before it: after a quiet second, one more refusal is
+    // recorded with the count, and the records then account for every refusal the node made.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (code, out) = licctl(&["--endpoints", &endpoints, "--cacert", s(&pki.ca), "whoami"]);
+    assert_ne!(code, 0, "{out}");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let metrics = cluster.nodes[0].metrics_addr.clone();
+    let refused = common::total(
+        &runtime.block_on(common::scrape(&metrics)),
+        "licstore_access_unauthenticated_total",
+        &[],
+    );
+    assert!(
+        refused >= 5.0,
+        "four bad tokens and two bare calls: {refused}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, out) = with_token(&clerk, &["--output", "json", "audit", "list"]);
+        assert_eq!(code, 0, "{out}");
+        let trail: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let accounted: u64 = trail["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["caller"] == "" && r["outcome"] == "unauthenticated")
+            .map(|r| 1 + left_out(r["detail"].as_str().unwrap_or_default()))
+            .sum();
+        if accounted as f64 == refused {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{accounted} refusals accounted for in the trail, {refused} made: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// How many refusals a record of a call with no identity says were left out before it:
+/// `from ADDRESS (N more since its last record): ...`.
+fn left_out(detail: &str) -> u64 {
+    let (_, rest) = detail.split_once(" (").expect("a count");
+    let (n, _) = rest.split_once(' ').expect("a count");
+    n.parse().expect("a number")
 }

@@ -127,6 +127,9 @@ impl Applier<'_, '_> {
                 CommandResult::ServiceItem(self.remove_service_item(name)?)
             }
             Command::AppendAudit { events } => CommandResult::Audit(self.append_audit(events)?),
+            Command::TrimAudit { through_seq, event } => {
+                CommandResult::AuditTrim(self.trim_audit(*through_seq, event)?)
+            }
         })
     }
 

@@ -17,14 +17,25 @@
 //! - `h` + holder key (`keys::holder_prefix`) + seq → nothing: "who looked at my license";
 //! - `j` + journal id → the highest journal position applied, so a batch proposed twice (after
 //!   a leader change) is recorded once;
-//! - `t` → the tail: last seq (`u64` BE) and its record hash.
+//! - `t` → the tail: last seq (`u64` BE) and its record hash;
+//! - `c` → the checkpoint, once the trail has been trimmed: the last removed seq and its
+//!   record hash, which the first kept record links to.
 //!
 //! Applying an `AppendAudit` batch numbers each new event after the tail and links it to the
 //! record before, on every replica alike.
+//!
+//! **Retention.** `TrimAudit` removes the oldest records (and their holder entries) in
+//! bounded steps. Each step moves the checkpoint and appends a record of itself in the same
+//! write, made at apply (journal position 0) and naming the checkpoint's seq and hash
+//! ([`licstore_model::audit::Trim`]). A checker that starts from the checkpoint thus finds it
+//! vouched for by a chained record: moving the checkpoint, or removing records, without
+//! breaking a link means forging that record too.
 
 use std::sync::Arc;
 
-use licstore_model::audit::{decode_record, encode_record, record_hash, AuditEvent, AuditRecord};
+use licstore_model::audit::{
+    decode_record, encode_record, record_hash, AuditEvent, AuditRecord, Trim, TRIM_ACTION,
+};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
 use crate::apply::Applier;
@@ -36,9 +47,14 @@ use crate::{Reader, StoreError};
 /// Most events one `AppendAudit` command carries.
 pub const AUDIT_BATCH_MAX: usize = 2000;
 
+/// Most records one `TrimAudit` command removes, so one apply stays short; a longer trim
+/// takes several commands.
+pub const AUDIT_TRIM_MAX: u64 = 10_000;
+
 const JOURNAL_ID_KEY: &[u8] = b"a";
 const JOURNAL_NEXT_KEY: &[u8] = b"n";
 const TAIL_KEY: &[u8] = b"t";
+const CHECKPOINT_KEY: &[u8] = b"c";
 
 fn journal_event_key(position: u64) -> [u8; 9] {
     let mut key = [b'e'; 9];
@@ -78,8 +94,9 @@ fn be_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(array))
 }
 
-/// The last record of the trail: its seq (0 for an empty trail) and hash (zeros then).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A record's place in the chain: the trail's last record (seq 0 and zeros for an empty
+/// trail), or the checkpoint, the last record trimmed (seq 0 and zeros before any trim).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditTail {
     /// Its position.
     pub seq: u64,
@@ -246,6 +263,17 @@ pub struct AuditAppended {
     pub high_water: Vec<(u64, u64)>,
 }
 
+/// The trail's bounds after a `TrimAudit` command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditTrimmed {
+    /// The last record removed, by this trim or an earlier one.
+    pub checkpoint: AuditTail,
+    /// Records this command removed; 0 when it found them gone already.
+    pub trimmed: u64,
+    /// The trail's last seq afterwards (the trim's own record, when it removed any).
+    pub tail_seq: u64,
+}
+
 impl Applier<'_, '_> {
     /// Appends journal events to the trail, skipping those already recorded.
     pub(crate) fn append_audit(
@@ -289,28 +317,13 @@ impl Applier<'_, '_> {
                 out.duplicates += 1;
                 continue;
             }
-            let record = AuditRecord {
-                seq: tail.seq + 1,
-                prev: tail.hash,
-                event,
-            };
-            let bytes = encode_record(&record);
-            self.txn
-                .put(CF_AUDIT, &record_key(record.seq), bytes.clone())?;
-            if let Some(key) = holder_key(&record.event, record.seq) {
-                self.txn.put(CF_AUDIT, &key, Vec::new())?;
-            }
-            let journal = record.event.journal;
-            let position = record.event.journal_seq;
+            let (journal, position) = (event.journal, event.journal_seq);
+            self.push_audit_record(&mut tail, event)?;
             self.txn.put(
                 CF_AUDIT,
                 &high_water_key(journal),
                 position.to_be_bytes().to_vec(),
             )?;
-            tail = AuditTail {
-                seq: record.seq,
-                hash: record_hash(&bytes),
-            };
             out.recorded += 1;
         }
         self.txn.put(CF_AUDIT, TAIL_KEY, encode_tail(&tail))?;
@@ -320,6 +333,100 @@ impl Applier<'_, '_> {
                 .push((journal, self.audit_high_water(journal)?));
         }
         Ok(Ok(out))
+    }
+
+    /// Writes `event` as the record after `tail` (and its holder entry), and moves `tail` to
+    /// it; the caller stores the tail.
+    fn push_audit_record(
+        &mut self,
+        tail: &mut AuditTail,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let record = AuditRecord {
+            seq: tail.seq + 1,
+            prev: tail.hash,
+            event,
+        };
+        let bytes = encode_record(&record);
+        if let Some(key) = holder_key(&record.event, record.seq) {
+            self.txn.put(CF_AUDIT, &key, Vec::new())?;
+        }
+        *tail = AuditTail {
+            seq: record.seq,
+            hash: record_hash(&bytes),
+        };
+        self.txn.put(CF_AUDIT, &record_key(record.seq), bytes)
+    }
+
+    /// Removes records after the checkpoint through `through_seq` (at most
+    /// [`AUDIT_TRIM_MAX`]), moves the checkpoint to the last one removed and appends the
+    /// trim's record. A trim that removes nothing (already done) records nothing.
+    pub(crate) fn trim_audit(
+        &mut self,
+        through_seq: u64,
+        event: &[u8],
+    ) -> Result<Result<AuditTrimmed, Rejection>, StoreError> {
+        let reject = |code, field: &str, why: String| Ok(Err(Rejection::new(code, field, why)));
+        let mut event = match decode_record(event) {
+            Ok(record) => record.event,
+            Err(e) => return reject(RejectCode::InvalidArgument, "event", e.to_string()),
+        };
+        let mut tail = self.audit_mark(TAIL_KEY)?;
+        let checkpoint = self.audit_mark(CHECKPOINT_KEY)?;
+        if through_seq > tail.seq {
+            let why = format!("{through_seq} is past the trail's last record {}", tail.seq);
+            return reject(RejectCode::FailedPrecondition, "through_seq", why);
+        }
+        if through_seq <= checkpoint.seq {
+            return Ok(Ok(AuditTrimmed {
+                checkpoint,
+                trimmed: 0,
+                tail_seq: tail.seq,
+            }));
+        }
+        let end = through_seq.min(checkpoint.seq + AUDIT_TRIM_MAX);
+        let mut hash = checkpoint.hash;
+        for seq in checkpoint.seq + 1..=end {
+            let bytes = self
+                .txn
+                .get(CF_AUDIT, &record_key(seq))?
+                .ok_or_else(|| StoreError::corrupt("audit trail", format!("no record {seq}")))?;
+            let record = decode_record(&bytes)
+                .map_err(|e| StoreError::corrupt("audit record", e.to_string()))?;
+            if let Some(key) = holder_key(&record.event, seq) {
+                self.txn.delete(CF_AUDIT, &key)?;
+            }
+            self.txn.delete(CF_AUDIT, &record_key(seq))?;
+            hash = record_hash(&bytes);
+        }
+        let trim = Trim {
+            through_seq: end,
+            hash,
+            records: end - checkpoint.seq,
+        };
+        let checkpoint = AuditTail { seq: end, hash };
+        // Made here, not in a journal: position 0 marks it, and the high-water marks stay.
+        event.journal = 0;
+        event.journal_seq = 0;
+        event.action = TRIM_ACTION.to_owned();
+        event.outcome = "ok".to_owned();
+        event.detail = trim.detail();
+        self.push_audit_record(&mut tail, event)?;
+        self.txn
+            .put(CF_AUDIT, CHECKPOINT_KEY, encode_tail(&checkpoint))?;
+        self.txn.put(CF_AUDIT, TAIL_KEY, encode_tail(&tail))?;
+        Ok(Ok(AuditTrimmed {
+            checkpoint,
+            trimmed: trim.records,
+            tail_seq: tail.seq,
+        }))
+    }
+
+    fn audit_mark(&self, key: &[u8]) -> Result<AuditTail, StoreError> {
+        match self.txn.get(CF_AUDIT, key)? {
+            Some(bytes) => decode_tail(&bytes),
+            None => Ok(AuditTail::default()),
+        }
     }
 
     fn audit_high_water(&self, journal: u64) -> Result<u64, StoreError> {
@@ -348,6 +455,51 @@ impl<'a> AuditReader<'a> {
             Some(bytes) => decode_tail(&bytes),
             None => Ok(AuditTail::default()),
         }
+    }
+
+    /// The last record trimmed away; seq 0 before any trim.
+    pub fn checkpoint(&self) -> Result<AuditTail, StoreError> {
+        let cf = cf_handle(self.db, CF_AUDIT)?;
+        match self.db.get_cf(cf, CHECKPOINT_KEY)? {
+            Some(bytes) => decode_tail(&bytes),
+            None => Ok(AuditTail::default()),
+        }
+    }
+
+    /// How far the trail may be trimmed without removing a record made at `cutoff_ms` or
+    /// later, looking at no record past `through_seq` and at most `limit` records: the last
+    /// seq of the unbroken run of older records after the checkpoint (the checkpoint's seq
+    /// when there is none), and the first record not older than the cutoff, with its time, if
+    /// the scan met one. Node clocks and shipping delays make times only roughly follow
+    /// seqs, so the run stops at the first younger record rather than skipping it.
+    pub fn trimmable(
+        &self,
+        cutoff_ms: u64,
+        through_seq: u64,
+        limit: u64,
+    ) -> Result<(u64, Option<(u64, u64)>), StoreError> {
+        let checkpoint = self.checkpoint()?;
+        let mut end = checkpoint.seq;
+        let last = through_seq.min(checkpoint.seq.saturating_add(limit));
+        let cf = cf_handle(self.db, CF_AUDIT)?;
+        let start = record_key(checkpoint.seq + 1);
+        let mode = IteratorMode::From(&start, Direction::Forward);
+        for item in self.db.iterator_cf(cf, mode) {
+            let (key, bytes) = item?;
+            if key.first() != Some(&b'r') {
+                break;
+            }
+            let record = decode_record(&bytes)
+                .map_err(|e| StoreError::corrupt("audit record", e.to_string()))?;
+            if record.seq > last {
+                break;
+            }
+            if record.event.time_ms >= cutoff_ms {
+                return Ok((end, Some((record.seq, record.event.time_ms))));
+            }
+            end = record.seq;
+        }
+        Ok((end, None))
     }
 
     /// The highest position of `journal` the trail holds (0 for none).

@@ -204,6 +204,16 @@ pub enum Command {
         /// Events in the audit record encoding, in journal order.
         events: Vec<Vec<u8>>,
     },
+    /// Remove the oldest audit records through `through_seq`, at most
+    /// [`crate::audit::AUDIT_TRIM_MAX`] per command, keep the last removed record's hash as
+    /// the checkpoint the rest of the chain links to, and record the trim in the trail.
+    TrimAudit {
+        /// The last record to remove.
+        through_seq: u64,
+        /// The trim's own record (audit record encoding, seq 0): who asked, when, on which
+        /// node; applying it fills in what was removed.
+        event: Vec<u8>,
+    },
 }
 
 impl fmt::Display for Command {
@@ -232,6 +242,7 @@ impl fmt::Display for Command {
             Command::PutServiceItem(item) => write!(f, "put-service-item({})", item.name),
             Command::RemoveServiceItem { name } => write!(f, "remove-service-item({name})"),
             Command::AppendAudit { events } => write!(f, "append-audit({} events)", events.len()),
+            Command::TrimAudit { through_seq, .. } => write!(f, "trim-audit({through_seq})"),
         }
     }
 }
@@ -319,6 +330,8 @@ pub enum CommandResult {
     ServiceItem(Result<ServiceItem, Rejection>),
     /// What an audit batch added to the trail, or why it was refused.
     Audit(Result<crate::audit::AuditAppended, Rejection>),
+    /// Where the audit trail starts after a trim, or why the trim was refused.
+    AuditTrim(Result<crate::audit::AuditTrimmed, Rejection>),
 }
 
 #[cfg(test)]

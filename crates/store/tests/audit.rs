@@ -1,15 +1,22 @@
 //! The audit journal and trail on a real RocksDB store: synced journal appends that survive a
 //! reopen, batches applied once however often they are proposed, a chain that checks, and the
-//! holder index.
+//! holder index; trims that keep the rest of the chain checkable from a vouched checkpoint.
 
 mod common;
 
 use std::sync::Arc;
 
 use common::entries;
-use licstore_model::audit::{check_chain, decode_record, AuditEvent};
+use licstore_model::audit::{
+    check_chain, decode_record, encode_record, record_hash, AuditEvent, AuditRecord, ChainCheck,
+    Trim,
+};
 use licstore_model::HolderKind;
-use licstore_store::audit::{AuditAppended, AuditJournal, AuditReader};
+use licstore_store::audit::{
+    AuditAppended, AuditJournal, AuditReader, AuditTail, AuditTrimmed, AUDIT_BATCH_MAX,
+    AUDIT_TRIM_MAX,
+};
+use licstore_store::Rejection;
 use licstore_store::{Command, CommandResult, Reader, StateMachine};
 
 fn event(holder: &str, purpose: &str) -> AuditEvent {
@@ -181,4 +188,190 @@ fn holder_ids_with_a_nul_are_not_indexed() {
         .records_of_holder(HolderKind::CitizenId, "A", 0, 10)
         .expect("holder");
     assert_eq!(of_a.len(), 1, "only A's own record");
+}
+
+/// Applies a trim by `caller` through `through_seq`.
+fn trim(
+    sm: &mut StateMachine,
+    index: &mut u64,
+    through_seq: u64,
+    event: Vec<u8>,
+) -> Result<AuditTrimmed, Rejection> {
+    *index += 1;
+    let cmd = Command::TrimAudit { through_seq, event };
+    match sm
+        .apply_batch(entries(*index, vec![cmd]))
+        .expect("apply")
+        .remove(0)
+    {
+        CommandResult::AuditTrim(done) => done,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// The record of a trim as a server proposes it.
+fn trim_event(caller: &str) -> Vec<u8> {
+    encode_record(&AuditRecord {
+        seq: 0,
+        prev: [0; 32],
+        event: AuditEvent {
+            time_ms: 1_790_000_000_000,
+            node_id: 2,
+            caller: caller.into(),
+            roles: "admin".into(),
+            ..Default::default()
+        },
+    })
+}
+
+/// A store whose trail holds `events` journalled and applied, with its reader.
+fn trail_of(dir: &std::path::Path, events: &mut [AuditEvent]) -> (StateMachine, Reader, u64) {
+    let storage = licstore_store::open(dir).expect("open");
+    let mut sm = storage.state_machine;
+    let reader = Reader::new(storage.db.clone());
+    let mut journal = AuditJournal::open(&reader, || 44).expect("journal");
+    let mut index = 0;
+    for chunk in events.chunks_mut(AUDIT_BATCH_MAX) {
+        journal.append(chunk).expect("append");
+        apply(
+            &mut sm,
+            &mut index,
+            journal.pending(AUDIT_BATCH_MAX).expect("pending"),
+        );
+        journal
+            .trim_through(chunk[chunk.len() - 1].journal_seq)
+            .expect("trim journal");
+    }
+    (sm, reader, index)
+}
+
+#[test]
+fn a_trim_leaves_a_vouched_checkpoint_the_rest_of_the_chain_links_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut events = [
+        event("A", "p1"),
+        event("B", "p2"),
+        event("A", "p3"),
+        event("A", "p4"),
+        event("B", "p5"),
+    ];
+    let (mut sm, reader, mut index) = trail_of(dir.path(), &mut events);
+    let trail = AuditReader::new(&reader);
+    let before = trail.records(1, 100).expect("records");
+    let third = record_hash(&before[2]);
+
+    let done = trim(&mut sm, &mut index, 3, trim_event("ops")).expect("trimmed");
+    let checkpoint = AuditTail {
+        seq: 3,
+        hash: third,
+    };
+    assert_eq!(
+        (done.checkpoint, done.trimmed, done.tail_seq),
+        (checkpoint, 3, 6)
+    );
+    assert_eq!(trail.checkpoint().expect("checkpoint"), checkpoint);
+    // What is left checks from the checkpoint, and its last record vouches for it.
+    let kept = trail.records(1, 100).expect("records");
+    assert_eq!(kept.len(), 3, "records 4, 5 and the trim's own");
+    let mut check = ChainCheck::after(checkpoint.seq, checkpoint.hash);
+    for bytes in &kept {
+        check.next(bytes).expect("links");
+    }
+    assert_eq!(trail.tail().expect("tail").hash, check.head());
+    let own = decode_record(&kept[2]).expect("record");
+    assert_eq!(own.event.caller, "ops");
+    let vouched = Trim::of_record(&own).expect("the trim's record");
+    assert_eq!(
+        (vouched.through_seq, vouched.hash, vouched.records),
+        (3, third, 3)
+    );
+    // Holder entries of trimmed records go with them.
+    let of_a = trail
+        .records_of_holder(HolderKind::CitizenId, "A", 0, 10)
+        .expect("holder");
+    let seqs: Vec<u64> = of_a
+        .iter()
+        .map(|b| decode_record(b).expect("r").seq)
+        .collect();
+    assert_eq!(seqs, [4]);
+
+    // Asked again (a retried proposal): nothing removed, nothing recorded.
+    let again = trim(&mut sm, &mut index, 2, trim_event("ops")).expect("no-op");
+    assert_eq!(
+        (again.checkpoint, again.trimmed, again.tail_seq),
+        (checkpoint, 0, 6)
+    );
+    let refusals = [
+        (
+            trim(&mut sm, &mut index, 7, trim_event("ops")),
+            "through_seq",
+        ),
+        (trim(&mut sm, &mut index, 5, b"junk".to_vec()), "event"),
+    ];
+    for (result, field) in refusals {
+        assert_eq!(result.expect_err("refused").field, field);
+    }
+    assert_eq!(
+        trail.tail().expect("tail").seq,
+        6,
+        "refusals record nothing"
+    );
+}
+
+#[test]
+fn a_long_trim_goes_in_bounded_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let total = AUDIT_TRIM_MAX + 500;
+    let mut events: Vec<AuditEvent> = (0..total).map(|i| event("A", &format!("p{i}"))).collect();
+    let (mut sm, reader, mut index) = trail_of(dir.path(), &mut events);
+    let first = trim(&mut sm, &mut index, total, trim_event("ops")).expect("first step");
+    assert_eq!(
+        (first.checkpoint.seq, first.trimmed),
+        (AUDIT_TRIM_MAX, AUDIT_TRIM_MAX)
+    );
+    let second = trim(&mut sm, &mut index, total, trim_event("ops")).expect("second step");
+    assert_eq!((second.checkpoint.seq, second.trimmed), (total, 500));
+    let trail = AuditReader::new(&reader);
+    let kept = trail.records(1, 10).expect("records");
+    assert_eq!(
+        kept.len(),
+        2,
+        "the two trims' records, made after record {total}"
+    );
+    let mut check = ChainCheck::after(second.checkpoint.seq, second.checkpoint.hash);
+    for bytes in &kept {
+        check.next(bytes).expect("links to the checkpoint");
+    }
+    let left = trail
+        .records_of_holder(HolderKind::CitizenId, "A", 0, 10)
+        .expect("holder");
+    assert!(left.is_empty(), "no holder entry outlives its record");
+}
+
+#[test]
+fn trimmable_stops_at_the_first_record_not_older_than_the_cutoff() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = |ms: u64| AuditEvent {
+        time_ms: ms,
+        ..event("A", "p")
+    };
+    let mut events = [at(10), at(20), at(50), at(30), at(60)];
+    let (_sm, reader, _) = trail_of(dir.path(), &mut events);
+    let trail = AuditReader::new(&reader);
+    // (cutoff, through, limit) -> (end of the old run, first younger record)
+    let cases = [
+        ((40, 5, 100), (2, Some((3, 50)))),
+        ((10, 5, 100), (0, Some((1, 10)))),
+        ((100, 5, 100), (5, None)),
+        ((100, 4, 100), (4, None)),
+        ((100, 5, 3), (3, None)),
+        ((55, 5, 100), (4, Some((5, 60)))),
+    ];
+    for ((cutoff, through, limit), expected) in cases {
+        let got = trail.trimmable(cutoff, through, limit).expect("scan");
+        assert_eq!(
+            got, expected,
+            "cutoff {cutoff} through {through} limit {limit}"
+        );
+    }
 }

@@ -129,3 +129,55 @@ fn the_last_record_altered_changes_the_head() {
     let (other, _) = check(&tampered).expect("links still hold");
     assert_ne!(head, other, "only a head kept elsewhere reveals this");
 }
+
+#[test]
+fn only_a_trim_applied_by_the_trail_reads_as_one() {
+    let trim = Trim {
+        through_seq: 40,
+        hash: [0xab; 32],
+        records: 12,
+    };
+    let record = |journal_seq: u64, action: &str, outcome: &str, detail: String| AuditRecord {
+        seq: 41,
+        prev: [0; 32],
+        event: AuditEvent {
+            journal_seq,
+            action: action.into(),
+            outcome: outcome.into(),
+            detail,
+            ..event(1)
+        },
+    };
+    let good = record(0, TRIM_ACTION, "ok", trim.detail());
+    assert_eq!(Trim::of_record(&good), Some(trim));
+    let cases = [
+        (
+            "served by a node",
+            record(3, TRIM_ACTION, "ok", trim.detail()),
+        ),
+        (
+            "refused",
+            record(0, TRIM_ACTION, "permission_denied", trim.detail()),
+        ),
+        (
+            "another action",
+            record(0, "Licenses/Verify", "ok", trim.detail()),
+        ),
+        (
+            "no hash",
+            record(0, TRIM_ACTION, "ok", "through=40 records=12".into()),
+        ),
+        (
+            "short hash",
+            record(0, TRIM_ACTION, "ok", "through=40 hash=ab records=1".into()),
+        ),
+        (
+            "extra part",
+            record(0, TRIM_ACTION, "ok", format!("{} x=1", trim.detail())),
+        ),
+        ("free text", record(0, TRIM_ACTION, "ok", "trimmed".into())),
+    ];
+    for (why, record) in cases {
+        assert_eq!(Trim::of_record(&record), None, "{why}");
+    }
+}
