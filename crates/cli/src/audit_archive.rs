@@ -55,7 +55,13 @@ pub async fn export(ctx: &Ctx, out: &Path, from: u64, through: Option<u64>) -> a
         anyhow::bail!("{}: exists; an archive is never overwritten", out.display());
     }
     let part = part_path(out);
-    let written = write_pages(ctx, &part, from.max(1), through).await;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&part)
+        .with_context(|| format!("create {} (another export writing it?)", part.display()))?;
+    // From here on the part file is this export's own, to remove if it fails.
+    let written = write_pages(ctx, file, from.max(1), through).await;
     let view = match written {
         Ok(view) => view,
         Err(e) => {
@@ -63,11 +69,16 @@ pub async fn export(ctx: &Ctx, out: &Path, from: u64, through: Option<u64>) -> a
             return Err(e);
         }
     };
-    std::fs::rename(&part, out).with_context(|| format!("rename to {}", out.display()))?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Durability: the new name must survive a crash as well as the bytes.
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    // A link, not a rename: it fails rather than replace a file made meanwhile.
+    let linked = std::fs::hard_link(&part, out);
+    let _ = std::fs::remove_file(&part);
+    linked.with_context(|| format!("name the archive {}", out.display()))?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Durability: the new name must survive a crash as well as the bytes.
+    std::fs::File::open(dir)?.sync_all()?;
     emit(
         ctx.output,
         &ExportView {
@@ -83,21 +94,16 @@ fn part_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Fetches pages and appends them to `part`, checking the chain; syncs the file.
+/// Fetches pages and appends them to `file`, checking the chain; syncs the file.
 async fn write_pages(
     ctx: &Ctx,
-    part: &Path,
+    file: std::fs::File,
     from: u64,
     through: Option<u64>,
 ) -> anyhow::Result<ExportView> {
     let timeout = Duration::from_millis(ctx.timeout_ms.unwrap_or(30_000));
     let endpoint = ctx.endpoints.first().context("no endpoint")?.clone();
     let mut client = ctx.client_for(&[endpoint], timeout)?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(part)
-        .with_context(|| format!("create {}", part.display()))?;
     let mut writer = BufWriter::new(file);
     let mut check: Option<ChainCheck> = None;
     let mut first_seq = 0;
@@ -165,12 +171,12 @@ pub struct Archived {
 impl Archived {
     /// The last record the archives hold.
     pub fn last_seq(&self) -> u64 {
-        self.first_seq + self.hashes.len() as u64 - 1
+        (self.first_seq + self.hashes.len() as u64).saturating_sub(1)
     }
 }
 
-/// Reads `files` in order as one run of records and checks its chain: the first record links
-/// to nothing it can check (unless it is record 1), every later one to the record before.
+/// Reads `files` in order as one run of records and checks its chain, which must start at
+/// record 1 (linked to nothing): archives that start later cannot vouch for a checkpoint.
 pub fn read_archives(files: &[PathBuf]) -> anyhow::Result<Archived> {
     let mut out = Archived::default();
     let mut check: Option<ChainCheck> = None;
@@ -181,11 +187,9 @@ pub fn read_archives(files: &[PathBuf]) -> anyhow::Result<Archived> {
         );
         while let Some(page) = read_page(&mut reader).with_context(|| path.display().to_string())? {
             for raw in &page.records {
-                let record = licstore_model::audit::decode_record(raw);
                 let check = check.get_or_insert_with(|| {
-                    let seq = record.as_ref().map_or(1, |r| r.seq);
-                    out.first_seq = seq;
-                    start_of(seq, raw)
+                    out.first_seq = 1;
+                    ChainCheck::from_start()
                 });
                 if let Err(b) = check.next(raw) {
                     let file = path.display();
@@ -270,15 +274,16 @@ mod tests {
         let read = read_archives(&[a.clone(), b.clone()]).expect("read");
         assert_eq!((read.first_seq, read.last_seq(), read.broken), (1, 6, None));
         assert_eq!(read.hashes[5], record_hash(&r[5]));
-        // A later archive alone starts where it starts.
+        // A later archive alone does not start at record 1, so it vouches for nothing.
         let alone = read_archives(std::slice::from_ref(&b)).expect("read");
-        assert_eq!(
-            (alone.first_seq, alone.last_seq(), alone.broken),
-            (4, 6, None)
-        );
+        assert!(alone
+            .broken
+            .is_some_and(|w| w.contains("record 1: holds position 4")));
         // Out of order, or with a gap, the run breaks at a named record.
         let swapped = read_archives(&[b.clone(), a.clone()]).expect("read");
-        assert!(swapped.broken.is_some_and(|w| w.contains("record 7")));
+        assert!(swapped
+            .broken
+            .is_some_and(|w| w.contains("record 1: holds position 4")));
         let gap = write(dir.path(), "gap", &[&r[4..6]]);
         let gapped = read_archives(&[a, gap]).expect("read");
         assert!(gapped.broken.is_some_and(|w| w.contains("record 4")));

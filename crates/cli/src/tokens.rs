@@ -94,11 +94,19 @@ fn claims(subject: &str, ttl_s: u64, audience: &str) -> anyhow::Result<TokenClai
         exp: now_s + ttl_s,
         nbf: Some(now_s),
         iat: Some(now_s),
+        jti: Some(token_id()),
     };
     if claims.sub.is_empty() {
         return Err(usage("--subject: empty"));
     }
     Ok(claims)
+}
+
+/// A fresh random token id (`jti`): 16 bytes in hex, what `licctl token revoke` names.
+fn token_id() -> String {
+    let mut id = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn sign(ctx: &Ctx, key: &Path, kid: Option<&str>, claims: &TokenClaims) -> anyhow::Result<()> {

@@ -258,7 +258,8 @@ impl ChainCheck {
     /// A check that continues after the record at `seq` whose hash is `hash`.
     pub fn after(seq: u64, hash: [u8; 32]) -> ChainCheck {
         ChainCheck {
-            expected_seq: seq + 1,
+            // Saturating: a position past every real one breaks at the next record.
+            expected_seq: seq.saturating_add(1),
             prev: hash,
         }
     }
@@ -278,7 +279,7 @@ impl ChainCheck {
             ));
         }
         self.prev = record_hash(bytes);
-        self.expected_seq += 1;
+        self.expected_seq = self.expected_seq.saturating_add(1);
         Ok(record)
     }
 

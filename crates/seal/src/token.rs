@@ -51,6 +51,17 @@ pub struct TokenClaims {
     pub nbf: Option<u64>,
     /// When it was issued, when given; a token issued in the future is refused.
     pub iat: Option<u64>,
+    /// The token's own id, when given: what revokes this token alone.
+    pub jti: Option<String>,
+}
+
+/// Longest token id (`jti`), in bytes.
+pub const TOKEN_ID_MAX_BYTES: usize = 128;
+
+/// Whether `jti` is a token id this store accepts: 1 to [`TOKEN_ID_MAX_BYTES`] bytes of
+/// printable ASCII, no spaces.
+pub fn valid_token_id(jti: &str) -> bool {
+    !jti.is_empty() && jti.len() <= TOKEN_ID_MAX_BYTES && jti.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A key that verifies tokens, with the id a token's `kid` may name it by.
@@ -80,6 +91,9 @@ pub fn sign_token(key: &SigningKey, kid: Option<&str>, claims: &TokenClaims) -> 
     }
     if let Some(iat) = claims.iat {
         body["iat"] = iat.into();
+    }
+    if let Some(jti) = &claims.jti {
+        body["jti"] = jti.as_str().into();
     }
     let input = format!(
         "{}.{}",
@@ -195,12 +209,21 @@ fn claims_of(body: &serde_json::Value, audience: &str) -> Result<TokenClaims, Se
                 .ok_or_else(|| token_error(format!("claims.{name}: not whole seconds"))),
         }
     };
+    let jti = match body.get("jti") {
+        None => None,
+        Some(serde_json::Value::String(j)) if valid_token_id(j) => Some(j.clone()),
+        Some(_) => {
+            let why = format!("claims.jti: must be 1 to {TOKEN_ID_MAX_BYTES} printable characters");
+            return Err(token_error(why));
+        }
+    };
     Ok(TokenClaims {
         sub: sub.to_owned(),
         aud: audience.to_owned(),
         exp: seconds("exp")?.ok_or_else(|| token_error("claims.exp: missing"))?,
         nbf: seconds("nbf")?,
         iat: seconds("iat")?,
+        jti,
     })
 }
 
@@ -323,6 +346,7 @@ mod tests {
             exp: NOW + 600,
             nbf: Some(NOW - 10),
             iat: Some(NOW - 10),
+            jti: Some("c0ffee-01".into()),
         }
     }
 
@@ -389,6 +413,10 @@ mod tests {
             sub: " ".into(),
             ..good.clone()
         };
+        let spaced_id = TokenClaims {
+            jti: Some("two words".into()),
+            ..good.clone()
+        };
         let signed = sign_token(&key(2), Some("ops"), &good);
         let mut flipped = signed.clone().into_bytes();
         let last = flipped.len() - 2;
@@ -406,6 +434,7 @@ mod tests {
             (sign_token(&key(2), Some("ops"), &future), "claims.iat"),
             (sign_token(&key(2), Some("ops"), &elsewhere), "claims.aud"),
             (sign_token(&key(2), Some("ops"), &blank), "claims.sub"),
+            (sign_token(&key(2), Some("ops"), &spaced_id), "claims.jti"),
             (
                 sign_token(&key(9), Some("ops"), &good),
                 "signature: does not verify",

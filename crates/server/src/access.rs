@@ -730,10 +730,14 @@ impl AccessLayer {
                 Ok(mut anonymous) => anonymous.record(peer_ip, now),
                 Err(poisoned) => poisoned.into_inner().record(peer_ip, now),
             };
-            let Some(left_out) = recorded else {
+            let Some((source, left_out)) = recorded else {
                 return status;
             };
-            let from = peer_ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+            let from = match source {
+                Some(IpAddr::V6(net)) => format!("{net}/64"),
+                Some(v4) => v4.to_string(),
+                None => "unknown or overflow addresses".to_owned(),
+            };
             detail = format!("from {from} ({left_out} more since its last record): {detail}");
         }
         let event = licstore_model::audit::AuditEvent {

@@ -41,6 +41,8 @@ pub const AUDIT_SHIPPED: &str = "licstore_audit_shipped_total";
 pub const AUDIT_UNSHIPPED_SECONDS: &str = "licstore_audit_unshipped_seconds";
 /// Metric: `audit.max_unshipped_ms` in seconds; zero: no bound.
 pub const AUDIT_MAX_UNSHIPPED_SECONDS: &str = "licstore_audit_max_unshipped_seconds";
+/// Metric: journal events the trail refused for good, set aside and replaced by a stand-in.
+pub const AUDIT_QUARANTINED: &str = "licstore_audit_quarantined_total";
 
 struct Pending {
     events: Vec<AuditEvent>,
@@ -197,13 +199,28 @@ impl AuditLog {
 
     /// Up to `limit` journal events not yet trimmed, the journal's id and its backlog. On the
     /// blocking pool: the lock is held by the writer across its sync.
-    async fn pending(&self, limit: usize) -> Result<(u64, Vec<Vec<u8>>, u64), String> {
+    async fn pending(&self, limit: usize) -> Result<(u64, Vec<(u64, Vec<u8>)>, u64), String> {
         let journal = self.journal.clone();
         tokio::task::spawn_blocking(move || {
             let journal = journal.lock().map_err(|e| e.to_string())?;
-            let events = journal.pending(limit).map_err(|e| e.to_string())?;
+            let events = journal.pending_at(limit).map_err(|e| e.to_string())?;
             let backlog = journal.backlog().map_err(|e| e.to_string())?;
             Ok((journal.id(), events, backlog))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Sets aside the journal event at `position`, refused by the trail for good (`why`), for
+    /// a stand-in that records the loss (see `AuditJournal::quarantine`).
+    async fn quarantine(&self, position: u64, why: String) -> Result<(), String> {
+        let (journal, node_id) = (self.journal.clone(), self.node_id);
+        tokio::task::spawn_blocking(move || {
+            let journal = journal.lock().map_err(|e| e.to_string())?;
+            let now_ms = crate::sealing::now_ms();
+            journal
+                .quarantine(position, node_id, now_ms, &why)
+                .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?
@@ -276,13 +293,28 @@ async fn ship_once(node: &Node) -> Result<bool, ()> {
     }
     let full = events.len() == AUDIT_BATCH_MAX;
     let count = events.len() as u64;
+    let (positions, events): (Vec<u64>, Vec<Vec<u8>>) = events.into_iter().unzip();
     let result = node.write(Command::AppendAudit { events }).await;
     let appended = match result {
         Ok((CommandResult::Audit(Ok(appended)), _)) => appended,
+        Ok((CommandResult::Audit(Err(refused)), _)) => {
+            let Some(position) = refused_event(&refused.field).and_then(|i| positions.get(i))
+            else {
+                tracing::error!(?refused, "audit batch refused");
+                return Err(());
+            };
+            // Refused for good, and every later event behind it: set it aside for a
+            // stand-in the trail takes, and ship again at once.
+            tracing::error!(position, reason = %refused.message, "audit event set aside");
+            node.audit
+                .quarantine(*position, refused.message)
+                .await
+                .map_err(|e| tracing::error!(error = %e, "audit quarantine failed"))?;
+            metrics::counter!(AUDIT_QUARANTINED).increment(1);
+            return Ok(true);
+        }
         Ok((other, _)) => {
-            // TODO(audit-quarantine): a batch refused for good (an event that no longer
-            // decodes) is proposed again every tick; it should be set aside and reported.
-            tracing::error!(result = ?other, "audit batch refused");
+            tracing::error!(result = ?other, "audit batch: unexpected result");
             return Err(());
         }
         Err(e) => {
@@ -304,6 +336,15 @@ async fn ship_once(node: &Node) -> Result<bool, ()> {
     node.audit.set_waiting(false);
     metrics::counter!(AUDIT_SHIPPED).increment(appended.recorded);
     Ok(full)
+}
+
+/// The index of the event a refusal of an `AppendAudit` batch names (`events[i]`).
+fn refused_event(field: &str) -> Option<usize> {
+    field
+        .strip_prefix("events[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// Runs an audited call and the making of its record on a task of its own, so a client that
@@ -688,6 +729,22 @@ mod tests {
                 right.is_some_and(|r| license.contains(&r)),
                 "{path}: {right:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_event_it_refused() {
+        let cases = [
+            ("events[0]", Some(0)),
+            ("events[1999]", Some(1999)),
+            ("events", None),
+            ("events[]", None),
+            ("events[-1]", None),
+            ("event[3]", None),
+            ("events[3].x", None),
+        ];
+        for (field, expected) in cases {
+            assert_eq!(refused_event(field), expected, "{field}");
         }
     }
 

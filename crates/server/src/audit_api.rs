@@ -132,32 +132,50 @@ async fn retention_pass(node: &Node, retention: Duration) {
     }
 }
 
-/// Refuses a trim through `through_seq` that would remove a record made after `cutoff_ms`,
-/// or go past the trail's end, as this node's copy shows them.
+/// Most records one `TrimAudit` call removes, so its age check and its steps stay bounded;
+/// a longer trim takes several calls.
+pub const TRIM_PER_CALL_MAX: u64 = 1_000_000;
+
+/// Refuses a trim through `through_seq` that would remove a record made after `cutoff_ms`, go
+/// past the trail's end, or remove more than [`TRIM_PER_CALL_MAX`] records, as this node's
+/// copy shows them (read after a linearizable barrier).
 async fn check_trimmable(node: &Node, through_seq: u64, cutoff_ms: u64) -> Result<(), Status> {
+    node.read_barrier(crate::node::Consistency::Linearizable)
+        .await?;
     let reader = node.reader.clone();
     let scanned = tokio::task::spawn_blocking(move || {
         let trail = AuditReader::new(&reader);
-        let tail = trail.tail()?;
-        let (_, younger) = trail.trimmable(cutoff_ms, through_seq, u64::MAX)?;
-        Ok::<_, licstore_store::StoreError>((tail, younger))
+        let (tail, checkpoint) = (trail.tail()?, trail.checkpoint()?);
+        if through_seq > tail.seq || through_seq.saturating_sub(checkpoint.seq) > TRIM_PER_CALL_MAX
+        {
+            return Ok((tail, checkpoint, None));
+        }
+        let (_, younger) = trail.trimmable(cutoff_ms, through_seq, TRIM_PER_CALL_MAX)?;
+        Ok::<_, licstore_store::StoreError>((tail, checkpoint, younger))
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))?
     .map_err(|e| Status::internal(e.to_string()))?;
     let precondition = |why: String| field_status(Code::FailedPrecondition, "through_seq", why);
     match scanned {
-        (tail, _) if through_seq > tail.seq => Err(precondition(format!(
+        (tail, _, _) if through_seq > tail.seq => Err(precondition(format!(
             "{through_seq} is past the trail's last record {}",
             tail.seq
         ))),
-        (_, Some((seq, time_ms))) => {
+        (_, checkpoint, _) if through_seq.saturating_sub(checkpoint.seq) > TRIM_PER_CALL_MAX => {
+            Err(precondition(format!(
+                "removes more than {TRIM_PER_CALL_MAX} records (the checkpoint is {}): trim in \
+                 steps",
+                checkpoint.seq
+            )))
+        }
+        (_, _, Some((seq, time_ms))) => {
             let age_s = now_ms().saturating_sub(time_ms) / 1000;
             Err(precondition(format!(
                 "record {seq} is {age_s} s old, younger than audit.trim_min_age_secs"
             )))
         }
-        (_, None) => Ok(()),
+        (_, _, None) => Ok(()),
     }
 }
 

@@ -209,6 +209,10 @@ fn describe() {
         "audit.max_unshipped_ms: past it the node refuses audited calls; 0: no bound."
     );
     describe_counter!(
+        crate::audit::AUDIT_QUARANTINED,
+        "Journal events the trail refused for good, set aside for a stand-in recording the loss."
+    );
+    describe_counter!(
         crate::refusals::UNAUTHENTICATED,
         "Calls refused for want of any identity: no usable client certificate or bearer token."
     );
@@ -237,6 +241,7 @@ fn describe() {
         crate::audit::AUDIT_RECORDED,
         crate::audit::AUDIT_SHIPPED,
         crate::refusals::UNAUTHENTICATED,
+        crate::audit::AUDIT_QUARANTINED,
     ] {
         counter!(name).increment(0);
     }

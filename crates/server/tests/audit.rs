@@ -660,6 +660,21 @@ async fn a_trimmed_trail_checks_from_its_checkpoint_and_with_its_archive() {
     let rows = checked["nodes"].as_array().expect("nodes");
     assert_eq!(rows.len(), 4, "three nodes and the archive: {checked}");
     assert_eq!(rows[3]["records"].as_u64(), Some(archived), "{checked}");
+    // An archive that does not start at record 1 vouches for no checkpoint.
+    let late = dir.path().join("late.archive");
+    let late = late.to_str().expect("utf-8");
+    let (code, exported) = licctl_at(&at, &["audit", "export", "--out", late, "--from", "5"]);
+    assert_eq!(code, 0, "{exported}");
+    let with_late = [
+        "--endpoints",
+        &endpoints,
+        "audit",
+        "verify",
+        "--archive",
+        late,
+    ];
+    let (code, checked) = licctl_json(&with_late);
+    assert_eq!(code, 1, "{checked}");
     // An archive altered after the export no longer agrees.
     let forged = dir.path().join("forged.archive");
     let mut bytes = std::fs::read(archive).expect("read archive");

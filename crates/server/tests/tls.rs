@@ -236,6 +236,7 @@ fn a_signed_bearer_token_stands_in_for_a_client_certificate() {
         exp,
         nbf: None,
         iat: None,
+        jti: None,
     };
     let stranger = licstore_seal::token::SigningKey::from_bytes(&[7; 32]);
     let cases = [

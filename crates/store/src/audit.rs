@@ -6,7 +6,9 @@
 //!   node whose data was wiped starts a new journal instead of reusing old positions;
 //! - `e` + position (`u64` BE) → an event (record encoding with `seq` 0 and a zero link);
 //! - `n` → the position the next event gets, written with every append, so positions never
-//!   repeat after the journal is trimmed empty and the process restarts.
+//!   repeat after the journal is trimmed empty and the process restarts;
+//! - `q` + position → an event the trail refused for good (it no longer decodes), set aside
+//!   for inspection; a stand-in recording the loss took its place under `e`.
 //!
 //! A node appends an event with a synced write before it answers the call, so an answer is
 //! never given for a call whose record a crash could lose. Appends of many callers share one
@@ -55,6 +57,9 @@ const JOURNAL_ID_KEY: &[u8] = b"a";
 const JOURNAL_NEXT_KEY: &[u8] = b"n";
 const TAIL_KEY: &[u8] = b"t";
 const CHECKPOINT_KEY: &[u8] = b"c";
+
+/// The action of a stand-in for a journal event the trail refused for good.
+pub const QUARANTINE_ACTION: &str = "Audit/Quarantine";
 
 fn journal_event_key(position: u64) -> [u8; 9] {
     let mut key = [b'e'; 9];
@@ -225,6 +230,15 @@ impl AuditJournal {
 
     /// Up to `limit` events not yet trimmed, oldest first, as event bytes.
     pub fn pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self
+            .pending_at(limit)?
+            .into_iter()
+            .map(|(_, bytes)| bytes)
+            .collect())
+    }
+
+    /// Up to `limit` events not yet trimmed, oldest first, with their positions.
+    pub fn pending_at(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
         let mut out = Vec::new();
         let from = IteratorMode::From(b"e", Direction::Forward);
@@ -233,7 +247,77 @@ impl AuditJournal {
             if key.first() != Some(&b'e') || out.len() >= limit {
                 break;
             }
-            out.push(value.to_vec());
+            out.push((be_u64("audit journal key", &key[1..])?, value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Sets aside the event at `position`, which the trail refused for good (`why`): its bytes
+    /// move under `q`, and a stand-in made by node `node_id` at `time_ms` takes its place, so
+    /// the trail records at that position that a record was lost and where its bytes are.
+    /// Synced: the stand-in must not vanish while the bytes it replaces stay set aside.
+    pub fn quarantine(
+        &self,
+        position: u64,
+        node_id: u64,
+        time_ms: u64,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
+        let key = journal_event_key(position);
+        let mut quarantined = key;
+        quarantined[0] = b'q';
+        // Set aside already: what is under `e` now is its stand-in.
+        if self.db.get_cf(cf, quarantined)?.is_some() {
+            return Ok(());
+        }
+        // Shipped and trimmed meanwhile: nothing to set aside.
+        let Some(bytes) = self.db.get_cf(cf, key)? else {
+            return Ok(());
+        };
+        let why: String = why.chars().take(120).collect();
+        let digest = blake3::hash(&bytes).to_hex();
+        let stand_in = AuditEvent {
+            time_ms,
+            node_id,
+            journal: self.id,
+            journal_seq: position,
+            action: QUARANTINE_ACTION.to_owned(),
+            outcome: "data_loss".to_owned(),
+            detail: format!(
+                "journal event {position} refused by the trail ({why}); its {} bytes are kept \
+                 on node {node_id}, blake3 {}",
+                bytes.len(),
+                &digest.as_str()[..16]
+            ),
+            ..Default::default()
+        };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, quarantined, &bytes);
+        let record = AuditRecord {
+            seq: 0,
+            prev: [0; 32],
+            event: stand_in,
+        };
+        batch.put_cf(cf, key, encode_record(&record));
+        let mut sync = WriteOptions::default();
+        // Synced: the stand-in is what the trail will hold at this position.
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
+        Ok(())
+    }
+
+    /// The events set aside by [`AuditJournal::quarantine`], with their positions.
+    pub fn quarantined(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
+        let mut out = Vec::new();
+        let from = IteratorMode::From(b"q", Direction::Forward);
+        for item in self.db.iterator_cf(cf, from) {
+            let (key, value) = item?;
+            if key.first() != Some(&b'q') {
+                break;
+            }
+            out.push((be_u64("audit quarantine key", &key[1..])?, value.to_vec()));
         }
         Ok(out)
     }
@@ -437,21 +521,26 @@ impl Applier<'_, '_> {
     }
 }
 
-/// Reads of the replicated trail.
+/// Reads of the replicated trail, all from the state applied when the reader was made: a
+/// page's records, tail and checkpoint agree even while a trim or a batch is applied.
 pub struct AuditReader<'a> {
     db: &'a DB,
+    snap: rocksdb::Snapshot<'a>,
 }
 
 impl<'a> AuditReader<'a> {
-    /// A reader of the latest applied trail of the database `reader` reads.
+    /// A reader of the trail as the database `reader` reads has it applied now.
     pub fn new(reader: &'a Reader) -> AuditReader<'a> {
-        AuditReader { db: &reader.db }
+        AuditReader {
+            db: &reader.db,
+            snap: reader.db.snapshot(),
+        }
     }
 
     /// The trail's last record.
     pub fn tail(&self) -> Result<AuditTail, StoreError> {
         let cf = cf_handle(self.db, CF_AUDIT)?;
-        match self.db.get_cf(cf, TAIL_KEY)? {
+        match self.snap.get_cf(cf, TAIL_KEY)? {
             Some(bytes) => decode_tail(&bytes),
             None => Ok(AuditTail::default()),
         }
@@ -460,7 +549,7 @@ impl<'a> AuditReader<'a> {
     /// The last record trimmed away; seq 0 before any trim.
     pub fn checkpoint(&self) -> Result<AuditTail, StoreError> {
         let cf = cf_handle(self.db, CF_AUDIT)?;
-        match self.db.get_cf(cf, CHECKPOINT_KEY)? {
+        match self.snap.get_cf(cf, CHECKPOINT_KEY)? {
             Some(bytes) => decode_tail(&bytes),
             None => Ok(AuditTail::default()),
         }
@@ -484,7 +573,7 @@ impl<'a> AuditReader<'a> {
         let cf = cf_handle(self.db, CF_AUDIT)?;
         let start = record_key(checkpoint.seq + 1);
         let mode = IteratorMode::From(&start, Direction::Forward);
-        for item in self.db.iterator_cf(cf, mode) {
+        for item in self.snap.iterator_cf(cf, mode) {
             let (key, bytes) = item?;
             if key.first() != Some(&b'r') {
                 break;
@@ -505,7 +594,7 @@ impl<'a> AuditReader<'a> {
     /// The highest position of `journal` the trail holds (0 for none).
     pub fn high_water(&self, journal: u64) -> Result<u64, StoreError> {
         let cf = cf_handle(self.db, CF_AUDIT)?;
-        match self.db.get_cf(cf, high_water_key(journal))? {
+        match self.snap.get_cf(cf, high_water_key(journal))? {
             Some(bytes) => be_u64("audit high water", &bytes),
             None => Ok(0),
         }
@@ -517,7 +606,7 @@ impl<'a> AuditReader<'a> {
         let start = record_key(from.max(1));
         let mut out = Vec::new();
         for item in self
-            .db
+            .snap
             .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
         {
             let (key, value) = item?;
@@ -544,7 +633,7 @@ impl<'a> AuditReader<'a> {
         start.extend_from_slice(&from.to_be_bytes());
         let mut out = Vec::new();
         for item in self
-            .db
+            .snap
             .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
         {
             let (key, _) = item?;
@@ -553,7 +642,7 @@ impl<'a> AuditReader<'a> {
             }
             let seq = be_u64("audit holder key", &key[prefix.len()..])?;
             let bytes = self
-                .db
+                .snap
                 .get_cf(cf, record_key(seq))?
                 .ok_or_else(|| StoreError::corrupt("audit holder index", "names no record"))?;
             out.push(bytes);

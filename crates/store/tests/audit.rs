@@ -269,6 +269,13 @@ fn a_trim_leaves_a_vouched_checkpoint_the_rest_of_the_chain_links_to() {
         (done.checkpoint, done.trimmed, done.tail_seq),
         (checkpoint, 3, 6)
     );
+    // A reader made before the trim reads the state it was made on, whole.
+    assert_eq!(
+        trail.checkpoint().expect("checkpoint"),
+        AuditTail::default()
+    );
+    assert_eq!(trail.records(1, 100).expect("records"), before);
+    let trail = AuditReader::new(&reader);
     assert_eq!(trail.checkpoint().expect("checkpoint"), checkpoint);
     // What is left checks from the checkpoint, and its last record vouches for it.
     let kept = trail.records(1, 100).expect("records");
@@ -312,7 +319,7 @@ fn a_trim_leaves_a_vouched_checkpoint_the_rest_of_the_chain_links_to() {
         assert_eq!(result.expect_err("refused").field, field);
     }
     assert_eq!(
-        trail.tail().expect("tail").seq,
+        AuditReader::new(&reader).tail().expect("tail").seq,
         6,
         "refusals record nothing"
     );
@@ -374,4 +381,80 @@ fn trimmable_stops_at_the_first_record_not_older_than_the_cutoff() {
             "cutoff {cutoff} through {through} limit {limit}"
         );
     }
+}
+
+#[test]
+fn an_event_the_trail_refuses_for_good_is_set_aside_for_a_stand_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = licstore_store::open(dir.path()).expect("open");
+    let db = storage.db.clone();
+    let mut sm = storage.state_machine;
+    let reader = Reader::new(db.clone());
+    let mut journal = AuditJournal::open(&reader, || 61).expect("journal");
+    journal
+        .append(&mut [event("A", "p1"), event("A", "p2"), event("A", "p3")])
+        .expect("append");
+    // Event 2's bytes rot on disk.
+    let cf = db
+        .cf_handle(licstore_store::keys::CF_AUDIT_JOURNAL)
+        .expect("journal family");
+    let mut key = vec![b'e'];
+    key.extend_from_slice(&2u64.to_be_bytes());
+    db.put_cf(&cf, &key, b"rotten").expect("spoil");
+
+    let pending = journal.pending_at(10).expect("pending");
+    let positions: Vec<u64> = pending.iter().map(|(p, _)| *p).collect();
+    assert_eq!(positions, [1, 2, 3]);
+    let events = pending.into_iter().map(|(_, bytes)| bytes).collect();
+    let mut index = 0;
+    index += 1;
+    let cmd = Command::AppendAudit { events };
+    let refused = match sm
+        .apply_batch(entries(index, vec![cmd]))
+        .expect("apply")
+        .remove(0)
+    {
+        CommandResult::Audit(Err(refused)) => refused,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(refused.field, "events[1]");
+
+    journal
+        .quarantine(2, 5, 1_790_000_000_000, &refused.message)
+        .expect("set aside");
+    assert_eq!(
+        journal.quarantined().expect("kept"),
+        [(2, b"rotten".to_vec())]
+    );
+    let done = apply(&mut sm, &mut index, journal.pending(10).expect("pending"));
+    assert_eq!((done.recorded, done.high_water), (3, vec![(61, 3)]));
+    let trail = AuditReader::new(&reader);
+    let records = trail.records(1, 10).expect("records");
+    check_chain(records.iter().map(Vec::as_slice)).expect("chain");
+    let stand_in = decode_record(&records[1]).expect("record").event;
+    assert_eq!(
+        (stand_in.action.as_str(), stand_in.outcome.as_str()),
+        (licstore_store::audit::QUARANTINE_ACTION, "data_loss")
+    );
+    assert_eq!(
+        (stand_in.journal, stand_in.journal_seq, stand_in.node_id),
+        (61, 2, 5)
+    );
+    assert!(
+        stand_in.detail.contains("kept on node 5"),
+        "{}",
+        stand_in.detail
+    );
+    // Set aside twice (a retried shipment): the stand-in stays, the bytes kept are the first.
+    journal
+        .quarantine(2, 5, 1, "again")
+        .expect("no-op once trimmed");
+    journal.trim_through(3).expect("trim");
+    journal
+        .quarantine(2, 5, 1, "gone")
+        .expect("nothing left to set aside");
+    assert_eq!(
+        journal.quarantined().expect("kept"),
+        [(2, b"rotten".to_vec())]
+    );
 }
