@@ -368,6 +368,19 @@ pub enum TokenCommand {
         #[arg(long)]
         kid: Option<String>,
     },
+    /// Refuse one token from now on, on every node, until it expires (Access.RevokeToken;
+    /// admin). Name it by its file, or by --jti and --expires-at-s.
+    Revoke {
+        /// A file holding the token (its jti and exp are read, not trusted).
+        #[arg(required_unless_present = "jti", conflicts_with = "jti")]
+        file: Option<PathBuf>,
+        /// The token's jti claim.
+        #[arg(long, requires = "expires_at_s")]
+        jti: Option<String>,
+        /// The token's exp claim, seconds since the Unix epoch.
+        #[arg(long)]
+        expires_at_s: Option<u64>,
+    },
 }
 
 /// `licctl keys ...`.

@@ -170,6 +170,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => seals::export(&ctx, a).await,
         Command::VerifyOffline(a) => seals::verify_offline_cmd(&ctx, a),
         Command::Trust(c) => trust::run(&ctx, c).await,
+        Command::Token(args::TokenCommand::Revoke {
+            file,
+            jti,
+            expires_at_s,
+        }) => tokens::revoke(&ctx, file, jti, expires_at_s).await,
         Command::Token(c) => tokens::run(&ctx, c),
         Command::Present(a) => disclosure::present(&ctx, a).await,
         Command::VerifyPresentation(a) => disclosure::verify_presentation_cmd(&ctx, a),

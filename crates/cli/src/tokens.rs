@@ -3,7 +3,8 @@
 //! `keygen` writes an Ed25519 key pair as PEM: the private key (PKCS #8, mode 0600, never
 //! overwritten) stays with whoever mints tokens; the public key (`NAME.pub`) goes into the
 //! nodes' `access.token_key_files`. `sign` makes a token for one caller; the nodes name that
-//! caller `token:<subject>`, the name its principal is registered under.
+//! caller `token:<subject>`, the name its principal is registered under. `revoke` (admin,
+//! through a node) refuses one token by its `jti` until it expires.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,6 +26,7 @@ use crate::Ctx;
 pub fn run(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Keygen { out } => keygen(ctx, &out),
+        TokenCommand::Revoke { .. } => Err(usage("token revoke goes through a node")),
         TokenCommand::Sign {
             signing_key,
             subject,
@@ -42,6 +44,65 @@ pub fn run(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {
                 &claims,
             )
         }
+    }
+}
+
+/// `licctl token revoke`: the token named by `file` or by `jti` and `expires_at_s`.
+pub async fn revoke(
+    ctx: &Ctx,
+    file: Option<PathBuf>,
+    jti: Option<String>,
+    expires_at_s: Option<u64>,
+) -> anyhow::Result<()> {
+    let (jti, expires_at_s) = match (file, jti, expires_at_s) {
+        (Some(file), _, _) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("read {}", file.display()))?;
+            licstore_seal::token::unverified_id(&text)
+                .map_err(|e| usage(format!("{}: {e}", file.display())))?
+        }
+        (None, Some(jti), Some(exp)) => (jti, exp),
+        _ => return Err(usage("name the token: FILE, or --jti and --expires-at-s")),
+    };
+    let request = licstore_proto::v1::RevokeTokenRequest { jti, expires_at_s };
+    let mut client = ctx.client()?;
+    let done = client
+        .retrying(|ch| {
+            let request = request.clone();
+            async move {
+                licstore_proto::v1::access_client::AccessClient::new(ch)
+                    .revoke_token(request)
+                    .await
+            }
+        })
+        .await?;
+    emit(
+        ctx.output,
+        &RevokedView {
+            jti: done.jti,
+            expires_at_s: done.expires_at_s,
+            revision: done.revision,
+        },
+    )
+}
+
+/// What `licctl token revoke` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevokedView {
+    pub jti: String,
+    pub expires_at_s: u64,
+    pub revision: u64,
+}
+
+impl Render for RevokedView {
+    fn table(&self) -> Table {
+        let mut t = Table::new(&["jti", "kept until (s)", "revision"]);
+        t.row([
+            self.jti.clone(),
+            self.expires_at_s.to_string(),
+            self.revision.to_string(),
+        ]);
+        t
     }
 }
 

@@ -165,6 +165,26 @@ pub fn verify_token(
     Ok(claims)
 }
 
+/// The `jti` and `exp` a token states, read without checking its signature: only to name a
+/// token to revoke, never to trust it.
+pub fn unverified_id(token: &str) -> Result<(String, u64), SealError> {
+    let body_b64 =
+        token.trim().split('.').nth(1).ok_or_else(|| {
+            token_error("not three dot-separated parts (header.claims.signature)")
+        })?;
+    let body = json_part("claims", body_b64)?;
+    let jti = body
+        .get("jti")
+        .and_then(|j| j.as_str())
+        .filter(|j| valid_token_id(j))
+        .ok_or_else(|| token_error("claims.jti: none, so the token cannot be revoked alone"))?;
+    let exp = body
+        .get("exp")
+        .and_then(|e| e.as_u64())
+        .ok_or_else(|| token_error("claims.exp: missing"))?;
+    Ok((jti.to_owned(), exp))
+}
+
 fn decode_part(name: &str, b64: &str) -> Result<Vec<u8>, SealError> {
     URL_SAFE_NO_PAD
         .decode(b64)
@@ -384,6 +404,22 @@ mod tests {
         assert_eq!(checked, Ok(claims()));
         let err = check(&token).expect_err("two keys, no kid").to_string();
         assert!(err.contains("header.kid: required"), "{err}");
+    }
+
+    #[test]
+    fn a_token_names_its_id_and_expiry_unverified() {
+        let token = sign_token(&key(9), None, &claims());
+        assert_eq!(
+            unverified_id(&token),
+            Ok(("c0ffee-01".to_owned(), NOW + 600))
+        );
+        let anonymous = TokenClaims {
+            jti: None,
+            ..claims()
+        };
+        let err = unverified_id(&sign_token(&key(9), None, &anonymous)).expect_err("no jti");
+        assert!(err.to_string().contains("claims.jti"), "{err}");
+        assert!(unverified_id("junk").is_err());
     }
 
     #[test]

@@ -119,6 +119,7 @@ const RULES: &[(&str, Right)] = &[
         Right::PrincipalManage,
     ),
     ("/licstore.v1.Access/ListPrincipals", Right::PrincipalRead),
+    ("/licstore.v1.Access/RevokeToken", Right::PrincipalManage),
     ("/licstore.v1.Audit/ListAudit", Right::AuditRead),
     ("/licstore.v1.Audit/TrimAudit", Right::AuditManage),
 ];
@@ -506,9 +507,25 @@ impl AccessLayer {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let audience = &self.policy.token_audience;
-        licstore_seal::token::verify_token(token, &self.token_keys, audience, now_s, TOKEN_LEEWAY_S)
-            .map(|claims| format!("{TOKEN_NAME_PREFIX}{}", claims.sub))
-            .map_err(|e| Status::unauthenticated(e.to_string()))
+        let claims = licstore_seal::token::verify_token(
+            token,
+            &self.token_keys,
+            audience,
+            now_s,
+            TOKEN_LEEWAY_S,
+        )
+        .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if let Some(jti) = &claims.jti {
+            let revoked =
+                self.node.reader.token_revoked(jti).map_err(|e| {
+                    Status::unavailable(format!("revoked tokens cannot be read: {e}"))
+                })?;
+            if revoked {
+                let why = format!("claims.jti: token {jti} is revoked");
+                return Err(Status::unauthenticated(why));
+            }
+        }
+        Ok(format!("{TOKEN_NAME_PREFIX}{}", claims.sub))
     }
 }
 

@@ -126,6 +126,30 @@ impl Access for AccessApi {
         }))
     }
 
+    async fn revoke_token(
+        &self,
+        req: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let req = req.into_inner();
+        let cmd = Command::RevokeToken {
+            jti: req.jti,
+            expires_at_s: req.expires_at_s,
+        };
+        crate::api::revalidate(&cmd, &self.node.templates)?;
+        match self.node.write(cmd).await? {
+            (CommandResult::TokenRevoked(Ok(kept)), revision) => {
+                tracing::info!(jti = %kept.jti, expires_at_s = kept.expires_at_s, "token revoked");
+                Ok(Response::new(pb::RevokeTokenResponse {
+                    jti: kept.jti,
+                    expires_at_s: kept.expires_at_s,
+                    revision,
+                }))
+            }
+            (CommandResult::TokenRevoked(Err(r)), _) => Err(rejection_status(&r)),
+            (other, _) => Err(Status::internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
     async fn list_principals(
         &self,
         req: Request<pb::ListPrincipalsRequest>,

@@ -14,6 +14,7 @@ use licstore_proto::v1 as pb;
 use licstore_proto::v1::cluster_server::Cluster;
 use licstore_proto::v1::licenses_server::Licenses;
 use licstore_store::audit::AUDIT_BATCH_MAX;
+use licstore_store::revoked_tokens::FORGET_BATCH_MAX;
 use licstore_store::service_items::{self, check_name};
 use licstore_store::{Command, CommandResult, ImportItem, Rejection, StoreError, WriteOutcome};
 use openraft::type_config::async_runtime::WatchReceiver;
@@ -381,6 +382,26 @@ pub fn revalidate(
             format!("{} events, at most {AUDIT_BATCH_MAX}", events.len()),
         )),
         Command::AppendAudit { .. } => Ok(()),
+        Command::RevokeToken { jti, expires_at_s } => {
+            licstore_store::revoked_tokens::check_token_id("jti", jti)
+                .map_err(|r| rejection_status(&r))?;
+            match expires_at_s {
+                0 => Err(field_status(
+                    Code::InvalidArgument,
+                    "expires_at_s",
+                    "required: the token's exp, seconds since the Unix epoch",
+                )),
+                _ => Ok(()),
+            }
+        }
+        Command::ForgetRevokedTokens { jtis } if jtis.len() > FORGET_BATCH_MAX => {
+            Err(field_status(
+                Code::InvalidArgument,
+                "jtis",
+                format!("{} ids, at most {FORGET_BATCH_MAX}", jtis.len()),
+            ))
+        }
+        Command::ForgetRevokedTokens { .. } => Ok(()),
         Command::TrimAudit { through_seq: 0, .. } => Err(field_status(
             Code::InvalidArgument,
             "through_seq",

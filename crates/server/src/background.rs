@@ -1,4 +1,5 @@
-//! Work the leader does on its own: the expiry sweeper and change-feed retention.
+//! Work the leader does on its own: the expiry sweeper, change-feed retention, and forgetting
+//! the revocations of tokens that have expired.
 //!
 //! Both only propose commands; what a command does is decided when it is applied, identically
 //! on every replica. A node that is not the leader keeps its tasks idle, so a new leader takes
@@ -80,6 +81,58 @@ async fn sweep(node: &Node) {
     }
 }
 
+/// How often the leader looks for revocations of expired tokens.
+pub const REVOCATION_SWEEP: Duration = Duration::from_secs(600);
+
+/// Starts the sweep that forgets revoked tokens once they have expired (plus the leeway a
+/// token's expiry is checked with), so the list stays as short as the tokens still valid.
+pub fn spawn_revocation_sweeper(node: Arc<Node>) {
+    every_while_leader(node, REVOCATION_SWEEP, |node| async move {
+        forget_expired_revocations(&node).await
+    });
+}
+
+/// The ids of revoked tokens no longer valid anyway at `now_s`.
+pub fn expired_revocations(
+    kept: &[licstore_store::revoked_tokens::RevokedToken],
+    now_s: u64,
+) -> Vec<String> {
+    let leeway_s = crate::access::TOKEN_LEEWAY_S;
+    kept.iter()
+        .filter(|r| r.expires_at_s.saturating_add(leeway_s) < now_s)
+        .map(|r| r.jti.clone())
+        .collect()
+}
+
+async fn forget_expired_revocations(node: &Node) {
+    let reader = node.reader.clone();
+    let kept = match tokio::task::spawn_blocking(move || reader.revoked_tokens()).await {
+        Ok(Ok(kept)) => kept,
+        Ok(Err(e)) => return tracing::error!(error = %e, "revocation sweep: reading"),
+        Err(e) => return tracing::error!(error = %e, "revocation sweep: reader task"),
+    };
+    let now_s = crate::sealing::now_ms() / 1000;
+    let expired = expired_revocations(&kept, now_s);
+    let batch_max = licstore_store::revoked_tokens::FORGET_BATCH_MAX;
+    for jtis in expired.chunks(batch_max) {
+        let cmd = Command::ForgetRevokedTokens {
+            jtis: jtis.to_vec(),
+        };
+        match node.write_local(cmd).await {
+            Ok((CommandResult::RevocationsForgotten(forgotten), index)) => {
+                consensus_info!(
+                    node,
+                    forgotten,
+                    index,
+                    "revocations of expired tokens forgotten"
+                );
+            }
+            Ok((other, _)) => return tracing::error!(?other, "revocation sweep: unexpected"),
+            Err(status) => return tracing::warn!(error = %status.message(), "revocation sweep"),
+        }
+    }
+}
+
 /// Starts retention: every node samples its applied index at intervals, and the leader
 /// compacts the change feed to the newest sample that is older than `retention`, so events
 /// are kept at least that long (and at most one sampling interval longer).
@@ -147,6 +200,28 @@ impl Samples {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_revocations_past_expiry_and_leeway_are_forgotten() {
+        use licstore_store::revoked_tokens::RevokedToken;
+        let leeway = crate::access::TOKEN_LEEWAY_S;
+        let at = |jti: &str, expires_at_s: u64| RevokedToken {
+            jti: jti.into(),
+            expires_at_s,
+        };
+        let now = 1_800_000_000;
+        let kept = [
+            at("long-gone", now - 3600),
+            at("just-past-leeway", now - leeway - 1),
+            at("within-leeway", now - leeway),
+            at("expired-now", now),
+            at("still-valid", now + 600),
+        ];
+        assert_eq!(
+            expired_revocations(&kept, now),
+            ["long-gone", "just-past-leeway"]
+        );
+    }
 
     #[test]
     fn retention_compacts_to_the_newest_sample_old_enough() {

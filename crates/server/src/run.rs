@@ -466,6 +466,7 @@ pub async fn serve(s: Settings) -> Result<(), ServerError> {
     crate::audit::spawn_shipper(node.clone(), s.audit_ship_interval);
     crate::background::spawn_retention(node.clone(), s.event_retention);
     crate::audit_api::spawn_retention(node.clone(), s.audit_retention);
+    crate::background::spawn_revocation_sweeper(node.clone());
     let init_node = node.clone();
     let members = s.init_members.clone();
     tokio::spawn(async move {

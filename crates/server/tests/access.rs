@@ -190,6 +190,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/licstore.v1.Access/PutPrincipal", &["admin"]),
     ("/licstore.v1.Access/RemovePrincipal", &["admin"]),
     ("/licstore.v1.Access/ListPrincipals", &["auditor", "admin"]),
+    ("/licstore.v1.Access/RevokeToken", &["admin"]),
     ("/licstore.v1.Audit/ListAudit", &["auditor"]),
     ("/licstore.v1.Audit/TrimAudit", &["admin"]),
     ("/licstore.v1.raft.Raft/AppendEntries", &["node"]),

@@ -227,6 +227,24 @@ fn a_signed_bearer_token_stands_in_for_a_client_certificate() {
     assert_ne!(code, 0, "an auditor manages no principal: {out}");
     assert!(out.contains("PERMISSION_DENIED"), "{out}");
 
+    // One token revoked by the admin is refused; its principal's other tokens are not.
+    let first = std::fs::read_to_string(&clerk).expect("read");
+    let revoked = token_file("clerk-revoked.token", first.trim());
+    let clerk = mint("clerk");
+    let (code, out) = with_token(&ops, &["--output", "json", "token", "revoke", s(&revoked)]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = with_token(&revoked, &["whoami"]);
+    assert_ne!(code, 0, "a revoked token: {out}");
+    assert!(
+        out.contains("UNAUTHENTICATED") && out.contains("is revoked"),
+        "{out}"
+    );
+    let (code, out) = with_token(&clerk, &["--output", "json", "audit", "list"]);
+    assert_eq!(code, 0, "another token of the same principal: {out}");
+    let (code, out) = with_token(&clerk, &["token", "revoke", s(&ops)]);
+    assert_ne!(code, 0, "an auditor revokes nothing: {out}");
+    assert!(out.contains("PERMISSION_DENIED"), "{out}");
+
     // Tokens that do not hold are refused, each naming why.
     let key_text = std::fs::read_to_string(&ops_key).expect("ops key");
     let signing = signing_key_from_pem(&key_text).expect("ops key parses");
@@ -273,12 +291,13 @@ fn a_signed_bearer_token_stands_in_for_a_client_certificate() {
     loop {
         let (code, out) = with_token(&clerk, &["--output", "json", "audit", "list"]);
         assert_eq!(code, 0, "{out}");
-        if out.contains("claims.exp") {
+        // The first refusal of a call with no identity is recorded: the revoked token's.
+        if out.contains("is revoked") {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the expired token's refusal never reached the trail: {out}"
+            "the revoked token's refusal never reached the trail: {out}"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

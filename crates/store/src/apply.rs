@@ -127,6 +127,12 @@ impl Applier<'_, '_> {
                 CommandResult::ServiceItem(self.remove_service_item(name)?)
             }
             Command::AppendAudit { events } => CommandResult::Audit(self.append_audit(events)?),
+            Command::RevokeToken { jti, expires_at_s } => {
+                CommandResult::TokenRevoked(self.revoke_token(jti, *expires_at_s)?)
+            }
+            Command::ForgetRevokedTokens { jtis } => {
+                CommandResult::RevocationsForgotten(self.forget_revoked_tokens(jtis)?)
+            }
             Command::TrimAudit { through_seq, event } => {
                 CommandResult::AuditTrim(self.trim_audit(*through_seq, event)?)
             }

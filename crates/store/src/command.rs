@@ -204,6 +204,18 @@ pub enum Command {
         /// Events in the audit record encoding, in journal order.
         events: Vec<Vec<u8>>,
     },
+    /// Refuse the bearer token `jti` from now on (see `revoked_tokens`).
+    RevokeToken {
+        /// The token's id.
+        jti: String,
+        /// Its expiry, seconds since the Unix epoch: the revocation is kept until then.
+        expires_at_s: u64,
+    },
+    /// Forget revocations of tokens that have expired, named by the leader.
+    ForgetRevokedTokens {
+        /// Their ids.
+        jtis: Vec<String>,
+    },
     /// Remove the oldest audit records through `through_seq`, at most
     /// [`crate::audit::AUDIT_TRIM_MAX`] per command, keep the last removed record's hash as
     /// the checkpoint the rest of the chain links to, and record the trim in the trail.
@@ -243,6 +255,10 @@ impl fmt::Display for Command {
             Command::RemoveServiceItem { name } => write!(f, "remove-service-item({name})"),
             Command::AppendAudit { events } => write!(f, "append-audit({} events)", events.len()),
             Command::TrimAudit { through_seq, .. } => write!(f, "trim-audit({through_seq})"),
+            Command::RevokeToken { .. } => write!(f, "revoke-token"),
+            Command::ForgetRevokedTokens { jtis } => {
+                write!(f, "forget-revoked-tokens({} ids)", jtis.len())
+            }
         }
     }
 }
@@ -330,6 +346,10 @@ pub enum CommandResult {
     ServiceItem(Result<ServiceItem, Rejection>),
     /// What an audit batch added to the trail, or why it was refused.
     Audit(Result<crate::audit::AuditAppended, Rejection>),
+    /// The revocation as kept, or why it was refused.
+    TokenRevoked(Result<crate::revoked_tokens::RevokedToken, Rejection>),
+    /// How many revocations were forgotten.
+    RevocationsForgotten(u64),
     /// Where the audit trail starts after a trim, or why the trim was refused.
     AuditTrim(Result<crate::audit::AuditTrimmed, Rejection>),
 }

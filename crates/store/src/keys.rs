@@ -245,6 +245,11 @@ pub fn principal_range() -> (Vec<u8>, Vec<u8>) {
     (vec![b'p'], vec![b'p' + 1])
 }
 
+/// `policies` key of a revoked bearer token.
+pub fn revoked_token_key(jti: &str) -> Vec<u8> {
+    tagged(b'x', jti.as_bytes())
+}
+
 /// `policies` key of a service item.
 pub fn service_item_key(name: &str) -> Vec<u8> {
     tagged(b'i', name.as_bytes())

@@ -26,6 +26,7 @@ pub mod policies;
 pub mod principals;
 pub mod query;
 pub mod reader;
+pub mod revoked_tokens;
 pub mod seal_keys;
 pub mod service_items;
 pub mod snapshot;

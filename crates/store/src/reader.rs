@@ -246,6 +246,30 @@ impl Reader {
         }
     }
 
+    /// Whether the bearer token `jti` is revoked.
+    pub fn token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let key = keys::revoked_token_key(jti);
+        Ok(get_at(&self.db, None, CF_POLICIES, &key)?.is_some())
+    }
+
+    /// Every revoked token still kept, in id order.
+    pub fn revoked_tokens(&self) -> Result<Vec<crate::revoked_tokens::RevokedToken>, StoreError> {
+        let cf = cf_handle(&self.db, CF_POLICIES)?;
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(b"x", Direction::Forward);
+        for item in self.db.iterator_cf(cf, mode) {
+            let (key, value) = item?;
+            if key.first() != Some(&b'x') {
+                break;
+            }
+            out.push(crate::revoked_tokens::RevokedToken {
+                jti: String::from_utf8_lossy(&key[1..]).into_owned(),
+                expires_at_s: crate::revoked_tokens::decode_expiry(&value)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// Every principal, in name order.
     pub fn principals(&self) -> Result<Vec<crate::Principal>, StoreError> {
         self.policies_under(b'p', crate::principals::decode_principal)

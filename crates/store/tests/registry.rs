@@ -1,5 +1,6 @@
 //! Service items, disclosure rules and principals applied to a real RocksDB store: the
-//! registry keeps rules and verifier principals consistent with the items they name.
+//! registry keeps rules and verifier principals consistent with the items they name; revoked
+//! tokens are kept until the leader forgets them.
 
 mod common;
 
@@ -185,4 +186,52 @@ fn one_batch_sees_its_own_registrations() {
     assert_eq!(outcomes, [true, true, true]);
     assert!(f.rules_of(ITEM).is_empty());
     assert_eq!(f.reader.service_items().unwrap(), vec![]);
+}
+
+#[test]
+fn revoked_tokens_are_kept_until_forgotten_in_one_batch_or_many() {
+    use licstore_store::revoked_tokens::RevokedToken;
+    let revoke = |jti: &str, expires_at_s: u64| Command::RevokeToken {
+        jti: jti.into(),
+        expires_at_s,
+    };
+    let mut f = Fixture::new();
+    // Revoked twice, the later expiry is kept; in one batch as in two.
+    let results = f.run(vec![
+        revoke("t-1", 100),
+        revoke("t-1", 50),
+        revoke("t-2", 70),
+    ]);
+    let kept: Vec<u64> = results
+        .into_iter()
+        .map(|r| match r {
+            CommandResult::TokenRevoked(Ok(k)) => k.expires_at_s,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(kept, [100, 100, 70]);
+    assert!(f.reader.token_revoked("t-1").expect("read"));
+    assert!(!f.reader.token_revoked("t-3").expect("read"));
+    let refused = f.run(vec![revoke("two words", 10), revoke("t-4", 0)]);
+    let fields: Vec<String> = refused
+        .into_iter()
+        .map(|r| match r {
+            CommandResult::TokenRevoked(Err(r)) => r.field,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(fields, ["jti", "expires_at_s"]);
+    let forget = Command::ForgetRevokedTokens {
+        jtis: vec!["t-2".into(), "never-revoked".into()],
+    };
+    match f.run(vec![forget]).remove(0) {
+        CommandResult::RevocationsForgotten(n) => assert_eq!(n, 1),
+        other => panic!("unexpected {other:?}"),
+    }
+    let left = f.reader.revoked_tokens().expect("list");
+    let t1 = RevokedToken {
+        jti: "t-1".into(),
+        expires_at_s: 100,
+    };
+    assert_eq!(left, [t1]);
 }
