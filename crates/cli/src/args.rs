@@ -372,7 +372,7 @@ pub enum TokenCommand {
     /// admin). Name it by its file, or by --jti and --expires-at-s.
     Revoke {
         /// A file holding the token (its jti and exp are read, not trusted).
-        #[arg(required_unless_present = "jti", conflicts_with = "jti")]
+        #[arg(required_unless_present = "jti", conflicts_with_all = ["jti", "expires_at_s"])]
         file: Option<PathBuf>,
         /// The token's jti claim.
         #[arg(long, requires = "expires_at_s")]

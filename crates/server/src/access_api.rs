@@ -131,6 +131,18 @@ impl Access for AccessApi {
         req: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let req = req.into_inner();
+        // No token this store accepts lasts longer, and the revocation must not outlive the
+        // leader's sweep forever.
+        let latest_s = crate::sealing::now_ms() / 1000
+            + licstore_seal::token::MAX_TTL_S
+            + crate::access::TOKEN_LEEWAY_S;
+        if req.expires_at_s > latest_s {
+            let why = format!(
+                "{}: more than a week ahead, past any token",
+                req.expires_at_s
+            );
+            return Err(field_status(Code::InvalidArgument, "expires_at_s", why));
+        }
         let cmd = Command::RevokeToken {
             jti: req.jti,
             expires_at_s: req.expires_at_s,

@@ -394,7 +394,7 @@ pub fn revalidate(
                 _ => Ok(()),
             }
         }
-        Command::ForgetRevokedTokens { jtis } if jtis.len() > FORGET_BATCH_MAX => {
+        Command::ForgetRevokedTokens { jtis, .. } if jtis.len() > FORGET_BATCH_MAX => {
             Err(field_status(
                 Code::InvalidArgument,
                 "jtis",

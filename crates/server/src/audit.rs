@@ -213,7 +213,7 @@ impl AuditLog {
 
     /// Sets aside the journal event at `position`, refused by the trail for good (`why`), for
     /// a stand-in that records the loss (see `AuditJournal::quarantine`).
-    async fn quarantine(&self, position: u64, why: String) -> Result<(), String> {
+    async fn quarantine(&self, position: u64, why: String) -> Result<bool, String> {
         let (journal, node_id) = (self.journal.clone(), self.node_id);
         tokio::task::spawn_blocking(move || {
             let journal = journal.lock().map_err(|e| e.to_string())?;
@@ -305,11 +305,17 @@ async fn ship_once(node: &Node) -> Result<bool, ()> {
             };
             // Refused for good, and every later event behind it: set it aside for a
             // stand-in the trail takes, and ship again at once.
-            tracing::error!(position, reason = %refused.message, "audit event set aside");
-            node.audit
-                .quarantine(*position, refused.message)
+            let set_aside = node
+                .audit
+                .quarantine(*position, refused.message.clone())
                 .await
                 .map_err(|e| tracing::error!(error = %e, "audit quarantine failed"))?;
+            if !set_aside {
+                // It decodes here: the leader's refusal is not this event's fault.
+                tracing::error!(position, ?refused, "audit event refused but decodes here");
+                return Err(());
+            }
+            tracing::error!(position, reason = %refused.message, "audit event set aside");
             metrics::counter!(AUDIT_QUARANTINED).increment(1);
             return Ok(true);
         }

@@ -92,14 +92,24 @@ pub fn spawn_revocation_sweeper(node: Arc<Node>) {
     });
 }
 
+/// Margin past a token's expiry and leeway before its revocation is forgotten, for nodes
+/// whose clocks run behind the leader's.
+pub const REVOCATION_MARGIN_S: u64 = 3600;
+
+/// The second before which a kept expiry is past at `now_s` on every node whose clock is
+/// within [`REVOCATION_MARGIN_S`] of this one.
+pub fn forget_before_s(now_s: u64) -> u64 {
+    now_s.saturating_sub(crate::access::TOKEN_LEEWAY_S + REVOCATION_MARGIN_S)
+}
+
 /// The ids of revoked tokens no longer valid anyway at `now_s`.
 pub fn expired_revocations(
     kept: &[licstore_store::revoked_tokens::RevokedToken],
     now_s: u64,
 ) -> Vec<String> {
-    let leeway_s = crate::access::TOKEN_LEEWAY_S;
+    let before_s = forget_before_s(now_s);
     kept.iter()
-        .filter(|r| r.expires_at_s.saturating_add(leeway_s) < now_s)
+        .filter(|r| r.expires_at_s < before_s)
         .map(|r| r.jti.clone())
         .collect()
 }
@@ -117,6 +127,7 @@ async fn forget_expired_revocations(node: &Node) {
     for jtis in expired.chunks(batch_max) {
         let cmd = Command::ForgetRevokedTokens {
             jtis: jtis.to_vec(),
+            expired_before_s: forget_before_s(now_s),
         };
         match node.write_local(cmd).await {
             Ok((CommandResult::RevocationsForgotten(forgotten), index)) => {
@@ -204,22 +215,22 @@ mod tests {
     #[test]
     fn only_revocations_past_expiry_and_leeway_are_forgotten() {
         use licstore_store::revoked_tokens::RevokedToken;
-        let leeway = crate::access::TOKEN_LEEWAY_S;
+        let margin = crate::access::TOKEN_LEEWAY_S + REVOCATION_MARGIN_S;
         let at = |jti: &str, expires_at_s: u64| RevokedToken {
             jti: jti.into(),
             expires_at_s,
         };
         let now = 1_800_000_000;
         let kept = [
-            at("long-gone", now - 3600),
-            at("just-past-leeway", now - leeway - 1),
-            at("within-leeway", now - leeway),
-            at("expired-now", now),
+            at("long-gone", now - 7 * 24 * 3600),
+            at("just-past-margin", now - margin - 1),
+            at("within-margin", now - margin),
+            at("expired-an-hour-ago", now - 3600),
             at("still-valid", now + 600),
         ];
         assert_eq!(
             expired_revocations(&kept, now),
-            ["long-gone", "just-past-leeway"]
+            ["long-gone", "just-past-margin"]
         );
     }
 

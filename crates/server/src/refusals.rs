@@ -43,6 +43,8 @@ pub struct AnonymousRefusals {
 /// The source a peer address counts under: an IPv6 address by its /64.
 pub fn source_of(peer: Option<IpAddr>) -> Source {
     match peer? {
+        // An IPv4 client of a dual-stack listener: its own address.
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => v6.to_ipv4_mapped().map(IpAddr::V4),
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);
             Some(IpAddr::V6(prefix.into()))
@@ -189,6 +191,12 @@ mod tests {
         assert_ne!(source_of(Some(a)), source_of(Some(other)));
         let v4: IpAddr = "10.1.2.3".parse().expect("ip");
         assert_eq!(source_of(Some(v4)), Some(v4));
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().expect("ip");
+        assert_eq!(
+            source_of(Some(mapped)),
+            Some(v4),
+            "a dual-stack listener's IPv4 client"
+        );
         let t0 = Instant::now();
         let mut r = AnonymousRefusals::default();
         assert_eq!(r.record(Some(a), t0), Some((Some(net), 0)));

@@ -675,6 +675,9 @@ async fn a_trimmed_trail_checks_from_its_checkpoint_and_with_its_archive() {
     ];
     let (code, checked) = licctl_json(&with_late);
     assert_eq!(code, 1, "{checked}");
+    let late_row = &checked["nodes"][3]["result"];
+    let why = late_row.as_str().unwrap_or_default();
+    assert!(why.contains("record 1: holds position 5"), "{checked}");
     // An archive altered after the export no longer agrees.
     let forged = dir.path().join("forged.archive");
     let mut bytes = std::fs::read(archive).expect("read archive");

@@ -130,9 +130,12 @@ impl Applier<'_, '_> {
             Command::RevokeToken { jti, expires_at_s } => {
                 CommandResult::TokenRevoked(self.revoke_token(jti, *expires_at_s)?)
             }
-            Command::ForgetRevokedTokens { jtis } => {
-                CommandResult::RevocationsForgotten(self.forget_revoked_tokens(jtis)?)
-            }
+            Command::ForgetRevokedTokens {
+                jtis,
+                expired_before_s,
+            } => CommandResult::RevocationsForgotten(
+                self.forget_revoked_tokens(jtis, *expired_before_s)?,
+            ),
             Command::TrimAudit { through_seq, event } => {
                 CommandResult::AuditTrim(self.trim_audit(*through_seq, event)?)
             }

@@ -255,26 +255,31 @@ impl AuditJournal {
     /// Sets aside the event at `position`, which the trail refused for good (`why`): its bytes
     /// move under `q`, and a stand-in made by node `node_id` at `time_ms` takes its place, so
     /// the trail records at that position that a record was lost and where its bytes are.
-    /// Synced: the stand-in must not vanish while the bytes it replaces stay set aside.
+    /// Synced: the stand-in must not vanish while the bytes it replaces stay set aside. Only
+    /// bytes that do not decode here either are set aside; answers whether it set any aside.
     pub fn quarantine(
         &self,
         position: u64,
         node_id: u64,
         time_ms: u64,
         why: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
         let key = journal_event_key(position);
         let mut quarantined = key;
         quarantined[0] = b'q';
         // Set aside already: what is under `e` now is its stand-in.
         if self.db.get_cf(cf, quarantined)?.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         // Shipped and trimmed meanwhile: nothing to set aside.
         let Some(bytes) = self.db.get_cf(cf, key)? else {
-            return Ok(());
+            return Ok(false);
         };
+        // A refusal by a leader that decodes differently (another version) is no proof.
+        if decode_record(&bytes).is_ok() {
+            return Ok(false);
+        }
         let why: String = why.chars().take(120).collect();
         let digest = blake3::hash(&bytes).to_hex();
         let stand_in = AuditEvent {
@@ -304,7 +309,7 @@ impl AuditJournal {
         // Synced: the stand-in is what the trail will hold at this position.
         sync.set_sync(true);
         self.db.write_opt(batch, &sync)?;
-        Ok(())
+        Ok(true)
     }
 
     /// The events set aside by [`AuditJournal::quarantine`], with their positions.

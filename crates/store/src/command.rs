@@ -204,18 +204,6 @@ pub enum Command {
         /// Events in the audit record encoding, in journal order.
         events: Vec<Vec<u8>>,
     },
-    /// Refuse the bearer token `jti` from now on (see `revoked_tokens`).
-    RevokeToken {
-        /// The token's id.
-        jti: String,
-        /// Its expiry, seconds since the Unix epoch: the revocation is kept until then.
-        expires_at_s: u64,
-    },
-    /// Forget revocations of tokens that have expired, named by the leader.
-    ForgetRevokedTokens {
-        /// Their ids.
-        jtis: Vec<String>,
-    },
     /// Remove the oldest audit records through `through_seq`, at most
     /// [`crate::audit::AUDIT_TRIM_MAX`] per command, keep the last removed record's hash as
     /// the checkpoint the rest of the chain links to, and record the trim in the trail.
@@ -225,6 +213,22 @@ pub enum Command {
         /// The trim's own record (audit record encoding, seq 0): who asked, when, on which
         /// node; applying it fills in what was removed.
         event: Vec<u8>,
+    },
+    // New variants go last: the log stores a command by its variant's position.
+    /// Refuse the bearer token `jti` from now on (see `revoked_tokens`).
+    RevokeToken {
+        /// The token's id.
+        jti: String,
+        /// Its expiry, seconds since the Unix epoch: the revocation is kept until then.
+        expires_at_s: u64,
+    },
+    /// Forget revocations of tokens whose kept expiry is before `expired_before_s` (the
+    /// leader's clock, less a margin), among those the leader names.
+    ForgetRevokedTokens {
+        /// Their ids.
+        jtis: Vec<String>,
+        /// Only revocations kept until before this second are forgotten.
+        expired_before_s: u64,
     },
 }
 
@@ -256,7 +260,7 @@ impl fmt::Display for Command {
             Command::AppendAudit { events } => write!(f, "append-audit({} events)", events.len()),
             Command::TrimAudit { through_seq, .. } => write!(f, "trim-audit({through_seq})"),
             Command::RevokeToken { .. } => write!(f, "revoke-token"),
-            Command::ForgetRevokedTokens { jtis } => {
+            Command::ForgetRevokedTokens { jtis, .. } => {
                 write!(f, "forget-revoked-tokens({} ids)", jtis.len())
             }
         }
@@ -346,17 +350,52 @@ pub enum CommandResult {
     ServiceItem(Result<ServiceItem, Rejection>),
     /// What an audit batch added to the trail, or why it was refused.
     Audit(Result<crate::audit::AuditAppended, Rejection>),
+    /// Where the audit trail starts after a trim, or why the trim was refused.
+    AuditTrim(Result<crate::audit::AuditTrimmed, Rejection>),
     /// The revocation as kept, or why it was refused.
     TokenRevoked(Result<crate::revoked_tokens::RevokedToken, Rejection>),
     /// How many revocations were forgotten.
     RevocationsForgotten(u64),
-    /// Where the audit trail starts after a trim, or why the trim was refused.
-    AuditTrim(Result<crate::audit::AuditTrimmed, Rejection>),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log keeps a command as its variant's position: those already written must never
+    /// move, so new variants go last.
+    #[test]
+    fn command_variants_keep_their_positions() {
+        let cases = [
+            (Command::Probe { payload: vec![] }, 6),
+            (Command::AppendAudit { events: vec![] }, 16),
+            (
+                Command::TrimAudit {
+                    through_seq: 1,
+                    event: vec![],
+                },
+                17,
+            ),
+            (
+                Command::RevokeToken {
+                    jti: "j".into(),
+                    expires_at_s: 1,
+                },
+                18,
+            ),
+            (
+                Command::ForgetRevokedTokens {
+                    jtis: vec![],
+                    expired_before_s: 1,
+                },
+                19,
+            ),
+        ];
+        for (cmd, position) in cases {
+            let bytes = crate::codec::encode("command", &cmd).expect("encode");
+            assert_eq!(bytes[0], position, "{cmd}");
+        }
+    }
     use licstore_model::{Date, Holder, HolderKind, Identifier, Issuer};
 
     fn item(request_id: &str, license_number: &str) -> ImportItem {

@@ -83,13 +83,20 @@ impl Applier<'_, '_> {
         }))
     }
 
-    /// Forgets the revocations of `jtis` (their tokens have expired); answers how many were
-    /// kept until now.
-    pub(crate) fn forget_revoked_tokens(&mut self, jtis: &[String]) -> Result<u64, StoreError> {
+    /// Forgets the revocations of `jtis` kept until before `expired_before_s`; one renewed
+    /// with a later expiry since the leader listed it stays. Answers how many went.
+    pub(crate) fn forget_revoked_tokens(
+        &mut self,
+        jtis: &[String],
+        expired_before_s: u64,
+    ) -> Result<u64, StoreError> {
         let mut forgotten = 0;
         for jti in jtis.iter().take(FORGET_BATCH_MAX) {
             let key = keys::revoked_token_key(jti);
-            if self.txn.get(CF_POLICIES, &key)?.is_some() {
+            let Some(bytes) = self.txn.get(CF_POLICIES, &key)? else {
+                continue;
+            };
+            if decode_expiry(&bytes)? < expired_before_s {
                 self.txn.delete(CF_POLICIES, &key)?;
                 forgotten += 1;
             }

@@ -419,9 +419,12 @@ fn an_event_the_trail_refuses_for_good_is_set_aside_for_a_stand_in() {
     };
     assert_eq!(refused.field, "events[1]");
 
-    journal
+    let good = journal.quarantine(1, 5, 1, "not rotten").expect("read");
+    assert!(!good, "an event that decodes is never set aside");
+    let set_aside = journal
         .quarantine(2, 5, 1_790_000_000_000, &refused.message)
         .expect("set aside");
+    assert!(set_aside);
     assert_eq!(
         journal.quarantined().expect("kept"),
         [(2, b"rotten".to_vec())]
@@ -446,13 +449,13 @@ fn an_event_the_trail_refuses_for_good_is_set_aside_for_a_stand_in() {
         stand_in.detail
     );
     // Set aside twice (a retried shipment): the stand-in stays, the bytes kept are the first.
-    journal
+    assert!(!journal
         .quarantine(2, 5, 1, "again")
-        .expect("no-op once trimmed");
+        .expect("already set aside"));
     journal.trim_through(3).expect("trim");
-    journal
+    assert!(!journal
         .quarantine(2, 5, 1, "gone")
-        .expect("nothing left to set aside");
+        .expect("nothing left to set aside"));
     assert_eq!(
         journal.quarantined().expect("kept"),
         [(2, b"rotten".to_vec())]
