@@ -256,13 +256,12 @@ impl Audit for AuditApi {
                 None => trail.records(req.from_seq, limit)?,
                 Some((kind, id)) => trail.records_of_holder(*kind, id, req.from_seq, limit)?,
             };
-            Ok((tail, checkpoint, raw))
+            Ok((tail, checkpoint, raw, trail.applied_index()?))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(internal)?;
-        let (tail, checkpoint, raw) = listed;
-        let read_revision = self.node.reader.applied_index().map_err(internal)?;
+        let (tail, checkpoint, raw, read_revision) = listed;
         Ok(Response::new(pb::ListAuditResponse {
             records: raw.into_iter().map(entry).collect::<Result<_, _>>()?,
             tail_seq: tail.seq,

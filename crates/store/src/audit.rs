@@ -542,6 +542,11 @@ impl<'a> AuditReader<'a> {
         }
     }
 
+    /// The log index applied in the state this reader reads.
+    pub fn applied_index(&self) -> Result<u64, StoreError> {
+        crate::reader::applied_index_at(self.db, Some(&self.snap))
+    }
+
     /// The trail's last record.
     pub fn tail(&self) -> Result<AuditTail, StoreError> {
         let cf = cf_handle(self.db, CF_AUDIT)?;

@@ -275,7 +275,9 @@ fn a_trim_leaves_a_vouched_checkpoint_the_rest_of_the_chain_links_to() {
         AuditTail::default()
     );
     assert_eq!(trail.records(1, 100).expect("records"), before);
+    let applied_before = trail.applied_index().expect("applied");
     let trail = AuditReader::new(&reader);
+    assert_eq!(trail.applied_index().expect("applied"), applied_before + 1);
     assert_eq!(trail.checkpoint().expect("checkpoint"), checkpoint);
     // What is left checks from the checkpoint, and its last record vouches for it.
     let kept = trail.records(1, 100).expect("records");
