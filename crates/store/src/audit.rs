@@ -239,12 +239,20 @@ impl AuditJournal {
 
     /// Up to `limit` events not yet trimmed, oldest first, with their positions.
     pub fn pending_at(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.positioned(b'e', limit)
+    }
+
+    /// Up to `limit` entries under `tag` (`e` events, `q` set aside), by position.
+    fn positioned(&self, tag: u8, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
         let mut out = Vec::new();
-        let from = IteratorMode::From(b"e", Direction::Forward);
-        for item in self.db.iterator_cf(cf, from) {
+        let start = [tag];
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
             let (key, value) = item?;
-            if key.first() != Some(&b'e') || out.len() >= limit {
+            if key.first() != Some(&tag) || out.len() >= limit {
                 break;
             }
             out.push((be_u64("audit journal key", &key[1..])?, value.to_vec()));
@@ -314,17 +322,7 @@ impl AuditJournal {
 
     /// The events set aside by [`AuditJournal::quarantine`], with their positions.
     pub fn quarantined(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let cf = cf_handle(&self.db, CF_AUDIT_JOURNAL)?;
-        let mut out = Vec::new();
-        let from = IteratorMode::From(b"q", Direction::Forward);
-        for item in self.db.iterator_cf(cf, from) {
-            let (key, value) = item?;
-            if key.first() != Some(&b'q') {
-                break;
-            }
-            out.push((be_u64("audit quarantine key", &key[1..])?, value.to_vec()));
-        }
-        Ok(out)
+        self.positioned(b'q', usize::MAX)
     }
 
     /// Drops the events at positions up to `position`: the trail holds them. Not synced: an
